@@ -1,0 +1,33 @@
+"""The harness's error types. The CLI turns each into one line on stderr and exit status 2."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from harness.ir.textformat import Location
+
+
+class HarnessError(Exception):
+    """An error the user can act on: the message says what is wrong and where."""
+
+
+class PrototxtError(HarnessError):
+    """A prototxt that cannot be read: the message names file:line:column."""
+
+    def __init__(self, message: str, loc: Location | None = None) -> None:
+        self.loc = loc
+        self.reason = message
+        super().__init__(f"{loc}: {message}" if loc is not None else message)
+
+
+class GraphError(HarnessError):
+    """A well-formed prototxt that does not describe a valid network (names the layer)."""
+
+
+class UnknownLayerError(GraphError):
+    """A layer type the analyzer has no handler for."""
+
+
+class BackendUnavailable(HarnessError):
+    """A backend whose framework is not installed or cannot run on the requested device."""

@@ -1,0 +1,79 @@
+"""The graph IR: what a prototxt describes, in the form every consumer of the harness reads.
+
+A :class:`Graph` is a list of :class:`Layer` in file order (Caffe's execution order) plus the
+network inputs. Layer hyperparameters stay in the parsed text-format message (``Layer.spec``), read
+through the per-type handlers in :mod:`harness.layers`, so a field the harness does not know
+survives unchanged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+
+from harness.ir.textformat import Location, Message
+
+Shape = tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    name: str
+    shape: Shape
+    loc: Location | None = None
+
+
+@dataclass
+class Layer:
+    name: str
+    type: str
+    bottoms: list[str]
+    tops: list[str]
+    spec: Message
+    loc: Location | None = None
+
+    def param(self, block: str) -> Message:
+        """The ``*_param`` block of this layer (empty when absent, as protobuf defaults)."""
+        return self.spec.message(block)
+
+    @property
+    def in_place(self) -> bool:
+        return bool(self.tops) and self.tops == self.bottoms[: len(self.tops)]
+
+    def where(self) -> str:
+        return f"layer '{self.name}' ({self.type})" + (f" at {self.loc}" if self.loc else "")
+
+
+@dataclass
+class Graph:
+    name: str
+    source: str
+    inputs: list[InputSpec]
+    layers: list[Layer]
+    warnings: list[str] = field(default_factory=list)
+    # The net-level message (name, input fields, anything unknown), kept for faithful re-writing.
+    spec: Message = field(default_factory=Message)
+
+    def layer(self, name: str) -> Layer:
+        for lay in self.layers:
+            if lay.name == name:
+                return lay
+        raise KeyError(name)
+
+    def with_inputs(self, batch: int | None = None, input_size: int | tuple[int, int] | None = None) -> Graph:
+        """A copy with the batch and/or the spatial size of every 4-D input replaced."""
+        if batch is None and input_size is None:
+            return self
+        hw = (input_size, input_size) if isinstance(input_size, int) else input_size
+        new_inputs = []
+        for spec in self.inputs:
+            shape = list(spec.shape)
+            if batch is not None and shape:
+                shape[0] = batch
+            if hw is not None and len(shape) == 4:
+                shape[2], shape[3] = hw
+            new_inputs.append(replace(spec, shape=tuple(shape)))
+        return replace(self, inputs=new_inputs)
+
+    def types(self) -> Iterable[str]:
+        return (lay.type for lay in self.layers)

@@ -1,0 +1,206 @@
+"""Spatial layers: Convolution, Deconvolution, Pooling, LRN."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from harness.ir.graph import Layer, Shape
+from harness.layers.base import (
+    Convention,
+    LayerHandler,
+    bool_field,
+    count,
+    enum_field,
+    int_field,
+    register,
+    require,
+    spatial_triplet,
+)
+
+
+@dataclass(frozen=True)
+class ConvGeometry:
+    num_output: int
+    group: int
+    kernel: list[int]
+    stride: list[int]
+    pad: list[int]
+    dilation: list[int]
+    bias: bool
+
+
+_CONV_FIELDS = frozenset({
+    "num_output", "bias_term", "pad", "kernel_size", "stride", "dilation", "pad_h", "pad_w", "kernel_h",
+    "kernel_w", "stride_h", "stride_w", "group", "weight_filler", "bias_filler", "engine", "axis",
+    "force_nd_im2col"})
+
+
+def conv_geometry(layer: Layer, ins: list[Shape]) -> ConvGeometry:
+    p = layer.param("convolution_param")
+    require(len(ins[0]) >= 3, layer, f"needs an input with channels and spatial axes, got {ins[0]}")
+    axis = int_field(layer, p, "axis", 1, minimum=None) % len(ins[0])
+    require(axis == 1, layer, "only channel axis 1 is supported")
+    nsp = len(ins[0]) - 2
+    geo = ConvGeometry(
+        num_output=int_field(layer, p, "num_output", minimum=1),
+        group=int_field(layer, p, "group", 1, minimum=1),
+        kernel=spatial_triplet(layer, p, "kernel", 0, nsp, minimum=1) if p.has("kernel_h")
+        else spatial_triplet(layer, p, "kernel_size", 0, nsp, minimum=1),
+        stride=spatial_triplet(layer, p, "stride", 1, nsp, minimum=1),
+        pad=spatial_triplet(layer, p, "pad", 0, nsp),
+        dilation=spatial_triplet(layer, p, "dilation", 1, nsp, minimum=1),
+        bias=bool_field(layer, p, "bias_term", True),
+    )
+    require(all(k > 0 for k in geo.kernel), layer, "kernel_size (or kernel_h and kernel_w) is required")
+    channels = ins[0][1]
+    require(channels % geo.group == 0, layer,
+            f"group {geo.group} does not divide the {channels} input channels")
+    require(geo.num_output % geo.group == 0, layer,
+            f"group {geo.group} does not divide num_output {geo.num_output}")
+    return geo
+
+
+def _conv_spatial(layer: Layer, geo: ConvGeometry, spatial: Shape) -> list[int]:
+    out = []
+    for size, k, s, p, d in zip(spatial, geo.kernel, geo.stride, geo.pad, geo.dilation, strict=True):
+        extent = d * (k - 1) + 1
+        require(size + 2 * p >= extent, layer,
+                f"kernel extent {extent} is larger than the padded input {size}+2*{p}")
+        out.append((size + 2 * p - extent) // s + 1)
+    return out
+
+
+@register
+class Convolution(LayerHandler):
+    type = "Convolution"
+    v1_names = ("CONVOLUTION",)
+    param_block = "convolution_param"
+    fields = _CONV_FIELDS
+
+    def output_shapes(self, layer: Layer, ins: list[Shape], conv: Convention) -> list[Shape]:
+        geo = conv_geometry(layer, ins)
+        return [(ins[0][0], geo.num_output, *_conv_spatial(layer, geo, ins[0][2:]))]
+
+    def param_shapes(self, layer: Layer, ins: list[Shape]) -> list[Shape]:
+        geo = conv_geometry(layer, ins)
+        weight = (geo.num_output, ins[0][1] // geo.group, *geo.kernel)
+        return [weight, (geo.num_output,)] if geo.bias else [weight]
+
+    def macs(self, layer: Layer, ins: list[Shape], outs: list[Shape]) -> int:
+        geo = conv_geometry(layer, ins)
+        return math.prod(geo.kernel) * count(outs[0]) * (ins[0][1] // geo.group)
+
+    def workspace(self, layer: Layer, ins: list[Shape], outs: list[Shape]) -> int:
+        # Caffe's im2col buffer (col_buffer_): C_in*k*k rows by the output's spatial size, for one
+        # image at a time; a 1x1, stride-1, unpadded convolution skips im2col and never allocates it.
+        geo = conv_geometry(layer, ins)
+        if all(k == 1 for k in geo.kernel) and all(s == 1 for s in geo.stride) and not any(geo.pad):
+            return 0
+        return ins[0][1] * math.prod(geo.kernel) * count(outs[0][2:])
+
+
+@register
+class Deconvolution(LayerHandler):
+    type = "Deconvolution"
+    v1_names = ("DECONVOLUTION",)
+    param_block = "convolution_param"
+    fields = _CONV_FIELDS
+
+    def output_shapes(self, layer: Layer, ins: list[Shape], conv: Convention) -> list[Shape]:
+        geo = conv_geometry(layer, ins)
+        spatial = []
+        for size, k, s, p, d in zip(ins[0][2:], geo.kernel, geo.stride, geo.pad, geo.dilation, strict=True):
+            out = s * (size - 1) + d * (k - 1) + 1 - 2 * p
+            require(out > 0, layer, f"output size {out} is not positive")
+            spatial.append(out)
+        return [(ins[0][0], geo.num_output, *spatial)]
+
+    def param_shapes(self, layer: Layer, ins: list[Shape]) -> list[Shape]:
+        geo = conv_geometry(layer, ins)
+        weight = (ins[0][1], geo.num_output // geo.group, *geo.kernel)
+        return [weight, (geo.num_output,)] if geo.bias else [weight]
+
+    def macs(self, layer: Layer, ins: list[Shape], outs: list[Shape]) -> int:
+        geo = conv_geometry(layer, ins)
+        return math.prod(geo.kernel) * count(ins[0]) * (geo.num_output // geo.group)
+
+    def workspace(self, layer: Layer, ins: list[Shape], outs: list[Shape]) -> int:
+        geo = conv_geometry(layer, ins)
+        return geo.num_output * math.prod(geo.kernel) * count(ins[0][2:])
+
+
+POOL_METHODS = ("MAX", "AVE", "STOCHASTIC")
+
+
+@dataclass(frozen=True)
+class PoolGeometry:
+    method: str
+    kernel: list[int]
+    stride: list[int]
+    pad: list[int]
+    global_pooling: bool
+
+
+def pool_geometry(layer: Layer, ins: list[Shape]) -> PoolGeometry:
+    p = layer.param("pooling_param")
+    require(len(ins[0]) == 4, layer, f"needs a 4-D input, got {ins[0]}")
+    method = enum_field(layer, p, "pool", "MAX", POOL_METHODS)
+    if bool_field(layer, p, "global_pooling", False):
+        return PoolGeometry(method, list(ins[0][2:]), [1, 1], [0, 0], True)
+    kernel = spatial_triplet(layer, p, "kernel", 0, 2, minimum=1) if p.has("kernel_h") \
+        else [int_field(layer, p, "kernel_size", minimum=1)] * 2
+    stride = spatial_triplet(layer, p, "stride", 1, 2, minimum=1) if p.has("stride_h") \
+        else [int_field(layer, p, "stride", 1, minimum=1)] * 2
+    pad = spatial_triplet(layer, p, "pad", 0, 2) if p.has("pad_h") else [int_field(layer, p, "pad", 0)] * 2
+    for k, pd in zip(kernel, pad, strict=True):
+        require(pd < k, layer, f"pad {pd} must be smaller than the kernel {k}")
+    return PoolGeometry(method, kernel, stride, pad, False)
+
+
+def pooled_size(size: int, k: int, s: int, p: int, conv: Convention) -> int:
+    out = math.ceil((size + 2 * p - k) / s) + 1
+    # BVLC Caffe: the last window must start inside the (left-)padded input, else it is dropped.
+    if conv is Convention.CAFFE and p > 0 and (out - 1) * s >= size + p:
+        out -= 1
+    return out
+
+
+@register
+class Pooling(LayerHandler):
+    type = "Pooling"
+    v1_names = ("POOLING",)
+    param_block = "pooling_param"
+    fields = frozenset({"pool", "pad", "pad_h", "pad_w", "kernel_size", "kernel_h", "kernel_w", "stride",
+                        "stride_h", "stride_w", "engine", "global_pooling"})
+    tops = (1, 2)
+
+    def output_shapes(self, layer: Layer, ins: list[Shape], conv: Convention) -> list[Shape]:
+        geo = pool_geometry(layer, ins)
+        spatial = []
+        for size, k, s, p in zip(ins[0][2:], geo.kernel, geo.stride, geo.pad, strict=True):
+            require(size + 2 * p >= k, layer, f"kernel {k} is larger than the padded input {size}+2*{p}")
+            spatial.append(pooled_size(size, k, s, p, conv))
+        out = (ins[0][0], ins[0][1], *spatial)
+        return [out] * len(layer.tops)
+
+
+@register
+class LRN(LayerHandler):
+    type = "LRN"
+    v1_names = ("LRN",)
+    param_block = "lrn_param"
+    fields = frozenset({"local_size", "alpha", "beta", "norm_region", "k", "engine"})
+
+    def paper_params(self, layer: Layer, ins: list[Shape], outs: list[Shape]) -> int:
+        return 2  # Netscope counts alpha and beta
+
+    def macs(self, layer: Layer, ins: list[Shape], outs: list[Shape]) -> int:
+        size = int_field(layer, layer.param("lrn_param"), "local_size", 5, minimum=1)
+        return count(ins[0]) * size
+
+    def output_shapes(self, layer: Layer, ins: list[Shape], conv: Convention) -> list[Shape]:
+        p = layer.param("lrn_param")
+        require(int_field(layer, p, "local_size", 5, minimum=1) % 2 == 1, layer, "local_size must be odd")
+        enum_field(layer, p, "norm_region", "ACROSS_CHANNELS", ("ACROSS_CHANNELS", "WITHIN_CHANNEL"))
+        return [ins[0]]
