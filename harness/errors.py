@@ -31,3 +31,19 @@ class UnknownLayerError(GraphError):
 
 class BackendUnavailable(HarnessError):
     """A backend whose framework is not installed or cannot run on the requested device."""
+
+
+class UnsupportedLayer(HarnessError):
+    """A layer a backend cannot express: recorded as 'unsupported: <layer> <type>', other backends go on."""
+
+    def __init__(self, layer: str, type_: str, backend: str, detail: str = "") -> None:
+        self.layer, self.type, self.backend = layer, type_, backend
+        super().__init__(f"unsupported: {layer} {type_}" + (f" ({detail})" if detail else ""))
+
+
+class DeviceOutOfMemory(HarnessError):
+    """The device ran out of memory for this configuration: recorded with status 'oom'."""
+
+
+class BackendFailed(HarnessError):
+    """A backend crashed, aborted or timed out for one configuration: recorded, the sweep goes on."""

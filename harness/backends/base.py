@@ -1,0 +1,125 @@
+"""The one small interface every backend implements.
+
+A :class:`Backend` turns a :class:`RunTarget` (graph, batch, device, mode, weights) into a loaded
+:class:`Session`; measurement (timer, NVML poller, memory) wraps any session from outside. Backends
+are looked up by name through :data:`BACKENDS` and imported only when used.
+"""
+
+from __future__ import annotations
+
+import importlib
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+
+from harness.errors import BackendUnavailable, HarnessError
+from harness.ir.graph import Graph
+
+if TYPE_CHECKING:
+    from harness.measure.timer import Timing, TimingProtocol
+
+
+@dataclass(frozen=True)
+class RunTarget:
+    """One configuration to load: which network, at which batch, on which device, in which mode."""
+
+    graph: Graph
+    network: str
+    batch: int
+    device: str = "cpu"  # "cpu" or "cuda:N"
+    mode: str | None = None  # None: the backend's default (faithful) mode
+    seed: int = 0
+    weights: Path | None = None  # a .caffemodel; None: the deterministic weight set for (network, seed)
+
+
+@dataclass
+class BackendInfo:
+    """What `harness doctor` prints and every result records about a backend."""
+
+    name: str
+    available: bool
+    version: str | None = None
+    origin: str | None = None  # where it came from: package path, Caffe commit, build flags
+    devices: list[str] = field(default_factory=list)
+    reason: str | None = None  # why it is unavailable
+    hint: str | None = None  # what to do about it
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+class Session(ABC):
+    """A network loaded in a backend, with a fixed input, ready to run forward passes."""
+
+    #: recorded with every result: framework versions, mode, engine/provider, precision...
+    info: dict[str, Any]
+
+    @abstractmethod
+    def forward(self) -> None:
+        """One forward pass that returns only after the device has finished (synchronised)."""
+
+    @abstractmethod
+    def output(self) -> np.ndarray:
+        """The network output of the last forward pass, as float32 on the host."""
+
+    def blobs(self) -> dict[str, np.ndarray]:
+        """Intermediate blobs by Caffe blob name, where the engine exposes them."""
+        return {}
+
+    def framework_memory_bytes(self) -> int | None:
+        """Device (or host) memory the framework itself reports for this network, if it can."""
+        return None
+
+    def run_timed(self, protocol: TimingProtocol) -> Timing:
+        """Run the timing protocol; a backend living in another process runs it there."""
+        return protocol.run(self.forward)
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release framework resources."""
+
+    def __enter__(self) -> Session:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class Backend(ABC):
+    name: ClassVar[str]
+
+    @classmethod
+    @abstractmethod
+    def probe(cls) -> BackendInfo:
+        """Availability, version and origin, without raising."""
+
+    @abstractmethod
+    def modes(self, device: str) -> list[str]:
+        """The modes this backend can run on ``device``; the first is its default."""
+
+    @abstractmethod
+    def load(self, target: RunTarget) -> Session:
+        """Load the network; raises UnsupportedLayer, DeviceOutOfMemory, BackendUnavailable or BackendFailed."""
+
+
+# name -> "module:Class"; filled by the backend modules' issues. Imported lazily.
+BACKENDS: dict[str, str] = {}
+
+
+def get_backend(name: str) -> Backend:
+    try:
+        spec = BACKENDS[name]
+    except KeyError:
+        raise HarnessError(f"unknown backend '{name}' (known: {', '.join(sorted(BACKENDS)) or 'none'})") from None
+    module, cls = spec.split(":")
+    try:
+        backend_cls = getattr(importlib.import_module(module), cls)
+    except ImportError as exc:
+        raise BackendUnavailable(f"backend '{name}' cannot be imported: {exc}") from None
+    return backend_cls()
+
+
+def make_input(shape: tuple[int, ...], seed: int = 0) -> np.ndarray:
+    """The deterministic input every backend gets for (shape, seed): uniform in [-1, 1), float32."""
+    rng = np.random.default_rng([seed, 0x1A2B])
+    return rng.uniform(-1.0, 1.0, size=shape).astype(np.float32)
