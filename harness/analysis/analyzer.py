@@ -12,8 +12,6 @@ from harness.layers.base import PassThrough, count
 BYTES_PER_ELEMENT = 4  # fp32, as Caffe stores blobs
 # Blobs whose memory Caffe shares with the bottom (ShareData in Forward/Reshape): no new activations.
 CAFFE_ALIASING_TYPES = frozenset({"Split", "Flatten", "Reshape"})
-# Absurd sizes are computed exactly (Python ints); this only guards against pathological prototxts.
-MAX_ELEMENTS = 10**30
 
 
 @dataclass
@@ -121,8 +119,6 @@ def analyze(graph: Graph, convention: Convention | str = Convention.PAPER, batch
         for top, shape in zip(lay.tops, outs, strict=True):
             if any(d <= 0 for d in shape):
                 raise GraphError(f"{lay.where()}: top '{top}' would have non-positive shape {shape}")
-            if count(shape) > MAX_ELEMENTS:
-                raise GraphError(f"{lay.where()}: top '{top}' has {count(shape):.3e} elements, beyond any device")
         param_shapes = handler.param_shapes(lay, ins)
         if convention is Convention.PAPER:
             params = handler.paper_params(lay, ins, outs)

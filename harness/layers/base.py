@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import enum
 import math
-from collections.abc import Callable
 from typing import ClassVar, TypeVar
 
 from harness.errors import GraphError, UnknownLayerError
@@ -184,5 +183,3 @@ def require(cond: bool, layer: Layer, message: str) -> None:
     if not cond:
         raise GraphError(f"{layer.where()}: {message}")
 
-
-Factory = Callable[[], LayerHandler]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 from harness.ir.graph import Layer, Shape
@@ -10,7 +11,6 @@ from harness.layers.base import (
     LayerHandler,
     bool_field,
     canonical_axis,
-    count,
     enum_field,
     int_field,
     register,
@@ -143,9 +143,9 @@ class Slice(LayerHandler):
             require(len(points) == len(layer.tops) - 1, layer,
                     f"{len(points)} slice_points for {len(layer.tops)} tops")
             bounds = [0, *points, size]
-            require(all(a < b for a, b in zip(bounds, bounds[1:], strict=False)), layer,
+            require(all(a < b for a, b in itertools.pairwise(bounds)), layer,
                     f"slice_points {points} must increase inside (0, {size})")
-            sizes = [b - a for a, b in zip(bounds, bounds[1:], strict=False)]
+            sizes = [b - a for a, b in itertools.pairwise(bounds)]
         else:
             require(size % len(layer.tops) == 0, layer, f"axis size {size} does not split into "
                                                         f"{len(layer.tops)} equal parts")

@@ -1,0 +1,145 @@
+"""``harness analyze``: params, MACs, activations and their ratios, per network and per layer."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+from collections.abc import Sequence
+
+from harness.analysis.analyzer import NetAnalysis, analyze
+from harness.analysis.paper import paper_table, significant
+from harness.errors import HarnessError
+from harness.layers import Convention
+
+TOTAL_COLUMNS = ("macs", "params", "activations", "acts_per_param", "macs_per_param", "macs_per_act",
+                 "param_bytes", "activation_bytes", "workspace_bytes", "memory_bytes")
+LAYER_COLUMNS = ("name", "type", "output_shapes", "params", "macs", "activations")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("networks", nargs="+", metavar="NET_OR_PATH",
+                   help="zoo network names, prototxt paths, or 'all' (the paper's 12, beside its Table II)")
+    p.add_argument("--batch", type=_positive, default=None, help="batch size (default: the file's, 1 for 'all')")
+    p.add_argument("--input-size", type=_positive, default=None, metavar="S",
+                   help="input height and width (default: the file's; 224, or 231 for inception_v2, for 'all')")
+    p.add_argument("--convention", choices=[c.value for c in Convention], default="paper",
+                   help="paper: Netscope's rules (reproduces Table II); caffe: what BVLC Caffe builds")
+    p.add_argument("--per-layer", action="store_true", help="also print every layer")
+    p.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    p.add_argument("--allow-unknown", action="store_true",
+                   help="treat unknown layer types as zero-cost, shape-preserving layers (and say so)")
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def run(args: argparse.Namespace) -> int:
+    from harness import zoo
+
+    compare = args.networks == ["all"]
+    names = zoo.zoo_names() if compare else args.networks
+    results = []
+    for name in names:
+        graph = zoo.resolve(name)
+        size = args.input_size or (zoo.paper_input_size(name) if compare else None)
+        batch = args.batch or (1 if compare else None)
+        result = analyze(graph, args.convention, batch=batch, input_size=size, allow_unknown=args.allow_unknown,
+                         network=name if zoo.is_zoo_name(name) else None)
+        for warning in result.warnings:
+            print(f"warning: {warning}", file=sys.stderr)
+        results.append(result)
+    if args.format == "json":
+        json.dump([r.to_json(per_layer=True) for r in results], sys.stdout, indent=1)
+        sys.stdout.write("\n")
+    elif args.format == "csv":
+        _write_csv(results, args.per_layer)
+    else:
+        _print_tables(results, args.per_layer, compare and args.convention == "paper")
+    return 0
+
+
+def _write_csv(results: Sequence[NetAnalysis], per_layer: bool) -> None:
+    out = csv.writer(sys.stdout, lineterminator="\n")
+    if per_layer:
+        out.writerow(["network", "convention", "batch", *LAYER_COLUMNS, "workspace"])
+        for r in results:
+            for s in r.layers:
+                shapes = ";".join("x".join(map(str, shape)) for shape in s.output_shapes)
+                out.writerow([r.network, r.convention.value, r.batch, s.name, s.type, shapes, s.params, s.macs,
+                              s.activations, s.workspace])
+        return
+    out.writerow(["network", "convention", "batch", "input_shape", *TOTAL_COLUMNS])
+    for r in results:
+        totals = r.totals.as_dict()
+        out.writerow([r.network, r.convention.value, r.batch, "x".join(map(str, r.input_shape)),
+                      *(_csv_number(totals[c]) for c in TOTAL_COLUMNS)])
+
+
+def _csv_number(value: float | int) -> str:
+    return str(value) if isinstance(value, int) else f"{value:.6g}"
+
+
+def _print_tables(results: Sequence[NetAnalysis], per_layer: bool, beside_paper: bool) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    if per_layer:
+        for r in results:
+            t = Table(title=f"{r.network} ({r.convention.value} convention, batch {r.batch})")
+            for col in ("layer", "type", "output", "params", "MACs", "activations"):
+                t.add_column(col, justify="left" if col in ("layer", "type", "output") else "right")
+            for s in r.layers:
+                t.add_row(s.name, s.type, " ".join("x".join(map(str, x)) for x in s.output_shapes),
+                          f"{s.params:,}", f"{s.macs:,}", f"{s.activations:,}")
+            console.print(t)
+    if beside_paper:
+        console.print(_table2(results))
+        return
+    t = Table(title=f"Network totals ({results[0].convention.value} convention)")
+    for col in ("network", "input", "MACs (M)", "params (M)", "acts (M)", "acts/params", "MACs/params",
+                "MACs/acts", "memory (MB)"):
+        t.add_column(col, justify="left" if col in ("network", "input") else "right")
+    for r in results:
+        tot = r.totals
+        t.add_row(r.network, "x".join(map(str, r.input_shape)), f"{tot.macs / 1e6:,.1f}", f"{tot.params / 1e6:.2f}",
+                  f"{tot.activations / 1e6:.2f}", f"{tot.acts_per_param:.2f}", f"{tot.macs_per_param:.2f}",
+                  f"{tot.macs_per_act:.2f}", f"{tot.memory_bytes / 2**20:,.1f}")
+    console.print(t)
+
+
+def _table2(results: Sequence[NetAnalysis]):  # -> rich.table.Table
+    from rich.table import Table
+
+    from harness import zoo
+
+    paper = {row["model"]: row for row in paper_table("table2")}
+    t = Table(title="Table II: ours (Netscope rules) / paper, difference")
+    for col in ("network", "input", "MACs (M)", "params (M)", "acts (M)", "acts/params", "MACs/params",
+                "MACs/acts"):
+        t.add_column(col, justify="left" if col in ("network", "input") else "right")
+    for r in results:
+        row = paper.get(zoo.paper_name(r.network))
+        if row is None:
+            raise HarnessError(f"no Table II row for {r.network}")
+        tot = r.totals
+        ours = (significant(tot.macs / 1e6), round(tot.params / 1e6, 2), round(tot.activations / 1e6, 2),
+                tot.acts_per_param, tot.macs_per_param, tot.macs_per_act)
+        keys = ("macs_m", "params_m", "acts_m", "acts_per_param", "macs_per_param", "macs_per_act")
+        formats = ("{:g}", "{:.2f}", "{:.2f}", "{:.2f}", "{:.2f}", "{:.2f}")
+        cells = []
+        for value, key, fmt in zip(ours, keys, formats, strict=True):
+            theirs = float(row[key])
+            diff = (value - theirs) / theirs * 100 if theirs else 0.0
+            cells.append(f"{fmt.format(value)} / {row[key]} ({diff:+.1f}%)")
+        t.add_row(zoo.paper_name(r.network), "x".join(map(str, r.input_shape[2:])), *cells)
+    return t
