@@ -103,7 +103,12 @@ class Backend(ABC):
 
 
 # name -> "module:Class"; filled by the backend modules' issues. Imported lazily.
-BACKENDS: dict[str, str] = {}
+BACKENDS: dict[str, str] = {
+    "caffe": "harness.backends.caffe.backend:CaffeBackend",
+    "pytorch": "harness.backends.pytorch:PyTorchBackend",
+    "onnxruntime": "harness.backends.onnxruntime:OnnxRuntimeBackend",
+    "opencv": "harness.backends.opencv:OpenCVBackend",
+}
 
 
 def get_backend(name: str) -> Backend:

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 
 from harness.analysis.analyzer import NetAnalysis, analyze
 from harness.analysis.paper import paper_table, significant
+from harness.cli import analyze_metrics
 from harness.errors import HarnessError
 from harness.layers import Convention
 
@@ -30,6 +31,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--format", choices=("table", "csv", "json"), default="table")
     p.add_argument("--allow-unknown", action="store_true",
                    help="treat unknown layer types as zero-cost, shape-preserving layers (and say so)")
+    analyze_metrics.add_arguments(p)
 
 
 def _positive(text: str) -> int:
@@ -57,31 +59,44 @@ def run(args: argparse.Namespace) -> int:
         for warning in result.warnings:
             print(f"warning: {warning}", file=sys.stderr)
         results.append(result)
+    extras = analyze_metrics.compute(args, results)
     if args.format == "json":
-        json.dump([r.to_json(per_layer=True) for r in results], sys.stdout, indent=1)
+        docs = [r.to_json(per_layer=True) for r in results]
+        for doc, (layer_rows, totals) in zip(docs, extras or [], strict=False):
+            doc["metrics"] = {"totals": totals, "layers": layer_rows}
+        json.dump(docs, sys.stdout, indent=1)
         sys.stdout.write("\n")
     elif args.format == "csv":
-        _write_csv(results, args.per_layer)
+        _write_csv(results, args.per_layer, extras)
     else:
         _print_tables(results, args.per_layer, compare and args.convention == "paper")
+        if extras:
+            analyze_metrics.print_tables(results, extras, args.per_layer)
     return 0
 
 
-def _write_csv(results: Sequence[NetAnalysis], per_layer: bool) -> None:
+def _write_csv(results: Sequence[NetAnalysis], per_layer: bool,
+               extras: analyze_metrics.Extras | None = None) -> None:
     out = csv.writer(sys.stdout, lineterminator="\n")
     if per_layer:
-        out.writerow(["network", "convention", "batch", *LAYER_COLUMNS, "workspace"])
-        for r in results:
-            for s in r.layers:
+        rows = [row for layer_rows, _ in extras or [] for row in layer_rows]
+        more = analyze_metrics.columns(rows)
+        out.writerow(["network", "convention", "batch", *LAYER_COLUMNS, "workspace", *more])
+        for i, r in enumerate(results):
+            for j, s in enumerate(r.layers):
                 shapes = ";".join("x".join(map(str, shape)) for shape in s.output_shapes)
+                metric = extras[i][0][j] if extras else {}
                 out.writerow([r.network, r.convention.value, r.batch, s.name, s.type, shapes, s.params, s.macs,
-                              s.activations, s.workspace])
+                              s.activations, s.workspace, *(analyze_metrics.cell(metric.get(c)) for c in more)])
         return
-    out.writerow(["network", "convention", "batch", "input_shape", *TOTAL_COLUMNS])
-    for r in results:
+    more = analyze_metrics.columns([totals for _, totals in extras or []])
+    out.writerow(["network", "convention", "batch", "input_shape", *TOTAL_COLUMNS, *more])
+    for i, r in enumerate(results):
         totals = r.totals.as_dict()
+        metric = extras[i][1] if extras else {}
         out.writerow([r.network, r.convention.value, r.batch, "x".join(map(str, r.input_shape)),
-                      *(_csv_number(totals[c]) for c in TOTAL_COLUMNS)])
+                      *(_csv_number(totals[c]) for c in TOTAL_COLUMNS),
+                      *(analyze_metrics.cell(metric.get(c)) for c in more)])
 
 
 def _csv_number(value: float | int) -> str:

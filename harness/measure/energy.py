@@ -113,16 +113,42 @@ def energy_figures(t: Sequence[float], power_w: Sequence[float], idle: Span, tim
         energy, energy_unc = integrated, integrated_unc
         above_unc = duration * float(np.hypot(sem_active, sem_idle))
     above = energy - idle_power * duration
-    gmacs = gmacs_unc = gmacs_above = None
-    if macs_per_forward is not None and energy > 0:
-        work = macs_per_forward * forwards / 1e9
-        gmacs = work / energy
-        gmacs_unc = gmacs * energy_unc / energy
-        gmacs_above = work / above if above > 0 else None
+    gmacs, gmacs_unc, gmacs_above = efficiency(macs_per_forward, forwards, energy, energy_unc, above)
     return EnergyFigures(
         source=source, duration_s=duration, forwards=forwards, idle_power_w=idle_power, avg_power_w=avg_power,
         peak_power_w=peak_power, energy_counter_j=counter_j, energy_counter_unc_j=counter_unc,
         energy_integrated_j=integrated, energy_integrated_unc_j=integrated_unc, energy_above_idle_j=above,
         energy_above_idle_unc_j=above_unc, energy_j=energy, energy_unc_j=energy_unc,
         energy_per_forward_j=energy / forwards if forwards else None, gmacs_per_joule=gmacs,
+        gmacs_per_joule_unc=gmacs_unc, gmacs_per_joule_above_idle=gmacs_above)
+
+
+def efficiency(macs_per_forward: int | None, forwards: int, energy_j: float, energy_unc_j: float | None,
+               above_idle_j: float | None) -> tuple[float | None, float | None, float | None]:
+    """(GMACs/J, its uncertainty, GMACs/J above idle): 1e9 MACs per joule, the paper's efficiency."""
+    if macs_per_forward is None or energy_j <= 0:
+        return None, None, None
+    work = macs_per_forward * forwards / 1e9
+    gmacs = work / energy_j
+    unc = None if energy_unc_j is None else gmacs * energy_unc_j / energy_j
+    return gmacs, unc, (work / above_idle_j if above_idle_j is not None and above_idle_j > 0 else None)
+
+
+def counter_figures(idle_j: float, idle: Span, timed_j: float, timed: Span, forwards: int,
+                    macs_per_forward: int | None, resolution_j: float, source: str) -> EnergyFigures:
+    """Figures from an energy counter alone (CPU RAPL: no sampled power timeline).
+
+    Uncertainty: the counter's resolution at both reads of each span; the meter's own accuracy is not
+    documented for RAPL and is not included (docs/measurement.md).
+    """
+    idle_power = idle_j / idle.duration
+    unc = float(np.sqrt(2.0) * resolution_j)
+    above = timed_j - idle_power * timed.duration
+    above_unc = float(np.hypot(unc, unc * timed.duration / idle.duration))
+    gmacs, gmacs_unc, gmacs_above = efficiency(macs_per_forward, forwards, timed_j, unc, above)
+    return EnergyFigures(
+        source=source, duration_s=timed.duration, forwards=forwards, idle_power_w=idle_power,
+        avg_power_w=timed_j / timed.duration, energy_counter_j=timed_j, energy_counter_unc_j=unc,
+        energy_above_idle_j=above, energy_above_idle_unc_j=above_unc, energy_j=timed_j, energy_unc_j=unc,
+        energy_per_forward_j=timed_j / forwards if forwards else None, gmacs_per_joule=gmacs,
         gmacs_per_joule_unc=gmacs_unc, gmacs_per_joule_above_idle=gmacs_above)

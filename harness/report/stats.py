@@ -27,26 +27,25 @@ class Correlation:
                 "spearman_ci_low": self.spearman_ci[0], "spearman_ci_high": self.spearman_ci[1]}
 
 
-def pearson(x: np.ndarray, y: np.ndarray) -> float:
-    """Pearson's r; NaN when either variable is constant (r is undefined, not zero)."""
-    dx, dy = x - x.mean(), y - y.mean()
-    denom = math.sqrt(float(dx @ dx) * float(dy @ dy))
-    return float(dx @ dy) / denom if denom > 0 else float("nan")
+def pearson(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Pearson's r along the last axis (one value per row of a resample matrix); NaN where a variable is
+    constant (r is undefined there, not zero)."""
+    dx = x - x.mean(axis=-1, keepdims=True)
+    dy = y - y.mean(axis=-1, keepdims=True)
+    denom = np.sqrt((dx * dx).sum(axis=-1) * (dy * dy).sum(axis=-1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(denom > 0, (dx * dy).sum(axis=-1) / np.where(denom > 0, denom, 1), np.nan)
 
 
 def ranks(values: np.ndarray) -> np.ndarray:
-    """1-based ranks with ties given their average rank (as Spearman's rho needs)."""
-    order = np.argsort(values, kind="mergesort")
-    ranked = np.empty(len(values), dtype=float)
-    ranked[order] = np.arange(1, len(values) + 1)
-    for value in np.unique(values):
-        tied = values == value
-        if tied.sum() > 1:
-            ranked[tied] = ranked[tied].mean()
-    return ranked
+    """1-based ranks along the last axis, ties given their average rank (as Spearman's rho needs).
+    Pairwise comparison: O(n^2) per row, fine for the tens of networks a report correlates."""
+    below = (values[..., :, None] > values[..., None, :]).sum(axis=-1)
+    equal = (values[..., :, None] == values[..., None, :]).sum(axis=-1)
+    return below + (equal + 1) / 2
 
 
-def spearman(x: np.ndarray, y: np.ndarray) -> float:
+def spearman(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return pearson(ranks(x), ranks(y))
 
 
@@ -60,15 +59,15 @@ def correlate(x: Sequence[float], y: Sequence[float], seed: int = 0,
     keep = np.isfinite(xa) & np.isfinite(ya)
     xa, ya = xa[keep], ya[keep]
     n = len(xa)
-    nan_ci = (float("nan"), float("nan"))
+    nan_ci = (math.nan, math.nan)
+    if n < 2:
+        return Correlation(n, math.nan, nan_ci, math.nan, nan_ci)
+    r_p, r_s = float(pearson(xa, ya)), float(spearman(xa, ya))
     if n < 3:
-        return Correlation(n, pearson(xa, ya) if n else float("nan"), nan_ci,
-                           spearman(xa, ya) if n else float("nan"), nan_ci)
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, n, size=(resamples, n))
-    boot_p = np.array([pearson(xa[i], ya[i]) for i in idx])
-    boot_s = np.array([spearman(xa[i], ya[i]) for i in idx])
-    return Correlation(n, pearson(xa, ya), _interval(boot_p), spearman(xa, ya), _interval(boot_s))
+        return Correlation(n, r_p, nan_ci, r_s, nan_ci)
+    idx = np.random.default_rng(seed).integers(0, n, size=(resamples, n))
+    bx, by = xa[idx], ya[idx]
+    return Correlation(n, r_p, _interval(pearson(bx, by)), r_s, _interval(spearman(bx, by)))
 
 
 def _interval(samples: np.ndarray) -> tuple[float, float]:

@@ -141,10 +141,12 @@ class Record:
         row: dict[str, Any] = {"key": self.key, **asdict(self.config), "status": self.status,
                                "message": self.message, "macs_per_forward": self.macs_per_forward,
                                "started_at": self.started_at, "finished_at": self.finished_at}
-        for group in ("latency", "memory", "energy", "poller"):
+        for group, typ in (("latency", LatencyFigures), ("memory", MemoryFigures), ("energy", EnergyFigures),
+                           ("poller", PollerFigures)):
             value = getattr(self, group)
-            if value is not None:
-                row.update({f"{group}.{k}": v for k, v in asdict(value).items()})
+            values = asdict(value) if value is not None else {}
+            # every column is always present (None when not measured), so tables have one schema
+            row.update({f"{group}.{f.name}": values.get(f.name) for f in fields(typ)})
         for k, v in self.metadata.items():
             if isinstance(v, (str, int, float, bool)) or v is None:
                 row[f"meta.{k}"] = v

@@ -1,0 +1,439 @@
+"""The ``caffe`` backend: real BVLC Caffe through pycaffe, one worker process per network.
+
+A failed CHECK inside Caffe aborts its process, so the harness never imports pycaffe itself: every
+network lives in a worker (:mod:`harness.backends.caffe.worker`). A worker that aborts, is killed
+by a signal or stays silent past the timeout becomes a :class:`BackendFailed` whose message is
+Caffe's own fatal log line (``caffe aborted: F... <file>:<line>] Check failed: ...``), and the
+caller goes on with the next configuration.
+
+pycaffe is found through ``CAFFE_ROOT`` (``$CAFFE_ROOT/python``), then ``/opt/caffe`` (the default
+prefix of ``docker/build-caffe.sh``), then a plain ``import caffe``. The worker runs under
+``HARNESS_CAFFE_PYTHON`` when set, else the first interpreter that can import pycaffe among: this
+one, the one the build recorded, ``python3`` on PATH, ``/usr/bin/python3`` (pycaffe built against
+the distribution's numpy 1.x cannot be imported by a numpy 2 interpreter).
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import functools
+import json
+import os
+import re
+import selectors
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+import harness
+from harness.backends.base import Backend, BackendInfo, RunTarget, Session
+from harness.backends.caffe.protocol import HEADER_LENGTH, decode_arrays, encode
+from harness.convert.blobs import output_blob
+from harness.convert.cache import cache_dir, weights_fingerprint
+from harness.convert.caffemodel import write_caffemodel
+from harness.convert.weights import network_inputs, weight_set
+from harness.errors import BackendFailed, BackendUnavailable, HarnessError
+from harness.ir.graph import Graph
+from harness.ir.textformat import Message
+
+if TYPE_CHECKING:
+    from harness.measure.timer import Timing, TimingProtocol
+
+CAFFE_COMMIT = "9b891540183ddc834a02b2bd81b31afae71b2153"
+DEFAULT_CAFFE_ROOT = Path("/opt/caffe")  # docker/build-caffe.sh's default CAFFE_PREFIX
+BUILD_INFO_FILE = "harness-build.env"  # written by docker/build-caffe.sh next to the build
+BUILD_HINT = "build it with docker/build-caffe.sh and set CAFFE_ROOT (see docs/caffe.md)"
+#: seconds one request (load, forward, timed run...) may take before the worker counts as stuck
+DEFAULT_TIMEOUT_S = float(os.environ.get("HARNESS_CAFFE_TIMEOUT", "900"))
+_GLOG_FATAL = re.compile(r"^F(?:\d{4})?\d{4} .*$", re.MULTILINE)  # glog >= 0.6 prints the year
+_PARSE_ERROR = re.compile(r"Error parsing text-format [^\n]*")
+
+
+# ---- finding pycaffe ----------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class PycaffeEnv:
+    """An interpreter that imports pycaffe, and the environment it needs for that."""
+
+    python: str
+    env: dict[str, str]
+    probe: dict[str, Any]
+
+    @property
+    def root(self) -> Path:
+        """The Caffe build (``<root>/python/caffe/__init__.py``)."""
+        return Path(self.probe["caffe_file"]).resolve().parents[2]
+
+
+def caffe_root() -> Path | None:
+    env_root = os.environ.get("CAFFE_ROOT")
+    if env_root:
+        return Path(env_root)
+    return DEFAULT_CAFFE_ROOT if (DEFAULT_CAFFE_ROOT / "python" / "caffe").is_dir() else None
+
+
+def read_build_info(root: Path) -> dict[str, str]:
+    path = root / BUILD_INFO_FILE
+    if not path.is_file():
+        return {}
+    info = {}
+    for line in path.read_text().splitlines():
+        key, sep, value = line.partition("=")
+        if sep:
+            info[key.strip()] = value.strip().strip('"')
+    return info
+
+
+@functools.cache
+def _harness_path() -> str:
+    """A directory holding only the ``harness`` package, for the worker's sys.path: the package's
+    own parent may be a site-packages whose numpy would shadow the other interpreter's."""
+    shim = Path(tempfile.mkdtemp(prefix="harness-caffe-"))
+    (shim / "harness").symlink_to(Path(harness.__file__).resolve().parent, target_is_directory=True)
+    atexit.register(shutil.rmtree, shim, ignore_errors=True)
+    return str(shim)
+
+
+def worker_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONHOME", "PYTHONSTARTUP")}
+    paths = [_harness_path()]
+    root = caffe_root()
+    if root is not None:
+        paths.append(str(root / "python"))
+    if env.get("PYTHONPATH"):
+        paths.append(env["PYTHONPATH"])
+    env["PYTHONPATH"] = os.pathsep.join(paths)
+    env.setdefault("GLOG_minloglevel", "1")  # warnings and fatal lines only; INFO would log every layer
+    return env
+
+
+def candidate_pythons() -> list[str]:
+    chosen = os.environ.get("HARNESS_CAFFE_PYTHON")
+    if chosen:
+        return [chosen]
+    root = caffe_root()
+    recorded = read_build_info(root).get("CAFFE_PYTHON") if root else None
+    found = [sys.executable, recorded, shutil.which("python3"), "/usr/bin/python3"]
+    unique: list[str] = []
+    for python in found:
+        if python and Path(python).is_file() and python not in unique:
+            unique.append(python)
+    return unique
+
+
+@functools.cache
+def find_pycaffe() -> PycaffeEnv:
+    """The first candidate interpreter that imports pycaffe; raises BackendUnavailable naming why
+    each one failed."""
+    env = worker_env()
+    reasons = []
+    for python in candidate_pythons():
+        try:
+            proc = subprocess.run([python, "-m", "harness.backends.caffe.worker", "--probe"], env=env,
+                                  capture_output=True, timeout=120, check=False)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            reasons.append(f"{python}: {exc}")
+            continue
+        header = _decode_one(proc.stdout)
+        if header is not None and header.get("ok"):
+            return PycaffeEnv(python, env, header)
+        detail = header.get("error") if header else (proc.stderr.decode(errors="replace").strip()[-300:] or
+                                                      f"exit status {proc.returncode}")
+        reasons.append(f"{python}: {detail}")
+    raise BackendUnavailable("pycaffe not available (" + "; ".join(reasons or ["no Python interpreter found"]) +
+                             f"); {BUILD_HINT}")
+
+
+def _decode_one(data: bytes) -> dict[str, Any] | None:
+    if len(data) < HEADER_LENGTH.size:
+        return None
+    (size,) = HEADER_LENGTH.unpack(data[:HEADER_LENGTH.size])
+    try:
+        return json.loads(data[HEADER_LENGTH.size:HEADER_LENGTH.size + size])
+    except ValueError:
+        return None
+
+
+def linked_libraries(library: Path) -> dict[str, str]:
+    """``ldd`` of a shared library: soname -> resolved path (empty when ldd is unavailable)."""
+    try:
+        out = subprocess.run(["ldd", str(library)], capture_output=True, text=True, timeout=30, check=False).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return {}
+    libs = {}
+    for line in out.splitlines():
+        name, _, rest = line.strip().partition(" => ")
+        if rest:
+            libs[name] = rest.split(" (")[0]
+    return libs
+
+
+def build_details(pycaffe: PycaffeEnv) -> dict[str, Any]:
+    """What this Caffe build is: commit, CPU/GPU, cuDNN, BLAS - from the build script's record and
+    from what the libraries actually link."""
+    root = pycaffe.root
+    recorded = read_build_info(root)
+    libcaffe = next(iter(sorted((root / "build" / "lib").glob("libcaffe.so*"))), None)
+    pymodule = next(iter(sorted((root / "python" / "caffe").glob("_caffe*.so"))), None)
+    libs = {**linked_libraries(pymodule), **linked_libraries(libcaffe)} if pymodule and libcaffe else {}
+    gpu = any(name.startswith("libcudart") for name in libs) if libs else recorded.get("CAFFE_CPU_ONLY") == "0"
+    cudnn = any(name.startswith("libcudnn") for name in libs) if libs else recorded.get("CAFFE_WITH_CUDNN") == "1"
+    blas = next((path for name, path in libs.items() if re.search(r"blas|atlas|mkl", name)), None)
+    return {
+        "caffe_root": str(root),
+        "commit": recorded.get("CAFFE_COMMIT", "unknown (not built by docker/build-caffe.sh)"),
+        "gpu_build": gpu,
+        "cudnn": cudnn,
+        "cuda_arch": recorded.get("CAFFE_CUDA_ARCH") or None,
+        "blas": blas or recorded.get("CAFFE_BLAS_LIBRARY") or recorded.get("CAFFE_BLAS"),
+        "patches": recorded.get("CAFFE_PATCHES", "").split(),
+        "python": pycaffe.python,
+        "numpy": pycaffe.probe.get("numpy"),
+    }
+
+
+# ---- the worker process -------------------------------------------------------------------------
+
+def fatal_message(log: str) -> str | None:
+    """``caffe aborted: <glog F-line>`` (plus protobuf's parse error, which names the field and the
+    line) from a dead worker's log, or None when Caffe logged no fatal line."""
+    fatal = _GLOG_FATAL.findall(log)
+    if not fatal:
+        return None
+    message = f"caffe aborted: {fatal[-1].strip()}"
+    parse = _PARSE_ERROR.search(log)
+    if parse:
+        message += f" ({parse.group(0).strip()})"
+    return message
+
+
+class Worker:
+    """One worker process and its request/reply channel, with a deadline on every reply."""
+
+    def __init__(self, pycaffe: PycaffeEnv, timeout_s: float, label: str) -> None:
+        self.timeout_s, self.label = timeout_s, label
+        # Caffe's log; a file, not a pipe, so a chatty worker can never block on it.
+        self.log = tempfile.TemporaryFile(prefix="harness-caffe-")  # noqa: SIM115 - closed in close()
+        self.proc = subprocess.Popen([pycaffe.python, "-m", "harness.backends.caffe.worker"], env=pycaffe.env,
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log)
+        self.hello = self._reply("start")[0]
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def request(self, header: dict[str, Any], arrays: dict[str, np.ndarray] | None = None
+                ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        op = header["op"]
+        stdin = self.proc.stdin
+        assert stdin is not None
+        try:
+            stdin.write(encode(header, arrays))
+            stdin.flush()
+        except (BrokenPipeError, OSError):
+            raise self._death(op) from None
+        reply, reply_arrays = self._reply(op)
+        if not reply.get("ok"):
+            raise BackendFailed(f"caffe {op} failed for {self.label}: {reply.get('error')}")
+        return reply, reply_arrays
+
+    def _reply(self, op: str) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        deadline = time.monotonic() + self.timeout_s
+        stdout = self.proc.stdout
+        assert stdout is not None
+        with selectors.DefaultSelector() as sel:
+            sel.register(stdout, selectors.EVENT_READ)
+
+            def read_exact(n: int) -> bytes:
+                chunks, got = [], 0
+                while got < n:
+                    left = deadline - time.monotonic()
+                    if left <= 0 or not sel.select(left):
+                        raise self._timeout(op)
+                    chunk = os.read(stdout.fileno(), min(n - got, 1 << 20))
+                    if not chunk:
+                        raise self._death(op)
+                    chunks.append(chunk)
+                    got += len(chunk)
+                return b"".join(chunks)
+
+            (size,) = HEADER_LENGTH.unpack(read_exact(HEADER_LENGTH.size))
+            header = json.loads(read_exact(size))
+            return header, decode_arrays(header, read_exact)
+
+    def _timeout(self, op: str) -> BackendFailed:
+        self.kill()
+        return BackendFailed(f"caffe worker for {self.label} stuck: no reply to '{op}' within "
+                             f"{self.timeout_s:g} s; killed it (HARNESS_CAFFE_TIMEOUT sets the limit)")
+
+    def _death(self, op: str) -> BackendFailed:
+        try:
+            code = self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            code = self.proc.returncode
+        log = self.log_text()
+        message = fatal_message(log)
+        if message is None:
+            if code is not None and code < 0:
+                message = f"caffe worker killed by signal {signal.Signals(-code).name}"
+            else:
+                message = f"caffe worker exited with status {code}"
+            tail = log.strip().splitlines()[-3:]
+            if tail:
+                message += ": " + " | ".join(tail)
+        return BackendFailed(f"{message} [{self.label}, during '{op}']")
+
+    def log_text(self) -> str:
+        self.log.flush()
+        self.log.seek(0)
+        return self.log.read().decode(errors="replace")
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            with contextlib.suppress(BackendFailed):
+                self.request({"op": "close"})
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        for stream in (self.proc.stdin, self.proc.stdout):
+            if stream is not None:
+                stream.close()
+        self.log.close()
+
+
+# ---- weights ------------------------------------------------------------------------------------
+
+def deterministic_caffemodel(graph: Graph, seed: int, batch: int) -> Path:
+    """The deterministic weight set for (graph, seed) as a cached .caffemodel Caffe loads itself."""
+    weights = weight_set(graph, seed, batch)
+    path = cache_dir("caffemodel") / f"{graph.name or 'net'}-{weights_fingerprint(weights)}.caffemodel"
+    if not path.is_file():
+        types = {layer.name: layer.type for layer in graph.layers if layer.name in weights}
+        write_caffemodel(path, weights, types, graph.name)
+    return path
+
+
+def engine_overrides(graph: Graph) -> dict[str, str]:
+    """Layers whose prototxt names an engine (``engine: CAFFE`` / ``CUDNN`` in a ``*_param``); every
+    other layer gets Caffe's default: CUDNN in a cuDNN build, CAFFE otherwise (layer_factory.cpp)."""
+    engines = {}
+    for layer in graph.layers:
+        for field in layer.spec.fields:
+            if field.name.endswith("_param") and isinstance(field.value, Message):
+                engine = field.value.get("engine")
+                if engine is not None and str(engine) != "DEFAULT":
+                    engines[layer.name] = str(engine)
+    return engines
+
+
+# ---- session and backend ------------------------------------------------------------------------
+
+class CaffeSession(Session):
+    def __init__(self, worker: Worker, loaded: dict[str, Any], output: str, info: dict[str, Any]) -> None:
+        self.worker = worker
+        self.blob_shapes = {k: tuple(v) for k, v in loaded["blob_shapes"].items()}
+        self.param_shapes = {k: [tuple(s) for s in v] for k, v in loaded["param_shapes"].items()}
+        self.memory = {"blob_bytes": loaded["blob_bytes"], "param_bytes": loaded["param_bytes"]}
+        self.output_name = output
+        self.info = info
+
+    def forward(self) -> None:
+        self.worker.request({"op": "forward"})
+
+    def output(self) -> np.ndarray:
+        return self.blobs([self.output_name])[self.output_name]
+
+    def blobs(self, names: list[str] | None = None) -> dict[str, np.ndarray]:
+        return self.worker.request({"op": "blobs", "names": names})[1]
+
+    def framework_memory_bytes(self) -> int | None:
+        """Bytes of the data of every blob Caffe allocated: activations (in-place tops share theirs)
+        and parameters. cuDNN workspaces and gradients (never touched in TEST phase) are not in it."""
+        return int(self.memory["blob_bytes"] + self.memory["param_bytes"])
+
+    def run_timed(self, protocol: TimingProtocol) -> Timing:
+        from harness.measure.timer import Timing
+
+        fields = protocol.__getstate__()
+        return Timing.from_dict(self.worker.request({"op": "timed", "protocol": fields})[0]["timing"])
+
+    def close(self) -> None:
+        self.worker.close()
+
+
+class CaffeBackend(Backend):
+    name = "caffe"
+
+    def __init__(self, timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
+        self.timeout_s = timeout_s
+
+    @classmethod
+    def probe(cls) -> BackendInfo:
+        try:
+            pycaffe = find_pycaffe()
+        except BackendUnavailable as exc:
+            return BackendInfo(cls.name, False, reason=str(exc), hint=BUILD_HINT)
+        details = build_details(pycaffe)
+        devices = ["cpu"] + (["cuda:N"] if details["gpu_build"] else [])
+        build = "GPU" if details["gpu_build"] else "CPU-only"
+        cudnn = "yes" if details["cudnn"] else "no"
+        origin = (f"BVLC Caffe {details['commit']} at {details['caffe_root']} ({build} build, cuDNN {cudnn}, "
+                  f"BLAS {details['blas']}) via {pycaffe.python}")
+        return BackendInfo(cls.name, True, version=pycaffe.probe.get("caffe_version"), origin=origin,
+                           devices=devices, details=details)
+
+    def modes(self, device: str) -> list[str]:
+        # One mode: the engines the prototxt and the build choose, as Caffe itself runs it.
+        return ["default"]
+
+    def load(self, target: RunTarget) -> Session:
+        if target.mode not in (None, "default"):
+            raise HarnessError(f"caffe backend has no mode '{target.mode}' (modes: default)")
+        prototxt = Path(target.graph.source)
+        if not prototxt.is_file():
+            raise HarnessError(f"caffe backend needs the prototxt file; '{target.graph.source}' is not a file")
+        if target.weights is not None and not Path(target.weights).is_file():
+            raise HarnessError(f"caffemodel not found: {target.weights}")
+        pycaffe = find_pycaffe()
+        details = build_details(pycaffe)
+        if target.device.startswith("cuda") and not details["gpu_build"]:
+            raise BackendUnavailable(f"caffe at {details['caffe_root']} is a CPU-only build; "
+                                     "rebuild with CPU_ONLY=0 for --device cuda:N")
+        graph = target.graph.with_inputs(batch=target.batch)
+        caffemodel = target.weights or deterministic_caffemodel(target.graph, target.seed, target.batch)
+        output = output_blob(graph)
+        label = f"{target.network} batch {target.batch} on {target.device}"
+        worker = Worker(pycaffe, self.timeout_s, label)
+        try:
+            loaded, _ = worker.request({"op": "load", "prototxt": str(prototxt.resolve()),
+                                        "caffemodel": str(Path(caffemodel).resolve()),
+                                        "batch": target.batch, "device": target.device, "output": output},
+                                       network_inputs(graph, target.seed))
+        except BaseException:
+            worker.close()
+            raise
+        engines = engine_overrides(target.graph)
+        info = {"framework": "caffe", "caffe_version": pycaffe.probe.get("caffe_version"),
+                "caffe_commit": details["commit"], "gpu_build": details["gpu_build"],
+                "cudnn_build": details["cudnn"],
+                "blas": details["blas"], "python": pycaffe.python, "mode": "default", "device": target.device,
+                "engine": "CUDNN" if details["cudnn"] else "CAFFE", "engine_overrides": engines,
+                "weights": "caffemodel" if target.weights else f"deterministic seed {target.seed}",
+                "worker_pid": worker.pid}
+        return CaffeSession(worker, loaded, output, info)

@@ -1,0 +1,157 @@
+"""OpenCV DNN backend: the prototxt and a .caffemodel read by ``cv2.dnn.readNetFromCaffe``.
+
+OpenCV parses the prototxt itself, so this is an engine independent of the PyTorch conversion.
+Modes are OpenCV's backend/target pairs: ``cpu`` (DNN_BACKEND_OPENCV / DNN_TARGET_CPU) always;
+``cuda`` and ``cuda-fp16`` (DNN_BACKEND_CUDA) when cv2 was built with CUDA. OpenCV 5 dropped the
+Caffe importer, so this backend needs OpenCV 4.x.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from harness.backends.base import Backend, BackendInfo, RunTarget, Session
+from harness.errors import BackendFailed, BackendUnavailable, HarnessError
+
+# mode -> (backend constant, target constant) names in cv2.dnn
+MODES = {"cpu": ("DNN_BACKEND_OPENCV", "DNN_TARGET_CPU"),
+         "cuda": ("DNN_BACKEND_CUDA", "DNN_TARGET_CUDA"),
+         "cuda-fp16": ("DNN_BACKEND_CUDA", "DNN_TARGET_CUDA_FP16")}
+
+
+def _cuda_devices(cv2: Any) -> int:
+    try:
+        return int(cv2.cuda.getCudaEnabledDeviceCount())
+    except (AttributeError, cv2.error):
+        return 0
+
+
+class OpenCVBackend(Backend):
+    name = "opencv"
+
+    @classmethod
+    def probe(cls) -> BackendInfo:
+        try:
+            import cv2
+        except ImportError as exc:
+            return BackendInfo(cls.name, False, reason=f"opencv is not installed ({exc})",
+                               hint="pip install 'harness[opencv]'")
+        if not hasattr(cv2.dnn, "readNetFromCaffe"):
+            return BackendInfo(cls.name, False, version=cv2.__version__, origin=cv2.__file__,
+                               reason=f"OpenCV {cv2.__version__} has no Caffe importer (removed in 5.0)",
+                               hint="pip install 'opencv-python-headless<5'")
+        devices = ["cpu"] + [f"cuda:{i}" for i in range(_cuda_devices(cv2))]
+        return BackendInfo(cls.name, True, version=cv2.__version__, origin=cv2.__file__, devices=devices)
+
+    def modes(self, device: str) -> list[str]:
+        return ["cuda", "cuda-fp16"] if device.startswith("cuda") else ["cpu"]
+
+    def load(self, target: RunTarget) -> Session:
+        info = self.probe()
+        if not info.available:
+            raise BackendUnavailable(f"opencv: {info.reason}")
+        if target.device not in info.devices:
+            raise BackendUnavailable(f"opencv: {target.device} is not available to this cv2 build "
+                                     f"(devices: {', '.join(info.devices)})")
+        mode = target.mode or self.modes(target.device)[0]
+        if mode not in self.modes(target.device):
+            raise HarnessError(f"opencv mode '{mode}' is not available on {target.device} "
+                               f"(modes: {', '.join(self.modes(target.device))})")
+        return OpenCVSession(target, mode)
+
+
+def _caffemodel_for(target: RunTarget) -> Path:
+    """The given .caffemodel, or the deterministic weight set written once to the cache."""
+    if target.weights is not None:
+        return Path(target.weights)
+    from harness.convert.cache import cache_dir, cache_key, graph_fingerprint
+    from harness.convert.caffemodel import write_caffemodel
+    from harness.convert.weights import weight_set
+
+    graph = target.graph.with_inputs(batch=target.batch)
+    path = cache_dir("caffemodel") / f"{cache_key(graph_fingerprint(graph), target.seed)}.caffemodel"
+    if not path.exists():
+        write_caffemodel(path, weight_set(graph, target.seed, target.batch),
+                         {lay.name: lay.type for lay in graph.layers}, net_name=graph.name)
+    return path
+
+
+class OpenCVSession(Session):
+    def __init__(self, target: RunTarget, mode: str) -> None:
+        import cv2
+
+        from harness.convert.blobs import last_writer, output_blob, probe_blobs
+        from harness.convert.weights import network_inputs
+
+        graph = target.graph.with_inputs(batch=target.batch)
+        prototxt = Path(graph.source)
+        if not prototxt.is_file():
+            raise BackendFailed(f"opencv reads the prototxt file itself, but the network's source "
+                                f"'{graph.source}' is not a file")
+        caffemodel = _caffemodel_for(target)
+        self.files, self.mode = (prototxt, caffemodel), mode
+        self.feed = network_inputs(graph, target.seed)
+        self.net = self._load(fusion=True)
+
+        def reader(blob: str) -> str:  # OpenCV names outputs by layer: a blob is read from its last writer
+            writer = last_writer(graph, blob)
+            return writer.name if writer is not None else blob
+
+        self.output_layer = reader(output_blob(graph))
+        self.probe_layers = {name: reader(name) for name in probe_blobs(graph)}
+        self.info: dict[str, Any] = {"backend": "opencv", "mode": mode, "device": target.device,
+                                     "opencv": cv2.__version__, "precision": "fp16" if mode.endswith("fp16")
+                                     else "fp32", "caffemodel": caffemodel.name, "threads": cv2.getNumThreads()}
+        self._out: np.ndarray | None = None
+
+    def _load(self, fusion: bool) -> Any:
+        import cv2
+
+        prototxt, caffemodel = self.files
+        try:
+            net = cv2.dnn.readNetFromCaffe(str(prototxt), str(caffemodel))
+            backend, dnn_target = MODES[self.mode]
+            net.setPreferableBackend(getattr(cv2.dnn, backend))
+            net.setPreferableTarget(getattr(cv2.dnn, dnn_target))
+            net.enableFusion(fusion)
+        except cv2.error as exc:
+            raise BackendFailed(f"opencv could not import {prototxt.name}: {_cv_message(exc)}") from None
+        for name, value in self.feed.items():
+            net.setInput(value, name)
+        return net
+
+    def forward(self) -> None:
+        import cv2
+
+        try:
+            self._out = self.net.forward(self.output_layer)  # returns when done (host copy on CUDA too)
+        except cv2.error as exc:
+            raise BackendFailed(f"opencv forward failed: {_cv_message(exc)}") from None
+
+    def output(self) -> np.ndarray:
+        if self._out is None:
+            self.forward()
+        return np.asarray(self._out, dtype=np.float32)
+
+    def blobs(self) -> dict[str, np.ndarray]:
+        import cv2
+
+        names = list(self.probe_layers)
+        # With fusion on, OpenCV lets a layer feeding a Concat write straight into the Concat's
+        # buffer and reuses memory behind requested outputs: intermediates read that way are garbage
+        # (seen with 4.14). Fusion cannot be switched off on the timed net either, since fusing has
+        # already folded BatchNorm into the convolution weights; a second, unfused net is probed.
+        net = self._load(fusion=False)
+        try:
+            values = net.forward([self.probe_layers[n] for n in names])
+        except cv2.error as exc:
+            raise BackendFailed(f"opencv forward failed: {_cv_message(exc)}") from None
+        return {n: np.asarray(v, dtype=np.float32) for n, v in zip(names, values, strict=True)}
+
+
+def _cv_message(exc: Exception) -> str:
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    return lines[-1] if lines else type(exc).__name__

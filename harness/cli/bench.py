@@ -1,0 +1,197 @@
+"""``harness bench``: measure latency, throughput, memory, power and energy over a sweep, store every
+configuration as soon as it is measured, and print a Table III-style summary."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+from typing import Any
+
+from harness.errors import HarnessError
+from harness.measure.sweep import CPU_BATCHES, PAPER_GPU_BATCHES, SweepSpec, load_sweep_yaml
+from harness.results.records import Config, Record
+from harness.results.store import ResultsStore
+
+DEFAULT_OUT = "results"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("networks", nargs="*", default=[],
+                   help="'all' (the paper's 12 networks), zoo names or prototxt paths")
+    p.add_argument("--backend", action="append", default=None, metavar="NAME",
+                   help="backend(s), repeatable or comma-separated (default: every one available on the device)")
+    p.add_argument("--device", action="append", default=None, metavar="DEV",
+                   help="cpu or cuda:N, repeatable (default: cuda:0 when NVML sees a GPU, else cpu)")
+    p.add_argument("--batch", type=_batches, default=None, metavar="B,B,...",
+                   help=f"batch sizes (default: CPU {_join(CPU_BATCHES)}; GPU {_join(PAPER_GPU_BATCHES)})")
+    p.add_argument("--config", type=Path, default=None, metavar="SWEEP.yaml",
+                   help="sweep file (networks, backends, batches, devices, modes, seed, settings); "
+                        "command-line options override it")
+    p.add_argument("--set", dest="settings", action="append", default=[], metavar="KEY=VALUE",
+                   help="measurement setting, e.g. min_s=2 warmup_iters=5 min_window_s=10 poll_hz=100")
+    p.add_argument("--out", type=Path, default=Path(DEFAULT_OUT), metavar="DIR",
+                   help=f"results directory (default: {DEFAULT_OUT}); re-running resumes")
+    p.add_argument("--force", action="store_true", help="redo configurations already in the results")
+
+
+def _join(values: tuple[int, ...]) -> str:
+    return ",".join(map(str, values))
+
+
+def _batches(text: str) -> list[int]:
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated positive integers, got '{text}'") from None
+    if not values or any(v <= 0 for v in values):
+        raise argparse.ArgumentTypeError(f"expected comma-separated positive integers, got '{text}'")
+    return values
+
+
+def _split(values: list[str] | None) -> list[str] | None:
+    return None if values is None else [v.strip() for item in values for v in item.split(",") if v.strip()]
+
+
+def _setting(text: str) -> tuple[str, Any]:
+    import yaml
+
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise HarnessError(f"--set expects KEY=VALUE, got '{text}'")
+    return key.strip(), yaml.safe_load(value)
+
+
+def _gpu_present() -> bool:
+    from harness.measure.nvml_poller import NvmlUnavailable, nvml_init
+
+    try:
+        pynvml = nvml_init()
+    except NvmlUnavailable:
+        return False
+    try:
+        return pynvml.nvmlDeviceGetCount() > 0
+    finally:
+        pynvml.nvmlShutdown()
+
+
+def available_backends(device: str) -> list[str]:
+    """Backends whose probe says they run on ``device`` (a cuda device matches "cuda" or "cuda:N")."""
+    from harness.backends.base import BACKENDS, get_backend
+    from harness.errors import BackendUnavailable
+
+    names = []
+    for name in sorted(BACKENDS):
+        try:
+            info = type(get_backend(name)).probe()
+        except BackendUnavailable:
+            continue
+        kind = device.partition(":")[0]
+        if info.available and (device in info.devices or kind in info.devices):
+            names.append(name)
+    return names
+
+
+def build_spec(args: argparse.Namespace) -> SweepSpec:
+    from harness import zoo
+
+    data = load_sweep_yaml(args.config) if args.config else {}
+    networks = args.networks or data.get("networks") or []
+    if not networks:
+        raise HarnessError("name networks to benchmark, 'all', or give --config with a 'networks' list")
+    if "all" in networks:
+        networks = zoo.zoo_names()
+    devices = _split(args.device) or data.get("devices") or (["cuda:0"] if _gpu_present() else ["cpu"])
+    for device in devices:
+        if device != "cpu" and not (device.startswith("cuda:") and device[5:].isdigit()):
+            raise HarnessError(f"unknown device '{device}' (use cpu or cuda:N)")
+    gpu = any(d.startswith("cuda") for d in devices)
+    batches = args.batch or data.get("batches") or list(PAPER_GPU_BATCHES if gpu else CPU_BATCHES)
+    backends = _split(args.backend) or data.get("backends")
+    if not backends:
+        backends = sorted({b for d in devices for b in available_backends(d)})
+        if not backends:
+            raise HarnessError(f"no backend is available on {', '.join(devices)} (see `harness doctor`)")
+    settings = dict(data.get("settings") or {})
+    settings.update(dict(_setting(s) for s in args.settings))
+    spec = SweepSpec(networks=list(networks), backends=backends, batches=list(batches), devices=devices,
+                     modes=data.get("modes") or [None], seed=int(data.get("seed", 0)), settings=settings)
+    for device in devices:
+        spec.window_settings(device)  # reject unknown settings before anything runs
+    return spec
+
+
+def run(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from harness.measure.sweep import run_sweep
+
+    spec = build_spec(args)
+    store = ResultsStore(args.out)
+    configs = spec.configs()
+    console = Console(stderr=True)
+    started = time.monotonic()
+    counts: dict[str, int] = {}
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=console, transient=False) as progress:
+        task = progress.add_task("bench", total=len(configs))
+
+        def on_start(config: Config) -> None:
+            progress.update(task, description=f"{config.network} {config.backend} {config.device} "
+                                              f"B={config.batch}")
+
+        def on_done(record: Record | None, config: Config) -> None:
+            status = record.status if record else "skipped"
+            counts[status] = counts.get(status, 0) + 1
+            if record is not None and record.status != "ok":
+                progress.console.print(f"{config.key()}: {record.status}: {record.message}")
+            progress.advance(task)
+
+        run_sweep(configs, store, spec.window_settings, force=args.force, on_start=on_start, on_done=on_done)
+    elapsed = time.monotonic() - started
+    keys = {c.key() for c in configs}
+    Console().print(summary_table([r for r in store.records() if r.key in keys]))
+    console.print(f"{len(configs)} configurations in {elapsed:.1f} s: "
+                  + ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
+                  + f"; results in {store.path}")
+    return 0
+
+
+def summary_table(records: list[Record]):  # -> rich.table.Table
+    """Table III-style: inference time and memory at B=1, energy efficiency at B=4, best throughput."""
+    from rich.table import Table
+
+    groups: dict[tuple[str, str, str, str], dict[int, Record]] = {}
+    for r in records:
+        c = r.config
+        groups.setdefault((c.network, c.backend, c.mode or "default", c.device), {})[c.batch] = r
+    table = Table(title="Table III-style summary (B=1 latency and memory; efficiency at B=4)")
+    for column in ("network", "backend", "device", "inference ms (B=1)", "memory MB (B=1)",
+                   "GMACs/J (B=4)", "best FPS (B)", "not ok"):
+        label = column in ("network", "backend", "device")
+        table.add_column(column, justify="left" if label or column == "not ok" else "right", no_wrap=label)
+    for (network, backend, mode, device), by_batch in groups.items():
+        one, four = by_batch.get(1), by_batch.get(4)
+        ok = [r for r in by_batch.values() if r.status == "ok" and r.latency]
+        best = max(ok, key=lambda r: r.latency.throughput_fps, default=None)  # type: ignore[union-attr]
+        bad = ", ".join(f"B={b} {r.status}" for b, r in sorted(by_batch.items()) if r.status != "ok")
+        table.add_row(network, backend if mode == "default" else f"{backend} ({mode})", device,
+                      _fmt(one.latency.median_s * 1e3 if one and one.latency else None, ".2f"),
+                      _fmt(_footprint_mb(one), ".0f"),
+                      _fmt(four.energy.gmacs_per_joule if four and four.energy else None, ".2f"),
+                      f"{best.latency.throughput_fps:.0f} ({best.config.batch})" if best and best.latency else "-",
+                      bad)
+    return table
+
+
+def _footprint_mb(record: Record | None) -> float | None:
+    """Device memory used as nvidia-smi shows it (the paper's figure); host peak RSS on CPU."""
+    if record is None or record.status != "ok":
+        return None
+    value = record.memory.device_used_peak_bytes or record.memory.host_rss_peak_bytes
+    return None if value is None else value / 2**20
+
+
+def _fmt(value: float | None, spec: str) -> str:
+    return "n/a" if value is None else format(value, spec)

@@ -1,0 +1,40 @@
+"""``harness report``: the paper's tables, correlations, figures and claim verdicts beside our results."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+DEFAULT_OUT = "report"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("results", nargs="*", type=Path, metavar="RESULTS_DIR",
+                   help="results directories written by `harness bench` (several machines: one column group per "
+                        "device); none: the analyzer-only report")
+    p.add_argument("-o", "--out", type=Path, default=Path(DEFAULT_OUT), metavar="OUT_DIR",
+                   help=f"where report.md, report.html, tables/ and figures/ go (default: {DEFAULT_OUT})")
+    p.add_argument("--device-spec", action="append", default=[], metavar="DEVICE_ID=SPEC",
+                   help="roofline peaks for a device the report cannot match by name, e.g. D2=cpu-epyc-zen3-2vcpu "
+                        "(entries of harness/data/device_specs.yaml)")
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        import matplotlib  # noqa: F401
+        import pandas  # noqa: F401
+    except ImportError as exc:
+        from harness.errors import HarnessError
+
+        raise HarnessError(f"the report needs pandas and matplotlib ({exc.name} is missing): "
+                           "pip install 'harness[report]'") from None
+    from harness.report.build import build, parse_spec_overrides
+
+    report = build(args.results, args.out, parse_spec_overrides(args.device_spec))
+    counts: dict[str, int] = {}
+    for claim in report.claims:
+        counts[claim.verdict] = counts.get(claim.verdict, 0) + 1
+    print(f"wrote {report.markdown}, {report.html}, {len(report.tables)} tables and {len(report.figures)} figures "
+          f"(PNG + SVG) under {report.out}")
+    print("claims: " + ", ".join(f"{v} {n}" for v, n in counts.items()))
+    return 0

@@ -1,0 +1,42 @@
+"""``harness results DIR``: export a results store through pandas (one row per configuration)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from harness.errors import HarnessError
+from harness.results.store import ResultsStore
+
+FORMATS = ("csv", "parquet", "json")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("directory", type=Path, metavar="DIR", help="a directory written by `harness bench --out`")
+    p.add_argument("--format", choices=FORMATS, default="csv", help="output format (default: csv)")
+    p.add_argument("-o", "--output", type=Path, default=None, metavar="FILE",
+                   help="write here instead of stdout (required for parquet)")
+
+
+def run(args: argparse.Namespace) -> int:
+    store = ResultsStore(args.directory)
+    if not store.path.exists():
+        raise HarnessError(f"{args.directory}: no results here (expected {store.path.name})")
+    frame = store.dataframe()
+    if args.format == "parquet":
+        if args.output is None:
+            raise HarnessError("--format parquet writes a binary file: give -o FILE")
+        try:
+            frame.to_parquet(args.output, index=False)
+        except ImportError as exc:
+            raise HarnessError(f"parquet export needs pyarrow: pip install 'harness[report]' ({exc})") from None
+        return 0
+    target = args.output if args.output is not None else sys.stdout
+    if args.format == "csv":
+        frame.to_csv(target, index=False)
+    else:
+        frame.to_json(target, orient="records", lines=True)
+        if args.output is None:
+            sys.stdout.write("\n")
+    return 0

@@ -1,0 +1,106 @@
+"""``harness verify``: the same network, weights and input through several backends, compared.
+
+Exit status 0 only when every requested backend ran and all pairs agree within the tolerance on the
+output, the pre-softmax blob and the sampled intermediate blobs; 1 otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from harness.backends.base import BACKENDS, get_backend
+from harness.convert.verify import DEFAULT_TOLERANCE, Verification, verify
+from harness.errors import BackendUnavailable, HarnessError
+from harness.ir.build import load_graph
+
+DEFAULT_BACKENDS = ("pytorch", "onnxruntime", "opencv", "caffe")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("networks", nargs="+", metavar="NET_OR_PATH", help="zoo network names or prototxt paths")
+    p.add_argument("--backends", default=None, metavar="LIST",
+                   help=f"comma-separated backends (default: those of {','.join(DEFAULT_BACKENDS)} "
+                        "available here)")
+    p.add_argument("--batch", type=_positive, default=1, help="batch size (default 1)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the weights and the input (default 0)")
+    p.add_argument("--tol", type=float, default=DEFAULT_TOLERANCE,
+                   help=f"largest allowed error relative to the blob's scale (default {DEFAULT_TOLERANCE:g})")
+    p.add_argument("--format", choices=("table", "json"), default="table")
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def _backends(spec: str | None) -> list[str]:
+    if spec is not None:
+        names = [n.strip() for n in spec.split(",") if n.strip()]
+        unknown = [n for n in names if n not in BACKENDS]
+        if unknown or not names:
+            raise HarnessError(f"unknown backend(s) {', '.join(unknown) or '(none given)'} "
+                               f"(known: {', '.join(sorted(BACKENDS))})")
+        return names
+    available = []
+    for name in DEFAULT_BACKENDS:
+        try:
+            info = get_backend(name).probe()
+        except BackendUnavailable as exc:
+            print(f"note: {name} skipped: {exc}", file=sys.stderr)
+            continue
+        if info.available:
+            available.append(name)
+        else:
+            print(f"note: {name} skipped: {info.reason}", file=sys.stderr)
+    return available
+
+
+def run(args: argparse.Namespace) -> int:
+    from harness import zoo
+
+    if args.tol <= 0:
+        raise HarnessError(f"--tol must be positive, got {args.tol}")
+    backends = _backends(args.backends)
+    results: list[Verification] = []
+    for name in args.networks:
+        graph = load_graph(name) if Path(name).is_file() else zoo.resolve(name)
+        result = verify(graph, name, backends, args.batch, args.seed, args.tol)
+        results.append(result)
+        if args.format == "table":
+            print(format_verification(result))
+    if args.format == "json":
+        json.dump([to_json(r) for r in results], sys.stdout, indent=2)
+        print()
+    return 0 if all(r.ok for r in results) else 1
+
+
+def format_verification(v: Verification) -> str:
+    lines = [f"{v.network}  batch {v.batch}  seed {v.seed}  tolerance {v.tolerance:g}"]
+    for r in v.runs:
+        detail = (r.info.get("mode") or "") if r.status == "ok" else r.message
+        version = next((f"{k} {r.info[k]}" for k in ("torch", "onnxruntime", "opencv", "caffe") if k in r.info), "")
+        lines.append(f"  {r.backend:<12} {r.status:<11} {r.seconds:6.1f}s  {detail} {version}".rstrip())
+    if v.errors:
+        lines.append(f"  {'pair':<26} {'blob':<34} {'role':<12} {'max_abs':>9} {'rel':>9}  agree")
+    for e in v.errors:
+        lines.append(f"  {e.a + ' vs ' + e.b:<26} {e.blob:<34} {e.role:<12} {e.max_abs:9.2e} {e.rel:9.2e}  "
+                     f"{'yes' if e.ok else 'NO'}" + (f"  ({e.note})" if e.note else ""))
+    if v.compared < 2:
+        lines.append("  fewer than two backends ran: nothing verified")
+    lines.append(f"  => {'AGREE' if v.ok else 'DO NOT AGREE'}")
+    return "\n".join(lines)
+
+
+def to_json(v: Verification) -> dict:
+    return {"network": v.network, "batch": v.batch, "seed": v.seed, "tolerance": v.tolerance, "ok": v.ok,
+            "runs": [{"backend": r.backend, "status": r.status, "message": r.message,
+                      "seconds": round(r.seconds, 3), "info": r.info} for r in v.runs],
+            "errors": [e.__dict__ for e in v.errors]}

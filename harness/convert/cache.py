@@ -1,0 +1,60 @@
+"""Where converted artefacts (.caffemodel, .onnx) are cached, and the keys that name them.
+
+A key is a hash of everything the artefact depends on (the graph's layers and hyperparameters, the
+batch, the weights' bytes, the exporter's version), so a changed prototxt or seed never reuses a
+stale file. ``HARNESS_CACHE_DIR`` overrides the location (tests point it at a temporary folder).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import numpy as np
+
+from harness.ir.graph import Graph
+from harness.ir.textformat import Message
+
+
+def cache_dir(kind: str) -> Path:
+    root = os.environ.get("HARNESS_CACHE_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.join(Path.home(), ".cache"), "harness")
+    path = Path(root) / kind
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _message_text(msg: Message) -> str:
+    """A canonical rendering of a message that ignores file locations."""
+    parts = []
+    for f in msg.fields:
+        if isinstance(f.value, Message):
+            value = f"{{{_message_text(f.value)}}}"
+        else:
+            value = f"{type(f.value).__name__}:{f.value!r}"
+        parts.append(f"{f.name}={value}")
+    return ";".join(parts)
+
+
+def graph_fingerprint(graph: Graph) -> str:
+    h = hashlib.sha256()
+    for spec in graph.inputs:
+        h.update(f"input {spec.name} {spec.shape}\n".encode())
+    for layer in graph.layers:
+        h.update(f"{layer.name}|{layer.type}|{layer.bottoms}|{layer.tops}|{_message_text(layer.spec)}\n".encode())
+    return h.hexdigest()[:16]
+
+
+def weights_fingerprint(weights: dict[str, list[np.ndarray]]) -> str:
+    h = hashlib.sha256()
+    for name in sorted(weights):
+        h.update(name.encode())
+        for blob in weights[name]:
+            h.update(str(blob.shape).encode())
+            h.update(np.ascontiguousarray(blob, dtype=np.float32).tobytes())
+    return h.hexdigest()[:16]
+
+
+def cache_key(*parts: object) -> str:
+    return hashlib.sha256("\x00".join(map(str, parts)).encode()).hexdigest()[:20]

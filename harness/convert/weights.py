@@ -1,0 +1,202 @@
+"""The one deterministic weight set per (network, seed) that every backend loads.
+
+PyTorch and ONNX Runtime receive the arrays directly; Caffe and OpenCV read them from the
+``.caffemodel`` that :mod:`harness.convert.caffemodel` writes. The arrays have exactly the shapes of
+Caffe's parameter blobs (the analyzer's ``caffe`` convention), so a trained ``.caffemodel`` can
+replace the set without any backend noticing.
+
+Scales are chosen so that activations stay O(1) through deep networks (He fan-in scaling), which
+keeps the cross-framework comparison meaningful: a network whose activations vanish or explode
+would "agree" trivially or not at all.
+"""
+
+from __future__ import annotations
+
+import math
+import zlib
+from collections import OrderedDict
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from harness.analysis.analyzer import analyze
+from harness.backends.base import make_input
+from harness.convert.cache import graph_fingerprint
+from harness.errors import GraphError
+from harness.ir.graph import Graph, Layer, Shape
+from harness.layers import Convention
+from harness.layers.base import bool_field
+from harness.layers.vision import conv_geometry
+
+Weights = dict[str, list[np.ndarray]]
+Initializer = Callable[[Layer, list[Shape], list[Shape], np.random.Generator], list[np.ndarray]]
+
+# BatchNorm's third blob: Caffe accumulates s <- s * moving_average_fraction + 1 while training, and
+# stores the running mean/variance multiplied by s. A trained model with the default fraction 0.999
+# has s close to 1/(1-0.999) = 1000, so the stored statistics are ~1000x the real ones; using that
+# realistic value (not 1.0) makes every backend prove it divides by the factor.
+BATCHNORM_SCALE_FACTOR = 999.982
+
+
+def _he(shape: Shape, fan_in: int, rng: np.random.Generator) -> np.ndarray:
+    return rng.standard_normal(size=shape, dtype=np.float32) * np.float32(math.sqrt(2.0 / max(fan_in, 1)))
+
+
+def _small(shape: Shape, rng: np.random.Generator, bound: float = 0.1) -> np.ndarray:
+    return rng.uniform(-bound, bound, size=shape)
+
+
+def _convolution(layer: Layer, ins: list[Shape], shapes: list[Shape], rng: np.random.Generator) -> list[np.ndarray]:
+    weight = shapes[0]  # (out, in/group, *kernel): fan-in of one output is everything but axis 0
+    return [_he(weight, math.prod(weight[1:]), rng), *(_small(s, rng) for s in shapes[1:])]
+
+
+def _deconvolution(layer: Layer, ins: list[Shape], shapes: list[Shape],
+                   rng: np.random.Generator) -> list[np.ndarray]:
+    # (in, out/group, *kernel): each output sums (in/group) * prod(kernel) / prod(stride) products.
+    geo = conv_geometry(layer, ins)
+    fan_in = shapes[0][0] // geo.group * math.prod(geo.kernel) // max(math.prod(geo.stride), 1)
+    return [_he(shapes[0], fan_in, rng), *(_small(s, rng) for s in shapes[1:])]
+
+
+def _inner_product(layer: Layer, ins: list[Shape], shapes: list[Shape],
+                   rng: np.random.Generator) -> list[np.ndarray]:
+    transpose = bool_field(layer, layer.param("inner_product_param"), "transpose", False)
+    fan_in = shapes[0][0] if transpose else shapes[0][1]
+    return [_he(shapes[0], fan_in, rng), *(_small(s, rng) for s in shapes[1:])]
+
+
+def _batch_norm(layer: Layer, ins: list[Shape], shapes: list[Shape], rng: np.random.Generator) -> list[np.ndarray]:
+    mean = rng.normal(0.0, 0.2, size=shapes[0])
+    var = rng.uniform(0.5, 2.0, size=shapes[1])  # strictly positive, as a real running variance
+    factor = np.full(shapes[2], BATCHNORM_SCALE_FACTOR)
+    return [mean * BATCHNORM_SCALE_FACTOR, var * BATCHNORM_SCALE_FACTOR, factor]
+
+
+def _scale(layer: Layer, ins: list[Shape], shapes: list[Shape], rng: np.random.Generator) -> list[np.ndarray]:
+    # One bottom: [gamma, beta?]; two bottoms (gamma is the second bottom): [beta?].
+    if len(ins) == 1:
+        return [rng.uniform(0.8, 1.2, size=shapes[0]), *(_small(s, rng) for s in shapes[1:])]
+    return [_small(s, rng) for s in shapes]
+
+
+def _bias(layer: Layer, ins: list[Shape], shapes: list[Shape], rng: np.random.Generator) -> list[np.ndarray]:
+    return [_small(s, rng) for s in shapes]
+
+
+def _prelu(layer: Layer, ins: list[Shape], shapes: list[Shape], rng: np.random.Generator) -> list[np.ndarray]:
+    return [rng.uniform(0.05, 0.3, size=shapes[0])]
+
+
+def _normalize(layer: Layer, ins: list[Shape], shapes: list[Shape], rng: np.random.Generator) -> list[np.ndarray]:
+    return [rng.uniform(0.5, 1.5, size=shapes[0])]
+
+
+# Layer type -> how its parameter blobs are drawn. Every handler whose param_shapes can be non-empty
+# has an entry (tests/test_convert_weights.py checks this against the handler table).
+INITIALIZERS: dict[str, Initializer] = {
+    "Convolution": _convolution,
+    "Deconvolution": _deconvolution,
+    "InnerProduct": _inner_product,
+    "BatchNorm": _batch_norm,
+    "Scale": _scale,
+    "Bias": _bias,
+    "PReLU": _prelu,
+    "Normalize": _normalize,
+}
+
+
+def layer_seed(seed: int, layer_name: str) -> list[int]:
+    """Seed of one layer's generator: independent of the other layers, so editing one layer of a
+    prototxt leaves the weights of every other layer unchanged."""
+    return [seed, zlib.crc32(layer_name.encode())]
+
+
+# The few most recent weight sets: every backend of one `harness verify` run asks for the same one.
+_RECENT: OrderedDict[tuple[str, int, int], Weights] = OrderedDict()
+_RECENT_SIZE = 2
+
+
+def weight_set(graph: Graph, seed: int = 0, batch: int = 1) -> Weights:
+    """Caffe parameter blobs (float32, read-only) of every layer that has any, keyed by layer name.
+
+    ``batch`` only matters for the rare layer whose blob shapes depend on it (Scale/Bias over axis 0).
+    """
+    key = (graph_fingerprint(graph.with_inputs(batch=batch)), seed, batch)
+    if key in _RECENT:
+        _RECENT.move_to_end(key)
+        return _RECENT[key]
+    weights = _draw(graph, seed, batch)
+    _RECENT[key] = weights
+    while len(_RECENT) > _RECENT_SIZE:
+        _RECENT.popitem(last=False)
+    return weights
+
+
+def _draw(graph: Graph, seed: int, batch: int) -> Weights:
+    analysis = analyze(graph, Convention.CAFFE, batch=batch)
+    weights: Weights = {}
+    for layer, stats in zip(graph.layers, analysis.layers, strict=True):
+        if not stats.param_shapes:
+            continue
+        init = INITIALIZERS.get(layer.type)
+        if init is None:
+            raise GraphError(f"{layer.where()}: no weight initializer for type '{layer.type}'")
+        rng = np.random.default_rng(layer_seed(seed, layer.name))
+        blobs = init(layer, stats.input_shapes, stats.param_shapes, rng)
+        weights[layer.name] = [_read_only(np.ascontiguousarray(b, dtype=np.float32)) for b in blobs]
+    return weights
+
+
+def _read_only(array: np.ndarray) -> np.ndarray:
+    array.flags.writeable = False  # shared between backends through the cache: nobody may edit it
+    return array
+
+
+def check_weights(graph: Graph, weights: Weights, batch: int = 1) -> Weights:
+    """Weights matched to the graph's Caffe blob shapes, as Caffe's CopyTrainedLayersFrom does.
+
+    Layers the graph does not have are ignored (Caffe ignores them too); a layer with parameters
+    that has none, a wrong blob count or a wrong shape raises :class:`GraphError` naming the layer.
+    Blobs stored with legacy 4-D shapes (num, channels, height, width padded with 1s) are reshaped.
+    """
+    analysis = analyze(graph, Convention.CAFFE, batch=batch)
+    matched: Weights = {}
+    for layer, stats in zip(graph.layers, analysis.layers, strict=True):
+        if not stats.param_shapes:
+            continue
+        blobs = weights.get(layer.name)
+        if blobs is None:
+            raise GraphError(f"{layer.where()}: the weights have no blobs for this layer")
+        if len(blobs) != len(stats.param_shapes):
+            raise GraphError(f"{layer.where()}: the weights have {len(blobs)} blobs, "
+                             f"Caffe expects {len(stats.param_shapes)}")
+        out = []
+        for i, (blob, shape) in enumerate(zip(blobs, stats.param_shapes, strict=True)):
+            if tuple(blob.shape) != tuple(shape) and not _legacy_match(blob.shape, shape):
+                raise GraphError(f"{layer.where()}: blob {i} has shape {tuple(blob.shape)}, "
+                                 f"the layer needs {tuple(shape)}")
+            out.append(np.asarray(blob, dtype=np.float32).reshape(shape))
+        matched[layer.name] = out
+    return matched
+
+
+def _legacy_match(have: tuple[int, ...], want: Shape) -> bool:
+    """Caffe's Blob::ShapeEquals for a legacy 4-D blob: ``want`` right-aligned, padded with 1s."""
+    return len(have) == 4 and len(want) <= 4 and tuple(have) == (1,) * (4 - len(want)) + tuple(want)
+
+
+def load_weights(graph: Graph, seed: int = 0, batch: int = 1, path: str | Path | None = None) -> Weights:
+    """The weights a backend loads: the .caffemodel at ``path`` (checked against the graph), or else
+    the deterministic set for (graph, seed)."""
+    if path is None:
+        return weight_set(graph, seed, batch)
+    from harness.convert.caffemodel import read_caffemodel
+
+    return check_weights(graph, read_caffemodel(path), batch)
+
+
+def network_inputs(graph: Graph, seed: int = 0) -> dict[str, np.ndarray]:
+    """The inputs every backend feeds: input i is ``make_input(shape_i, seed + i)``."""
+    return {spec.name: make_input(spec.shape, seed + i) for i, spec in enumerate(graph.inputs)}

@@ -1,0 +1,99 @@
+"""Profiler file -> :class:`~harness.kernels.events.KernelTrace`, with the format detected from the content.
+
+One module per format family; :data:`FORMATS` lists what :func:`load_trace` recognises (and what its
+error message says it expected).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from harness.kernels.demangle import demangle_all
+from harness.kernels.events import KernelTrace
+from harness.kernels.parsers import kineto_json, ncu_csv, nsys_csv, nvprof_csv, sqlite_exports
+from harness.kernels.parsers.common import ProfileFormatError, csv_rows, find_header
+
+FORMATS = (
+    "nvprof --csv --print-gpu-trace (CUDA 8 or 9+)",
+    "nvprof --csv --print-gpu-summary (CUDA 8 or 9+)",
+    "nvprof --csv --metrics ...",
+    "nvprof/nvvp SQLite export (CUPTI_ACTIVITY_KIND_[CONCURRENT_]KERNEL + StringTable)",
+    "nsys stats --format csv: cuda_gpu_kern_sum/gpukernsum or cuda_gpu_trace/gputrace",
+    "nsys export --type sqlite (CUPTI_ACTIVITY_KIND_KERNEL + StringIds)",
+    "ncu --csv (details page) or ncu --csv --page raw",
+    "PyTorch profiler / Kineto chrome-trace JSON",
+)
+SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
+def load_trace(path: str | Path) -> KernelTrace:
+    """Read any supported profiler file; kernel names come out demangled."""
+    p = Path(path)
+    try:
+        head = p.open("rb").read(16)
+    except OSError as exc:
+        raise ProfileFormatError(f"{p}: cannot read ({exc.strerror})") from None
+    if head == SQLITE_MAGIC:
+        trace = _load_sqlite(p)
+    else:
+        text = p.read_bytes().decode("utf-8", errors="replace")
+        trace = _load_text(text, str(p))
+    return _demangled(trace)
+
+
+def _unknown(path: str, what: str) -> ProfileFormatError:
+    return ProfileFormatError(f"{path}: {what}; expected one of: " + "; ".join(FORMATS))
+
+
+def _load_sqlite(p: Path) -> KernelTrace:
+    names = sqlite_exports.tables(p)
+    kernels = {"CUPTI_ACTIVITY_KIND_KERNEL", "CUPTI_ACTIVITY_KIND_CONCURRENT_KERNEL"} & names
+    if "StringIds" in names and (kernels or "NVTX_EVENTS" in names):
+        return sqlite_exports.parse_nsys(str(p))
+    if "StringTable" in names and kernels:
+        return sqlite_exports.parse_nvprof(str(p))
+    raise _unknown(str(p), "an SQLite database without CUPTI kernel tables")
+
+
+def _load_text(text: str, path: str) -> KernelTrace:
+    stripped = text.lstrip()
+    if stripped.startswith(("{", "[")):
+        try:
+            doc = json.loads(stripped)
+        except json.JSONDecodeError:
+            doc = None
+        if doc is not None and kineto_json.looks_like_kineto(doc):
+            return kineto_json.parse(stripped, path)
+        raise _unknown(path, "JSON that is not a chrome trace")
+    rows = csv_rows(text)
+    checks = (
+        (nvprof_csv.TRACE_COLUMNS, nvprof_csv.parse_trace),
+        (nvprof_csv.METRICS_COLUMNS, nvprof_csv.parse_metrics),
+        (nvprof_csv.SUMMARY_COLUMNS, nvprof_csv.parse_summary),
+        (("ID", "Kernel Name", "Metric Name", "Metric Value"), ncu_csv.parse_details),
+        (ncu_csv.ID_COLUMNS, ncu_csv.parse_raw),
+        (("Instances", "Name"), nsys_csv.parse_kern_sum),
+        (("CorrId", "Name"), nsys_csv.parse_gpu_trace),
+    )
+    for columns, parser in checks:
+        if find_header(rows, columns) is not None:
+            return parser(rows, path)
+    raise _unknown(path, "no known profiler header found")
+
+
+def _demangled(trace: KernelTrace) -> KernelTrace:
+    names = demangle_all([e.name for e in trace.events] + [s.name for s in trace.summaries]
+                         + [m.name for m in trace.metrics])
+    if any(n != d for n, d in names.items()):
+        from dataclasses import replace
+
+        trace.events = [replace(e, name=names[e.name]) for e in trace.events]
+        trace.summaries = [replace(s, name=names[s.name]) for s in trace.summaries]
+        trace.metrics = [replace(m, name=names[m.name]) for m in trace.metrics]
+    if any(n.startswith("_Z") for n in names.values()):
+        trace.notes.append("some kernel names stay mangled: no demangler found (install binutils for c++filt)")
+    return trace
+
+
+__all__ = ["FORMATS", "ProfileFormatError", "load_trace"]

@@ -1,0 +1,106 @@
+"""Table IV and the correlations quoted for Figs. 3 and 4, recomputed: from each setup's measurements, and
+from the paper's own Tables II and III (does its PPMCC follow from its printed numbers?)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pandas as pd
+
+from harness.analysis.paper import paper_table
+from harness.report import measured
+from harness.report.stats import Correlation, correlate
+
+PARAM_BYTES = 4  # model size = params x fp32, as the paper's footprint/model-size ratio (AlexNet 4.16) implies
+PAPER_MB = 1e6  # the paper's "MB": AlexNet 1015 MB / (60.97M x 4 B) = 4.16 only with 10^6-byte MB
+
+# One row per network: design-time x quantities (analyzer, paper convention, batch 1) and measured y ones.
+# Columns: params, activations, params_plus_activations, acts_per_param, macs_per_param, macs_per_act,
+# memory_footprint (bytes), footprint_per_model_size, energy_efficiency.
+XY = pd.DataFrame
+
+
+@dataclass(frozen=True)
+class Pair:
+    x: str
+    y: str
+    paper: float
+    label: str
+
+
+def pairs() -> list[Pair]:
+    labels = {"params": "# params", "activations": "# activations",
+              "params_plus_activations": "# params + # activations", "acts_per_param": "activations/params",
+              "macs_per_param": "MACs/params", "macs_per_act": "MACs/activations",
+              "memory_footprint": "memory footprint", "footprint_per_model_size": "memory footprint/model size",
+              "energy_efficiency": "energy efficiency"}
+    return [Pair(r["x"], r["y"], float(r["ppmcc"]), f"{labels[r['x']]} vs {labels[r['y']]}")
+            for r in paper_table("table4")]
+
+
+def design_columns(totals: dict[str, dict[str, float]]) -> pd.DataFrame:
+    """x quantities per network from analyzer totals ({network: Totals.as_dict()})."""
+    rows = {n: {"params": t["params"], "activations": t["activations"],
+                "params_plus_activations": t["params"] + t["activations"],
+                "acts_per_param": t["acts_per_param"], "macs_per_param": t["macs_per_param"],
+                "macs_per_act": t["macs_per_act"]} for n, t in totals.items()}
+    return pd.DataFrame.from_dict(rows, orient="index")
+
+
+def measured_xy(frame: pd.DataFrame, design: pd.DataFrame, setup: str) -> XY:
+    """One setup's networks: design x columns joined with measured footprint (B=1) and efficiency (B=4)."""
+    rows = measured.ok(frame[frame["setup"] == setup])
+    foot = rows[rows["batch"] == measured.MEMORY_BATCH]
+    foot = pd.Series(measured.footprint_bytes(foot).values, index=foot["network"]).groupby(level=0).max()
+    eff = rows[rows["batch"] == measured.ENERGY_BATCH]
+    eff = pd.Series(measured.energy_efficiency(eff).values, index=eff["network"]).groupby(level=0).max()
+    xy = design.copy()
+    xy["memory_footprint"] = foot.reindex(xy.index)
+    xy["footprint_per_model_size"] = xy["memory_footprint"] / (xy["params"] * PARAM_BYTES)
+    xy["energy_efficiency"] = eff.reindex(xy.index)
+    return xy
+
+
+def paper_xy(paper_names: dict[str, str]) -> XY:
+    """The same quantities from the paper's printed Tables II and III (P100), by zoo network name."""
+    t2 = {r["model"]: r for r in paper_table("table2")}
+    t3 = {r["model"]: r for r in paper_table("table3")}
+    rows = {}
+    for network, name in paper_names.items():
+        if name not in t2 or name not in t3:
+            continue
+        a, b = t2[name], t3[name]
+        params, acts = float(a["params_m"]) * 1e6, float(a["acts_m"]) * 1e6
+        footprint = float(b["memory_footprint_mb"]) * PAPER_MB
+        rows[network] = {"params": params, "activations": acts, "params_plus_activations": params + acts,
+                         "acts_per_param": float(a["acts_per_param"]),
+                         "macs_per_param": float(a["macs_per_param"]), "macs_per_act": float(a["macs_per_act"]),
+                         "memory_footprint": footprint, "footprint_per_model_size": footprint / (params * PARAM_BYTES),
+                         "energy_efficiency": float(b["energy_efficiency_gmacs_per_j"])}
+    return pd.DataFrame.from_dict(rows, orient="index")
+
+
+def correlation_rows(xy: XY, source: str, kind: str) -> list[dict[str, object]]:
+    rows = []
+    for p in pairs():
+        c: Correlation = correlate(xy[p.x].to_numpy(float), xy[p.y].to_numpy(float))
+        rows.append({"pair": p.label, "x": p.x, "y": p.y, "paper PPMCC": p.paper, "source": source, "kind": kind,
+                     **c.as_dict()})
+    return rows
+
+
+def table4(frame: pd.DataFrame, design: pd.DataFrame, paper_names: dict[str, str],
+           memory_quantity: Callable[[str], str]) -> pd.DataFrame:
+    """Long table: for every Table IV pair, the paper's PPMCC, the one recomputed from the paper's tables,
+    and each setup's, with n and bootstrap CIs. ``memory_quantity(kind)`` names what "footprint" is."""
+    rows = correlation_rows(paper_xy(paper_names), "paper tables (P100)", "paper")
+    if not frame.empty:
+        for setup, group in frame.groupby("setup", sort=True):
+            kind = str(group["device_kind"].iloc[0])
+            rows += correlation_rows(measured_xy(frame, design, str(setup)), str(setup), kind)
+    table = pd.DataFrame(rows)
+    table["memory measured as"] = [memory_quantity(k) if y in ("memory_footprint", "footprint_per_model_size")
+                                   else "" for k, y in zip(table["kind"], table["y"], strict=True)]
+    return table[[c for c in table.columns if c not in ("x", "y")]]
+

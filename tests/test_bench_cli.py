@@ -1,0 +1,142 @@
+"""`harness bench` and `harness results` end to end with a real CPU backend, plus OOM handling and
+bad input. Tests needing a backend skip when none is installed."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from harness.backends.base import RunTarget, Session, get_backend
+from harness.cli.bench import available_backends
+from harness.cli.main import main
+from harness.errors import DeviceOutOfMemory
+from harness.measure.sweep import SweepSpec, run_sweep
+from harness.measure.timer import TimingProtocol
+from harness.measure.window import WindowSettings
+from harness.results.store import ResultsStore
+
+QUICK_FLAGS = ["--set", "warmup_iters=1", "--set", "warmup_s=0", "--set", "min_iters=2", "--set", "min_s=0",
+               "--set", "min_window_s=0", "--set", "idle_s=0"]
+NET = "squeezenet_v1.1"  # the cheapest zoo network on a CPU
+
+
+def cpu_backend() -> str:
+    try:
+        names = available_backends("cpu")
+    except Exception as exc:  # the zoo/backends are written by other issues
+        pytest.skip(f"backends cannot be listed yet: {exc}")
+    if not names:
+        pytest.skip("no CPU backend is installed (pip install 'harness[pytorch]')")
+    return "pytorch" if "pytorch" in names else names[0]
+
+
+def zoo_ready() -> None:
+    try:
+        from harness import zoo
+
+        zoo.resolve(NET)
+    except Exception as exc:
+        pytest.skip(f"the zoo is not available: {exc}")
+
+
+def test_bench_resume_force_and_export(tmp_path: Path, capsys) -> None:
+    zoo_ready()
+    backend = cpu_backend()
+    out = tmp_path / "res"
+    args = ["bench", NET, "--backend", backend, "--batch", "1,2", "--out", str(out), *QUICK_FLAGS]
+    assert main(args) == 0
+    captured = capsys.readouterr()
+    assert "Table III" in captured.out and NET in captured.out
+    records = ResultsStore(out).records()
+    assert [(r.config.batch, r.status) for r in records] == [(1, "ok"), (2, "ok")], [r.message for r in records]
+    first = records[0]
+    assert first.latency.median_s > 0 and first.latency.throughput_fps == pytest.approx(1 / first.latency.median_s)
+    assert first.memory.host_rss_peak_bytes > 0 and first.energy is None
+    assert first.metadata["git_revision"] is None or len(first.metadata["git_revision"]) >= 40
+
+    assert main(args) == 0  # resume: nothing left to do
+    assert "2 skipped" in capsys.readouterr().err
+    assert [r.finished_at for r in ResultsStore(out).records()] == [r.finished_at for r in records]
+
+    assert main([*args, "--force"]) == 0
+    again = ResultsStore(out).records()
+    assert len(again) == 2 and again[0].finished_at != first.finished_at
+
+    pytest.importorskip("pandas", reason="pandas (the report extra) is not installed")
+    assert main(["results", str(out), "--format", "csv"]) == 0
+    csv = capsys.readouterr().out.splitlines()
+    assert csv[0].startswith("key,network,backend") and len(csv) == 3
+    assert main(["results", str(out), "--format", "json"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.strip()]
+    assert [r["batch"] for r in rows] == [1, 2]
+    pytest.importorskip("pyarrow", reason="pyarrow is needed for parquet")
+    import pandas as pd
+
+    assert main(["results", str(out), "--format", "parquet", "-o", str(tmp_path / "r.parquet")]) == 0
+    assert len(pd.read_parquet(tmp_path / "r.parquet")) == 2
+
+
+def test_out_of_memory_is_recorded_and_the_sweep_goes_on(tmp_path: Path) -> None:
+    """A CPU cannot be made to run out of device memory, so a wrapper around the real backend raises
+    DeviceOutOfMemory for the large batch exactly where a GPU backend's load would."""
+    zoo_ready()
+    backend = cpu_backend()
+
+    def load(name: str, target: RunTarget) -> Session:
+        if target.batch >= 64:
+            raise DeviceOutOfMemory(f"{target.network} at B={target.batch} does not fit (cuda:0, 16 GiB)")
+        return get_backend(name).load(target)
+
+    quick = WindowSettings(TimingProtocol(warmup_iters=1, warmup_s=0, min_iters=2, min_s=0), 0.0, 0.0)
+    spec = SweepSpec(networks=[NET, "squeezenet_v1.0"], backends=[backend], batches=[64, 1])
+    store = ResultsStore(tmp_path)
+    done = run_sweep(spec.configs(), store, lambda d: quick, load=load)
+    assert [(r.config.network, r.config.batch, r.status) for r in done] == [
+        (NET, 64, "oom"), (NET, 1, "ok"), ("squeezenet_v1.0", 64, "oom"), ("squeezenet_v1.0", 1, "ok")]
+    assert "does not fit" in done[0].message
+    # oom counts as finished: a re-run does not retry it
+    assert run_sweep(spec.configs(), store, lambda d: quick, load=load) == []
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["bench", NET, "--backend", "pytorch", "--set", "min_itres=3"], "unknown measurement setting"),
+    (["bench", NET, "--backend", "pytorch", "--device", "gpu0"], "unknown device 'gpu0'"),
+    (["bench", "--backend", "pytorch"], "name networks"),
+    (["bench", NET, "--backend", "pytorch", "--set", "novalue"], "KEY=VALUE"),
+])
+def test_bad_input_gets_one_clear_message(argv: list[str], message: str, capsys, tmp_path: Path) -> None:
+    assert main([*argv, "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    assert not (tmp_path / "results.jsonl").exists()
+
+
+def test_bad_sweep_file(tmp_path: Path, capsys) -> None:
+    bad = tmp_path / "sweep.yaml"
+    bad.write_text("networks: [alexnet]\nbatchez: [1]\n")
+    assert main(["bench", "--config", str(bad), "--backend", "pytorch", "--out", str(tmp_path)]) == 2
+    assert "unknown sweep key(s) batchez" in capsys.readouterr().err
+    bad.write_text("networks: [alexnet\n")
+    assert main(["bench", "--config", str(bad), "--out", str(tmp_path)]) == 2
+    assert "not valid YAML" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_:  # argparse: usage and exit 2
+        main(["bench", NET, "--batch", "0,4"])
+    assert exit_.value.code == 2 and "positive integers" in capsys.readouterr().err
+
+
+def test_results_of_an_empty_directory(tmp_path: Path, capsys) -> None:
+    assert main(["results", str(tmp_path)]) == 2
+    assert "no results here" in capsys.readouterr().err
+
+
+def test_sweep_yaml_is_used(tmp_path: Path) -> None:
+    zoo_ready()
+    backend = cpu_backend()
+    cfg = tmp_path / "sweep.yaml"
+    cfg.write_text(f"networks: [{NET}]\nbackends: [{backend}]\nbatches: [1]\n"
+                   "settings: {warmup_iters: 1, warmup_s: 0, min_iters: 2, min_s: 0, min_window_s: 0, idle_s: 0}\n")
+    assert main(["bench", "--config", str(cfg), "--out", str(tmp_path / "o")]) == 0
+    (record,) = ResultsStore(tmp_path / "o").records()
+    assert record.status == "ok" and record.metadata["settings"]["protocol"]["min_iters"] == 2

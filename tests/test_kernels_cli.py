@@ -1,0 +1,67 @@
+"""``harness kernels`` and ``harness profile`` from the command line."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from harness.cli.main import main
+
+PROFILES = Path(__file__).resolve().parent.parent / "kernels_profiles"
+
+
+def test_attribute_json_states_the_denominator(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["kernels", "attribute", "--format", "json", str(PROFILES / "synthetic-nsys.sqlite")]) == 0
+    (out,) = json.loads(capsys.readouterr().out)
+    assert "not wall time" in out["denominator"] and out["layers"]["fc7"] == {"gemv2T": 55000.0}
+
+
+def test_attribute_table(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["kernels", "attribute", "--kernels", "3", str(PROFILES / "synthetic-kineto.json")]) == 0
+    out = capsys.readouterr().out
+    assert "gemv2T 27.50 %" in out and "per layer" in out
+
+
+def test_metrics_needs_metrics(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["kernels", "metrics", str(PROFILES / "synthetic-nvprof-cuda9-gputrace.csv")]) == 2
+    assert "no kernel metrics" in capsys.readouterr().err
+
+
+def test_unknown_file_is_one_line_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    f = tmp_path / "notes.txt"
+    f.write_text("just text\n")
+    assert main(["kernels", "attribute", str(f)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "expected one of" in err
+
+
+def test_profile_unknown_backend(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["profile", "alexnet", "--backend", "nope", "--tool", "torch"]) == 2
+    assert "unknown backend 'nope'" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(shutil.which("nsys") is not None, reason="nsys is installed here")
+def test_profile_without_nsys_says_so(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["profile", "alexnet", "--backend", "pytorch", "--tool", "nsys", "--out", str(tmp_path)]) == 2
+    assert "Nsight Systems (nsys) is not on PATH" in capsys.readouterr().err
+
+
+def test_profile_torch_on_cpu_records_cpu_ops(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("torch")
+    from harness import zoo
+
+    if not hasattr(zoo, "resolve"):
+        pytest.skip("harness.zoo.resolve is not available in this checkout")
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this test covers the CPU-only case")
+    rc = main(["profile", "squeezenet_v1.1", "--backend", "pytorch", "--tool", "torch", "--iters", "1",
+               "--out", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert rc == 0 and "no GPU kernels were recorded" in out
+    record = json.loads((tmp_path / "profile.json").read_text())
+    assert record["kind"] == "profile" and record["label"] == "profile:torch"

@@ -1,0 +1,189 @@
+"""`harness report` built from committed real results (tests/data/results-cpu-*: PyTorch on a 2-core CPU)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import shutil
+import subprocess
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pd = pytest.importorskip("pandas")
+pytest.importorskip("matplotlib")
+
+from harness.cli.main import main  # noqa: E402
+from harness.report import claims, measured  # noqa: E402
+from harness.report.build import build  # noqa: E402
+from harness.report.stats import correlate, ranks  # noqa: E402
+from harness.results.store import ResultsStore  # noqa: E402
+
+DATA = Path(__file__).parent / "data"
+RESULTS = sorted(DATA.glob("results-cpu-*"))[-1]
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    return build([RESULTS], tmp_path_factory.mktemp("report"))
+
+
+def test_writes_markdown_html_and_a_csv_per_table(report):
+    md = report.markdown.read_text()
+    listed = re.findall(r"CSV: `tables/([^`]+)\.csv`", md)
+    assert listed and sorted(listed) == sorted(p.stem for p in report.tables)
+    for path in report.tables:
+        assert not pd.read_csv(path).empty or path.stem == "not_ok"
+    assert "## Claims checklist" in md and "## Table III beside the paper" in md
+
+
+def test_table3_is_the_store_beside_the_paper(report):
+    table = pd.read_csv(report.out / "tables" / "table3_inference_time_ms.csv")
+    records = {r.config.network: r for r in ResultsStore(RESULTS).records()
+               if r.status == "ok" and r.config.batch == 1}
+    setup = next(c for c in table.columns if c.endswith(" ms") and not c.startswith("paper"))
+    names = dict(zip(table["network"], table[setup], strict=True))
+    assert len(names) == len(records)
+    alexnet = table[table["network"] == "AlexNet"].iloc[0]
+    assert alexnet["paper (P100) ms"] == 2.1
+    assert alexnet[setup] == pytest.approx(records["alexnet"].latency.median_s * 1e3)
+    assert alexnet[setup.replace(" ms", " ÷ paper")] == pytest.approx(alexnet[setup] / 2.1)
+
+
+def test_cpu_results_decide_no_gpu_claim(report):
+    by_claim = {c.claim: c for c in report.claims}
+    measured_claims = [c for c in report.claims if c.scope != "analyzer"]
+    assert measured_claims and all(c.verdict == claims.NOT_MEASURED for c in measured_claims)
+    drive = by_claim["Activations, not parameters, drive the memory footprint"]
+    assert "no GPU results" in drive.evidence and "CPU only, decides nothing" in drive.evidence
+    # analyzer-only claims are decided without any measurement
+    assert by_claim["Except AlexNet, every network has more activations than parameters"].verdict == \
+        claims.REPRODUCED
+
+
+def test_correlations_recomputed_from_paper_and_from_measurements(report):
+    t4 = pd.read_csv(report.out / "tables" / "table4_correlations.csv")
+    paper = t4[t4["source"] == "paper tables (P100)"]
+    assert len(paper) == 6 and (paper["n"] == 12).all()
+    fig3 = paper[paper["pair"] == "activations/params vs memory footprint/model size"].iloc[0]
+    assert fig3["pearson_ci_low"] <= fig3["pearson"] <= fig3["pearson_ci_high"]
+    ours = t4[t4["source"] != "paper tables (P100)"]
+    memory = ours[ours["pair"] == "# activations vs memory footprint"].iloc[0]
+    assert memory["n"] == len({r.config.network for r in ResultsStore(RESULTS).records()
+                               if r.config.batch == 1 and r.status == "ok"})
+    assert "CPU process peak RSS" in memory["memory measured as"]
+    # no energy on this CPU (no RAPL): its efficiency correlations have no points, hence no number
+    energy = ours[ours["pair"] == "MACs/activations vs energy efficiency"].iloc[0]
+    assert energy["n"] == 0 and np.isnan(energy["pearson"])
+
+
+def test_figure_without_data_is_not_drawn(report):
+    md = report.markdown.read_text()
+    assert "Fig. 4: not measured here." in md
+    assert not list((report.out / "figures").glob("fig4*"))
+    assert "Kernel families: not measured here." in md
+
+
+def test_every_figure_is_a_valid_png_and_svg(report):
+    from PIL import Image
+
+    names = {f.name for f in report.figures}
+    assert {"fig3_footprint_vs_acts_per_param", "memory_vs_batch_D1_pytorch", "latency_throughput_D1"} <= names
+    for fig in report.figures:
+        assert fig.png.read_bytes()[:8] == PNG_MAGIC
+        with Image.open(fig.png) as im:
+            assert im.size[0] > 300 and im.size[1] > 200
+        assert ET.parse(fig.svg).getroot().tag.endswith("svg")
+
+
+def test_html_is_self_contained(report):
+    text = report.html.read_text()
+    assert "<link" not in text and "<script" not in text and "url(" not in text
+    sources = re.findall(r'src="([^"]*)"', text)
+    assert len(sources) == len(report.figures)
+    for src in sources:
+        assert src.startswith("data:image/svg+xml;base64,")
+        ET.fromstring(base64.b64decode(src.split(",", 1)[1]))
+    assert not re.search(r'(href|src)="(https?:|//|file:)', text)
+
+
+def test_html_renders_in_headless_chromium_without_console_errors(report, tmp_path):
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.skip("chromium is not installed (Debian: apt-get install chromium)")
+    shot = tmp_path / "report.png"
+    proc = subprocess.run(
+        [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1280,2400", f"--screenshot={shot}",
+         "--enable-logging=stderr", "--v=0", report.html.resolve().as_uri()],
+        capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    # the page has no script: any console message (an error, a blocked resource) is a failure
+    console = [line for line in proc.stderr.splitlines() if ":CONSOLE" in line]
+    assert not console, console
+    from PIL import Image
+
+    with Image.open(shot) as im:
+        assert im.size == (1280, 2400)
+        colours = im.convert("L").getextrema()
+    assert colours[0] < 100 < colours[1]  # text on a light page, not a blank screenshot
+
+
+def test_analyzer_only_report(tmp_path):
+    result = build([], tmp_path)
+    md = result.markdown.read_text()
+    assert "Measurements: not measured here." in md and not result.figures
+    verdicts = {c.claim: c.verdict for c in result.claims}
+    assert verdicts["Except AlexNet, every network has more activations than parameters"] == claims.REPRODUCED
+    assert verdicts["MobileNet has the lowest throughput"] == claims.NOT_MEASURED
+
+
+def test_devices_get_one_column_group_each():
+    # identity columns only (no measurement): two hosts, and one GPU seen by both a bench run and a profile
+    bench = pd.DataFrame({"network": ["alexnet"] * 3, "backend": ["pytorch"] * 3,
+                          "device": ["cpu", "cpu", "cuda:0"], "mode": [None, "eager", None],
+                          "meta.host": ["a", "b", "b"], "meta.cpu": ["X", "X", "X"],
+                          "meta.gpu_name": [None, None, "NVIDIA H100 80GB HBM3"],
+                          "meta.gpu_uuid": [None, None, "GPU-1"]})
+    kernels = pd.DataFrame({"network": ["alexnet"], "backend": ["pytorch"], "device": ["cuda:0"], "mode": [None],
+                            "meta.host": ["b"], "meta.gpu_name": ["NVIDIA H100 80GB HBM3"],
+                            "meta.gpu_uuid": ["GPU-1"]})
+    bench, kernels = measured.assign_devices(bench, kernels)
+    assert list(bench["setup"]) == ["D2 pytorch", "D3 pytorch/eager", "D1 pytorch"]
+    assert list(kernels["setup"]) == ["D1 pytorch"]
+
+
+def test_cli_writes_the_report_and_rejects_a_missing_directory(tmp_path, capsys):
+    assert main(["report", str(tmp_path / "nope"), "-o", str(tmp_path / "out")]) == 2
+    assert "not a results directory" in capsys.readouterr().err
+    assert main(["report", "-o", str(tmp_path / "out"), "--device-spec", "D1=no-such-gpu"]) == 2
+    assert "unknown device spec" in capsys.readouterr().err
+
+
+def test_kernel_file_that_is_not_an_attribution_is_rejected(tmp_path):
+    (tmp_path / "kernels").mkdir()
+    (tmp_path / "kernels" / "x.json").write_text(json.dumps({"config": {}}))
+    assert main(["report", str(tmp_path), "-o", str(tmp_path / "out")]) == 2
+
+
+def test_pearson_and_spearman_match_known_values():
+    x = np.array([1.0, 2, 3, 4, 5, 6])
+    y = np.array([2.0, 1, 4, 3, 7, 8])
+    c = correlate(x, y)
+    assert c.n == 6
+    assert c.pearson == pytest.approx(np.corrcoef(x, y)[0, 1])
+    # Spearman by the textbook formula (no ties): 1 - 6 sum d^2 / (n (n^2 - 1)); d^2 sums to 4
+    assert c.spearman == pytest.approx(1 - 6 * 4 / (6 * 35))
+    assert c.pearson_ci[0] <= c.pearson <= c.pearson_ci[1]
+    assert correlate(x, y) == c  # seeded: the same data give the same interval
+    assert list(ranks(np.array([3.0, 1, 3, 2]))) == [3.5, 1, 3.5, 2]
+    assert correlate(x, np.exp(x)).spearman == pytest.approx(1.0)
+    few = correlate([1.0, 2.0], [3.0, 5.0])
+    assert few.n == 2 and np.isnan(few.pearson_ci[0])
+    constant = correlate(x, np.ones(6))
+    assert np.isnan(constant.pearson)

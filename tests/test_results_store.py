@@ -1,0 +1,203 @@
+"""The results store and sweeps that lose nothing: atomic appends, damaged lines, resume after a kill,
+no duplicates, --force. Workload: a real numpy matmul session (no backend needed)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from harness.backends.base import RunTarget, Session
+from harness.errors import BackendFailed, UnsupportedLayer
+from harness.ir.build import load_graph
+from harness.ir.graph import Graph
+from harness.measure.sweep import SweepSpec, apply_overrides, run_config, run_sweep
+from harness.measure.timer import TimingProtocol
+from harness.measure.window import WindowSettings
+from harness.results.records import Config, Record
+from harness.results.store import RESULTS_FILE, ResultsStore
+
+TINY = ('input: "data"\ninput_shape { dim: 1 dim: 3 dim: 8 dim: 8 }\n'
+        'layer { name: "c" type: "Convolution" bottom: "data" top: "c"'
+        ' convolution_param { num_output: 4 kernel_size: 3 } }\n')
+QUICK = WindowSettings(protocol=TimingProtocol(warmup_iters=1, warmup_s=0, min_iters=3, min_s=0), min_window_s=0.0,
+                       idle_s=0.0)
+
+
+def tiny(name: str) -> Graph:
+    return load_graph(f"{name}.prototxt", TINY)
+
+
+class MatmulSession(Session):
+    def __init__(self, batch: int) -> None:
+        rng = np.random.default_rng(batch)
+        self.x = rng.standard_normal((batch * 8, 64)).astype(np.float32)
+        self.w = rng.standard_normal((64, 64)).astype(np.float32)
+        self.y = self.x
+        self.info = {"framework": "numpy", "numpy": np.__version__}
+
+    def forward(self) -> None:
+        self.y = self.x @ self.w
+
+    def output(self) -> np.ndarray:
+        return self.y
+
+
+def matmul_loader(backend: str, target: RunTarget) -> Session:
+    return MatmulSession(target.batch)
+
+
+def configs(n: int = 3) -> list[Config]:
+    return SweepSpec(networks=[f"net{i}" for i in range(n)], backends=["numpy"], batches=[1]).configs()
+
+
+def test_record_round_trip_and_flat_row(tmp_path: Path) -> None:
+    store = ResultsStore(tmp_path)
+    record = run_config(configs(1)[0], QUICK, tiny, matmul_loader)
+    assert record.status == "ok", record.message
+    assert record.latency.iterations >= 3 and len(record.latencies_s) == record.latency.iterations
+    assert record.energy is None  # CPU without RAPL: unavailable, not zero
+    assert record.memory.host_rss_peak_bytes > 0
+    assert record.macs_per_forward == 6 * 6 * 4 * 27  # analyzer, paper convention
+    assert record.metadata["backend_framework"] == "numpy" and record.metadata["cpu_count"] >= 1
+    store.put(record)
+    again = store.records()
+    assert again == [record]
+    row = again[0].flat()
+    assert row["latency.median_s"] == record.latency.median_s and row["status"] == "ok"
+    assert "timeline" not in row and "latencies_s" not in row
+
+
+def test_failures_become_records_and_the_sweep_goes_on(tmp_path: Path) -> None:
+    def loader(backend: str, target: RunTarget) -> Session:
+        if target.network == "net0":
+            raise UnsupportedLayer("c", "Convolution", "numpy")
+        if target.network == "net1":
+            raise BackendFailed("the worker crashed")
+        if target.network == "net2":
+            raise ZeroDivisionError("a bug in a backend")
+        return MatmulSession(target.batch)
+
+    store = ResultsStore(tmp_path)
+    done = run_sweep(configs(4), store, lambda d: QUICK, resolve=tiny, load=loader)
+    assert [r.status for r in done] == ["unsupported", "failed", "failed", "ok"]
+    assert done[0].message == "unsupported: c Convolution"
+    assert "ZeroDivisionError" in done[2].message and "traceback" in done[2].metadata
+    assert len(store.records()) == 4
+
+
+def test_resume_skips_finished_and_retries_failed_without_duplicates(tmp_path: Path) -> None:
+    store = ResultsStore(tmp_path)
+    calls: list[str] = []
+    attempts: list[str] = []
+
+    def flaky(backend: str, target: RunTarget) -> Session:
+        calls.append(target.network)
+        attempts.append(target.network)
+        if target.network == "net1" and attempts.count("net1") == 1:
+            raise BackendFailed("transient")
+        return MatmulSession(target.batch)
+
+    run_sweep(configs(3), store, lambda d: QUICK, resolve=tiny, load=flaky)
+    assert store.by_key()[configs(3)[1].key()].status == "failed"
+    calls.clear()
+    run_sweep(configs(3), store, lambda d: QUICK, resolve=tiny, load=flaky)
+    assert calls == ["net1"]  # only the failed one is redone
+    keys = [r.key for r in store.records()]
+    assert len(keys) == len(set(keys)) == 3
+    assert all(r.status == "ok" for r in store.records())
+    calls.clear()
+    run_sweep(configs(3), store, lambda d: QUICK, force=True, resolve=tiny, load=flaky)
+    assert calls == ["net0", "net1", "net2"]
+    keys = [json.loads(line)["key"] for line in store.path.read_text().splitlines()]
+    assert sorted(keys) == sorted({c.key() for c in configs(3)})
+
+
+def test_truncated_last_line_is_skipped_and_isolated(tmp_path: Path) -> None:
+    store = ResultsStore(tmp_path)
+    first, second = (run_config(c, QUICK, tiny, matmul_loader) for c in configs(2))
+    store.put(first)
+    # what a writer killed in the middle of its write leaves: a prefix of a line, no newline
+    line = json.dumps(second.to_dict())
+    with store.path.open("a") as fh:
+        fh.write(line[: len(line) // 2])
+    with pytest.warns(UserWarning, match="damaged record"):
+        assert store.records() == [first]
+    store.put(second)
+    with pytest.warns(UserWarning, match="damaged record"):
+        assert [r.key for r in store.records()] == [first.key, second.key]
+    store.put(second)  # replacing rewrites the file and drops the damaged fragment
+    assert [r.key for r in store.records()] == [first.key, second.key]
+
+
+def test_non_finite_figures_are_stored_as_null(tmp_path: Path) -> None:
+    record = Record(config=configs(1)[0], status="failed", message="x", metadata={"ratio": float("nan")})
+    ResultsStore(tmp_path).put(record)
+    assert json.loads((tmp_path / RESULTS_FILE).read_text())["metadata"]["ratio"] is None
+
+
+def test_status_is_checked() -> None:
+    with pytest.raises(ValueError):
+        Record(config=configs(1)[0], status="great")  # type: ignore[arg-type]
+
+
+KILLED_SWEEP = textwrap.dedent("""
+    import sys, time
+    sys.path.insert(0, sys.argv[2])
+    import test_results_store as t
+    from harness.measure.sweep import run_sweep
+    from harness.results.store import ResultsStore
+
+    def loader(backend, target):
+        if target.network == "net2":
+            time.sleep(60)  # killed here, with net0 and net1 stored
+        return t.MatmulSession(target.batch)
+
+    run_sweep(t.configs(4), ResultsStore(sys.argv[1]), lambda d: t.QUICK, resolve=t.tiny, load=loader)
+""")
+
+
+def test_killed_sweep_loses_only_the_running_configuration(tmp_path: Path) -> None:
+    proc = subprocess.Popen([sys.executable, "-c", KILLED_SWEEP, str(tmp_path), str(Path(__file__).parent)])
+    store = ResultsStore(tmp_path)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and (not store.path.exists() or len(store.records()) < 2):
+        time.sleep(0.1)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert [r.config.network for r in store.records()] == ["net0", "net1"]
+    ran: list[str] = []
+
+    def loader(backend: str, target: RunTarget) -> Session:
+        ran.append(target.network)
+        return MatmulSession(target.batch)
+
+    run_sweep(configs(4), store, lambda d: QUICK, resolve=tiny, load=loader)
+    assert ran == ["net2", "net3"]
+    assert [r.config.network for r in store.records()] == ["net0", "net1", "net2", "net3"]
+
+
+def test_settings_overrides() -> None:
+    s = apply_overrides(QUICK, {"min_iters": 9, "idle_s": 1.5})
+    assert (s.protocol.min_iters, s.idle_s) == (9, 1.5)
+    from harness.errors import HarnessError
+
+    with pytest.raises(HarnessError, match="unknown measurement setting"):
+        apply_overrides(QUICK, {"min_itres": 9})
+
+
+def test_dataframe(tmp_path: Path) -> None:
+    pytest.importorskip("pandas", reason="pandas (the report extra) is not installed")
+    store = ResultsStore(tmp_path)
+    run_sweep(configs(2), store, lambda d: QUICK, resolve=tiny, load=matmul_loader)
+    frame = store.dataframe()
+    assert list(frame["network"]) == ["net0", "net1"]
+    assert (frame["latency.median_s"] > 0).all() and frame["energy.energy_j"].isna().all()
