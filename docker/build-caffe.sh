@@ -41,6 +41,7 @@ set -euo pipefail
 
 readonly CAFFE_COMMIT=9b891540183ddc834a02b2bd81b31afae71b2153
 readonly STAMP_NAME=.harness-build-stamp
+readonly OWNER_NAME=.harness-build-owner
 readonly INFO_NAME=harness-build.env
 
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -164,8 +165,9 @@ find_header() {  # find_header NAME DIR... : the first DIR holding NAME
   local name=$1 dir
   shift
   for dir in "$@"; do
-    [[ -f "$dir/$name" ]] && { echo "$dir"; return; }
+    [[ -f "$dir/$name" ]] && { echo "$dir"; return 0; }
   done
+  return 0  # not found: empty output, not a failure under set -e
 }
 
 cudnn_include_dir() {
@@ -200,6 +202,10 @@ CUDA_ARCH := $(gencode_flags "$CUDA_ARCH")
 USE_CUDNN := $WITH_CUDNN"
     [[ "$WITH_CUDNN" == 1 ]] && gpu_lines+="
 INCLUDE_DIRS += $(cudnn_include_dir)"
+    # CUDA 13 moved Thrust/CUB into include/cccl, which nvcc searches by itself but g++ (which
+    # compiles Caffe's .cpp files, e.g. cudnn_softmax_layer.cpp's thrust include) does not.
+    [[ -d "$CUDA_HOME/include/cccl" ]] && gpu_lines+="
+INCLUDE_DIRS += $CUDA_HOME/include/cccl"
   fi
 
   cat >Makefile.config <<EOF
@@ -265,13 +271,14 @@ obtain_source() {
 prepare_tree() {  # prepare_tree SRC : fresh copy of SRC in CAFFE_PREFIX with the patches applied
   local src=$1
   if [[ -e "$CAFFE_PREFIX" ]]; then
-    if [[ -f "$CAFFE_PREFIX/$STAMP_NAME" || -z "$(ls -A "$CAFFE_PREFIX")" ]]; then
+    if [[ -f "$CAFFE_PREFIX/$OWNER_NAME" || -z "$(ls -A "$CAFFE_PREFIX")" ]]; then
       rm -rf "$CAFFE_PREFIX"
     else
       die "$CAFFE_PREFIX exists and was not made by this script: remove it or choose another CAFFE_PREFIX"
     fi
   fi
   mkdir -p "$CAFFE_PREFIX"
+  touch "$CAFFE_PREFIX/$OWNER_NAME"  # marks the tree as ours even if this build fails midway
   (cd "$src" && tar --exclude=.git --exclude=./build --exclude=./.build_release -cf - .) | tar -xf - -C "$CAFFE_PREFIX"
   local p
   for p in $(patch_files); do

@@ -61,6 +61,7 @@ def test_bench_resume_force_and_export(tmp_path: Path, capsys) -> None:
     assert [r.finished_at for r in ResultsStore(out).records()] == [r.finished_at for r in records]
 
     assert main([*args, "--force"]) == 0
+    capsys.readouterr()
     again = ResultsStore(out).records()
     assert len(again) == 2 and again[0].finished_at != first.finished_at
 

@@ -23,6 +23,7 @@ from harness.convert.weights import network_inputs, weight_set
 from harness.errors import BackendFailed, BackendUnavailable, HarnessError
 from harness.ir.build import load_graph
 from harness.measure.timer import TimingProtocol
+from harness.zoo import zoo_prototxt
 
 SKIP_REASON = "pycaffe not available (build it with docker/build-caffe.sh)"
 
@@ -105,6 +106,12 @@ def test_fatal_message_names_glog_line_and_protobuf_parse_error() -> None:
 def test_missing_caffemodel_is_a_clear_error(tiny: Path) -> None:
     with pytest.raises(HarnessError, match=r"caffemodel not found: .*nope\.caffemodel"):
         CaffeBackend().load(_target(tiny, weights=tiny.parent / "nope.caffemodel"))
+
+
+def test_a_graph_without_a_file_is_a_clear_error() -> None:
+    graph = load_graph("made-up.prototxt", text=TINY)
+    with pytest.raises(HarnessError, match=r"needs the prototxt file; 'made-up\.prototxt' is not a file"):
+        CaffeBackend().load(RunTarget(graph=graph, network="tiny", batch=1))
 
 
 def test_unavailable_pycaffe_names_each_interpreter(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -218,6 +225,17 @@ def test_stuck_worker_times_out_and_is_killed(tiny: Path) -> None:
         assert worker.proc.poll() is not None
     finally:
         session.close()
+
+
+@needs_pycaffe
+def test_zoo_graph_not_checked_out_as_a_file_still_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HARNESS_CACHE_DIR", str(tmp_path))
+    graph = load_graph("zoo:squeezenet_v1.1", text=zoo_prototxt("squeezenet_v1.1"))
+    with CaffeBackend().load(RunTarget(graph=graph, network="squeezenet_v1.1", batch=1)) as session:
+        session.forward()
+        probabilities = session.output()
+    assert probabilities.shape == (1, 1000, 1, 1)
+    assert probabilities.sum() == pytest.approx(1.0, rel=1e-4)
 
 
 @needs_pycaffe

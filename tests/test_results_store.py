@@ -64,6 +64,7 @@ def test_record_round_trip_and_flat_row(tmp_path: Path) -> None:
     record = run_config(configs(1)[0], QUICK, tiny, matmul_loader)
     assert record.status == "ok", record.message
     assert record.latency.iterations >= 3 and len(record.latencies_s) == record.latency.iterations
+    assert record.latency.warmup_iters == 1  # the window's separate warmup phase is recorded
     assert record.energy is None  # CPU without RAPL: unavailable, not zero
     assert record.memory.host_rss_peak_bytes > 0
     assert record.macs_per_forward == 6 * 6 * 4 * 27  # analyzer, paper convention

@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import csv
 import math
+from dataclasses import dataclass
 from functools import cache
 from importlib import resources
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from harness.analysis.analyzer import Totals
 
 TABLES = {
     "table2": "table2_characteristics.csv",
@@ -27,3 +32,45 @@ def significant(value: float, digits: int = 3) -> float:
     if value == 0 or not math.isfinite(value):
         return value
     return round(value, digits - 1 - math.floor(math.log10(abs(value))))
+
+
+@dataclass(frozen=True)
+class Table2Cell:
+    """One figure of ours beside the paper's Table II value, compared at the paper's printed precision."""
+
+    column: str
+    ours: float
+    paper: float
+    matches: bool
+
+    @property
+    def diff_pct(self) -> float:
+        return (self.ours - self.paper) / self.paper * 100 if self.paper else 0.0
+
+
+TABLE2_COLUMNS = {
+    "macs_m": "MACs (M)", "params_m": "params (M)", "acts_m": "acts (M)",
+    "acts_per_param": "acts/params", "macs_per_param": "MACs/params", "macs_per_act": "MACs/acts",
+}
+RATIO_TOLERANCE = 0.01  # the ratio columns agree within 1% (or are equal at the printed 2 decimals)
+
+
+def table2_cells(totals: Totals, row: dict[str, str]) -> list[Table2Cell]:
+    """Our totals against one row of the paper's Table II.
+
+    MACs are compared at 3 significant digits (Netscope shows 1586.7M as 1.59G), params and activations at
+    the printed 2 decimals in millions, and the ratios within 1% (or equal once rounded to 2 decimals).
+    """
+    ours = {"macs_m": significant(totals.macs / 1e6), "params_m": round(totals.params / 1e6, 2),
+            "acts_m": round(totals.activations / 1e6, 2), "acts_per_param": totals.acts_per_param,
+            "macs_per_param": totals.macs_per_param, "macs_per_act": totals.macs_per_act}
+    cells = []
+    for column in TABLE2_COLUMNS:
+        paper = float(row[column])
+        value = ours[column]
+        if column.endswith("_m"):
+            matches = value == paper
+        else:
+            matches = round(value, 2) == paper or abs(value - paper) <= RATIO_TOLERANCE * abs(paper)
+        cells.append(Table2Cell(column, value, paper, matches))
+    return cells

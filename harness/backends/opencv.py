@@ -63,27 +63,12 @@ class OpenCVBackend(Backend):
         return OpenCVSession(target, mode)
 
 
-def _caffemodel_for(target: RunTarget) -> Path:
-    """The given .caffemodel, or the deterministic weight set written once to the cache."""
-    if target.weights is not None:
-        return Path(target.weights)
-    from harness.convert.cache import cache_dir, cache_key, graph_fingerprint
-    from harness.convert.caffemodel import write_caffemodel
-    from harness.convert.weights import weight_set
-
-    graph = target.graph.with_inputs(batch=target.batch)
-    path = cache_dir("caffemodel") / f"{cache_key(graph_fingerprint(graph), target.seed)}.caffemodel"
-    if not path.exists():
-        write_caffemodel(path, weight_set(graph, target.seed, target.batch),
-                         {lay.name: lay.type for lay in graph.layers}, net_name=graph.name)
-    return path
-
-
 class OpenCVSession(Session):
     def __init__(self, target: RunTarget, mode: str) -> None:
         import cv2
 
         from harness.convert.blobs import last_writer, output_blob, probe_blobs
+        from harness.convert.caffemodel import cached_caffemodel
         from harness.convert.weights import network_inputs
 
         graph = target.graph.with_inputs(batch=target.batch)
@@ -91,7 +76,8 @@ class OpenCVSession(Session):
         if not prototxt.is_file():
             raise BackendFailed(f"opencv reads the prototxt file itself, but the network's source "
                                 f"'{graph.source}' is not a file")
-        caffemodel = _caffemodel_for(target)
+        caffemodel = Path(target.weights) if target.weights is not None \
+            else cached_caffemodel(target.graph, target.seed, target.batch)
         self.files, self.mode = (prototxt, caffemodel), mode
         self.feed = network_inputs(graph, target.seed)
         self.net = self._load(fusion=True)

@@ -9,7 +9,7 @@ import sys
 from collections.abc import Sequence
 
 from harness.analysis.analyzer import NetAnalysis, analyze
-from harness.analysis.paper import paper_table, significant
+from harness.analysis.paper import TABLE2_COLUMNS, paper_table, table2_cells
 from harness.cli import analyze_metrics
 from harness.errors import HarnessError
 from harness.layers import Convention
@@ -108,6 +108,8 @@ def _print_tables(results: Sequence[NetAnalysis], per_layer: bool, beside_paper:
     from rich.table import Table
 
     console = Console()
+    if not console.is_terminal:
+        console = Console(width=160)  # piped output: no terminal width to fit, so do not truncate names
     if per_layer:
         for r in results:
             t = Table(title=f"{r.network} ({r.convention.value} convention, batch {r.batch})")
@@ -138,23 +140,20 @@ def _table2(results: Sequence[NetAnalysis]):  # -> rich.table.Table
     from harness import zoo
 
     paper = {row["model"]: row for row in paper_table("table2")}
-    t = Table(title="Table II: ours (Netscope rules) / paper, difference")
-    for col in ("network", "input", "MACs (M)", "params (M)", "acts (M)", "acts/params", "MACs/params",
-                "MACs/acts"):
-        t.add_column(col, justify="left" if col in ("network", "input") else "right")
+    t = Table(title="Table II, Netscope rules: ours (paper's value where ours differs at its printed precision)")
+    t.add_column("network")
+    t.add_column("input")
+    for header in TABLE2_COLUMNS.values():
+        t.add_column(header, justify="right")
+    t.add_column("= paper", justify="right")
     for r in results:
         row = paper.get(zoo.paper_name(r.network))
         if row is None:
             raise HarnessError(f"no Table II row for {r.network}")
-        tot = r.totals
-        ours = (significant(tot.macs / 1e6), round(tot.params / 1e6, 2), round(tot.activations / 1e6, 2),
-                tot.acts_per_param, tot.macs_per_param, tot.macs_per_act)
-        keys = ("macs_m", "params_m", "acts_m", "acts_per_param", "macs_per_param", "macs_per_act")
-        formats = ("{:g}", "{:.2f}", "{:.2f}", "{:.2f}", "{:.2f}", "{:.2f}")
-        cells = []
-        for value, key, fmt in zip(ours, keys, formats, strict=True):
-            theirs = float(row[key])
-            diff = (value - theirs) / theirs * 100 if theirs else 0.0
-            cells.append(f"{fmt.format(value)} / {row[key]} ({diff:+.1f}%)")
-        t.add_row(zoo.paper_name(r.network), "x".join(map(str, r.input_shape[2:])), *cells)
+        cells = table2_cells(r.totals, row)
+        shown = [f"{c.ours:g}" if c.column == "macs_m" else f"{c.ours:.2f}" for c in cells]
+        shown = [s if c.matches else f"[red]{s} ({row[c.column]})[/red]" for s, c in zip(shown, cells, strict=True)]
+        matched = sum(c.matches for c in cells)
+        t.add_row(zoo.paper_name(r.network), "x".join(map(str, r.input_shape[2:])), *shown,
+                  f"{matched}/{len(cells)}" + (" ✓" if matched == len(cells) else ""))
     return t

@@ -61,12 +61,13 @@ def requested_groups(args: argparse.Namespace) -> set[str]:
 
 def compute(args: argparse.Namespace, results: Sequence[NetAnalysis]) -> Extras | None:
     """Metric columns of every analysed network, or None when no metric was asked for."""
-    from harness.analysis.metrics import DIWeights, metric_columns
-    from harness.analysis.roofline import device_spec
-
     groups = requested_groups(args)
     if not groups:
         return None
+    # numpy and the metric modules are imported only when metrics are asked for: `analyze` starts fast.
+    from harness.analysis.metrics import DIWeights, metric_columns
+    from harness.analysis.roofline import device_spec
+
     device = device_spec(args.device_spec) if args.device_spec else None
     weights = None
     if args.weights:

@@ -60,6 +60,8 @@ def export_onnx(graph: Graph, weights: Weights, batch: int) -> OnnxModels:
         with torch.no_grad(), warnings.catch_warnings():
             # Slices with a step (Caffe pooling's explicit padding) are not constant-folded: harmless.
             warnings.filterwarnings("ignore", message="Constant folding - Only steps=1")
+            warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)  # shapes are fixed per batch
+            warnings.filterwarnings("ignore", category=DeprecationWarning)  # the legacy exporter, chosen above
             torch.onnx.export(module, example, str(tmp), dynamo=False, opset_version=OPSET,
                               input_names=models.input_names, output_names=[output, *probes])
     except HarnessError:

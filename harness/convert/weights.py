@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.analysis.analyzer import analyze
+from harness.analysis.analyzer import NetAnalysis, analyze
 from harness.backends.base import make_input
 from harness.convert.cache import graph_fingerprint
 from harness.errors import GraphError
@@ -114,7 +114,7 @@ def layer_seed(seed: int, layer_name: str) -> list[int]:
 
 
 # The few most recent weight sets: every backend of one `harness verify` run asks for the same one.
-_RECENT: OrderedDict[tuple[str, int, int], Weights] = OrderedDict()
+_RECENT: OrderedDict[tuple[object, ...], Weights] = OrderedDict()
 _RECENT_SIZE = 2
 
 
@@ -123,19 +123,21 @@ def weight_set(graph: Graph, seed: int = 0, batch: int = 1) -> Weights:
 
     ``batch`` only matters for the rare layer whose blob shapes depend on it (Scale/Bias over axis 0).
     """
-    key = (graph_fingerprint(graph.with_inputs(batch=batch)), seed, batch)
+    analysis = analyze(graph, Convention.CAFFE, batch=batch)
+    # Keyed by the blob shapes, not the batch: B=1 and B=2 of one network share one set.
+    key = (graph_fingerprint(graph.with_inputs(batch=1)), seed,
+           tuple(tuple(map(tuple, s.param_shapes)) for s in analysis.layers))
     if key in _RECENT:
         _RECENT.move_to_end(key)
         return _RECENT[key]
-    weights = _draw(graph, seed, batch)
+    weights = _draw(graph, analysis, seed)
     _RECENT[key] = weights
     while len(_RECENT) > _RECENT_SIZE:
         _RECENT.popitem(last=False)
     return weights
 
 
-def _draw(graph: Graph, seed: int, batch: int) -> Weights:
-    analysis = analyze(graph, Convention.CAFFE, batch=batch)
+def _draw(graph: Graph, analysis: NetAnalysis, seed: int) -> Weights:
     weights: Weights = {}
     for layer, stats in zip(graph.layers, analysis.layers, strict=True):
         if not stats.param_shapes:

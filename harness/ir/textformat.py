@@ -8,17 +8,17 @@ graph builder can name the exact place of a bad value.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 from harness.errors import PrototxtError
 
 Scalar = str | int | float | bool
 
 
-@dataclass(frozen=True)
-class Location:
+class Location(NamedTuple):
+    # A NamedTuple rather than a frozen dataclass: one is made per token, and this is the reader's hot path.
     file: str
     line: int
     column: int
@@ -81,8 +81,7 @@ class Message:
 
 _TOKEN = re.compile(
     r"""
-    (?P<ws>[ \t\r\f\v]+)
-  | (?P<nl>\n)
+    (?P<ws>\s+)
   | (?P<comment>\#[^\n]*)
   | (?P<string>"(?:[^"\\\n]|\\.)*"|'(?:[^'\\\n]|\\.)*')
   | (?P<number>[-+]?(?:0[xX][0-9a-fA-F]+|(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)[fF]?(?![A-Za-z_]))
@@ -104,6 +103,8 @@ class _Token:
 
 
 def _unescape(body: str, loc: Location) -> str:
+    if "\\" not in body:
+        return body
     out: list[str] = []
     i = 0
     while i < len(body):
@@ -131,27 +132,31 @@ def _unescape(body: str, loc: Location) -> str:
     return "".join(out)
 
 
-def _tokens(text: str, filename: str) -> Iterator[_Token]:
+def _tokens(text: str, filename: str) -> list[_Token]:
+    tokens: list[_Token] = []
     line, line_start, pos = 1, 0, 0
-    while pos < len(text):
-        m = _TOKEN.match(text, pos)
-        loc = Location(filename, line, pos - line_start + 1)
-        if m is None:
-            ch = text[pos]
-            shown = repr(ch) if ch.isprintable() else f"byte 0x{ord(ch):02x}"
-            raise PrototxtError(f"unexpected character {shown}", loc)
+    for m in _TOKEN.finditer(text):
+        if m.start() != pos:
+            break  # finditer skipped a character no token matches
         kind = m.lastgroup
-        if kind == "nl":
-            line += 1
-            line_start = m.end()
-        elif kind not in ("ws", "comment"):
-            yield _Token(kind, m.group(), loc)
+        if kind == "ws":
+            newlines = m.group().count("\n")
+            if newlines:
+                line += newlines
+                line_start = m.start() + m.group().rindex("\n") + 1
+        elif kind != "comment":
+            tokens.append(_Token(kind, m.group(), Location(filename, line, m.start() - line_start + 1)))
         pos = m.end()
+    if pos < len(text):
+        ch = text[pos]
+        shown = repr(ch) if ch.isprintable() else f"byte 0x{ord(ch):02x}"
+        raise PrototxtError(f"unexpected character {shown}", Location(filename, line, pos - line_start + 1))
+    return tokens
 
 
 class _Parser:
     def __init__(self, text: str, filename: str) -> None:
-        self.tokens = list(_tokens(text, filename))
+        self.tokens = _tokens(text, filename)
         self.pos = 0
         self.filename = filename
 

@@ -101,10 +101,11 @@ class MeasurementWindow:
 
     def measure(self, session: Session, batch: int, macs_per_forward: int | None) -> WindowResult:
         protocol = self.settings.protocol
-        session.run_timed(protocol.warmup_only())
+        warmup = session.run_timed(protocol.warmup_only())
         counter_start = self._read_counter()
         timing = session.run_timed(protocol.timed_only(self.settings.min_window_s))
         counter_end = self._read_counter()
+        timing.warmup_iters, timing.warmup_s = warmup.warmup_iters, warmup.warmup_s
         timeline = self._poller.stop() if self._poller is not None else {}
         device_info = self._poller.device_info if self._poller is not None else {}
         self._poller = None

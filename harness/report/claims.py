@@ -50,7 +50,7 @@ class Inputs:
     """Everything the claims read; built by the report from the analyzer and the results."""
 
     table2: pd.DataFrame  # design.table2()
-    factorisation: Factorisation | None
+    factorisation: Factorisation
     frame: pd.DataFrame  # measured.load() rows (may be empty)
     correlations: pd.DataFrame  # correlations.table4() (long form)
     kernel_shares: pd.DataFrame  # columns setup, network, family, pct (of GPU kernel time)
@@ -320,9 +320,6 @@ def claim_acts_exceed_params(inputs: Inputs) -> Claim:
 def claim_factorisation(inputs: Inputs) -> Claim:
     f = inputs.factorisation
     paper = "params -52%, MACs -51.3%, activations +102%, MACs/param +1.34%, MACs/activation -61%"
-    if f is None:
-        return Claim("Factorising a 5x5 conv into two 3x3 convs cuts params and MACs but raises activations",
-                     paper, NOT_MEASURED, "the Fig. 2 prototxts are not shipped", "", "none")
     from harness.report.design import FIG2_PAPER_CHANGE_PCT
 
     change = f.change_pct()

@@ -81,10 +81,12 @@ def format_comparison(rows: list[ComparisonRow]) -> str:
     for r in rows:
         if (r.network, r.batch, r.device) != group:
             group = (r.network, r.batch, r.device)
-            lines.append(f"{r.network}  batch {r.batch}  {r.device}  (relative to {r.baseline or 'nothing: no baseline ran'})")
+            baseline = r.baseline or "nothing: no baseline ran"
+            lines.append(f"{r.network}  batch {r.batch}  {r.device}  (relative to {baseline})")
             lines.append(f"  {'backend':<12} {'mode':<16} {'status':<11} {'latency ms':>10} {'img/s':>9} "
                          f"{'speedup':>8} {'thr ratio':>9}")
         tail = f"  {r.message}" if r.message else ""
         lines.append(f"  {r.backend:<12} {r.mode:<16} {r.status:<11} {num(r.latency_ms, '10.3f')} "
-                     f"{num(r.throughput_fps, '9.1f')} {num(r.speedup, '8.2f')} {num(r.throughput_ratio, '9.2f')}{tail}")
+                     f"{num(r.throughput_fps, '9.1f')} {num(r.speedup, '8.2f')} "
+                     f"{num(r.throughput_ratio, '9.2f')}{tail}")
     return "\n".join(lines)

@@ -10,7 +10,6 @@ import pandas as pd
 
 from harness.analysis.analyzer import NetAnalysis, analyze
 from harness.analysis.paper import paper_table
-from harness.ir.build import load_graph
 from harness.ir.graph import Graph
 
 # Table II columns: (our column, paper column, our value from the analysis, unit)
@@ -22,7 +21,6 @@ TABLE2_COLUMNS: tuple[tuple[str, str], ...] = (
     ("macs_per_param", "MACs/params"),
     ("macs_per_act", "MACs/acts"),
 )
-FIG2_FILES = ("fig2_5x5.prototxt", "fig2_3x3x2.prototxt")
 # The paper's Fig. 2 / Section II percentages: change from one 5x5 conv to two 3x3 convs.
 FIG2_PAPER_CHANGE_PCT = {"params": -52.0, "macs": -51.3, "activations": 102.0, "macs_per_param": 1.34,
                          "macs_per_act": -61.0}
@@ -94,20 +92,10 @@ class Factorisation:
                              for k in FIG2_PAPER_CHANGE_PCT])
 
 
-def _fig2_totals(analysis: NetAnalysis) -> dict[str, float]:
-    t = analysis.totals
-    # Fig. 2 counts only the convolution outputs, not the input image: activations of the conv layers.
-    acts = sum(s.activations for s in analysis.layers if s.type == "Convolution")
-    return {"params": t.params, "macs": t.macs, "activations": acts, "macs_per_param": t.macs / t.params,
-            "macs_per_act": t.macs / acts}
-
-
-def factorisation() -> Factorisation | None:
-    """Analyse the zoo's Fig. 2 pair; None when the prototxts are not shipped."""
+def factorisation() -> Factorisation:
+    """Analyse the zoo's Fig. 2 pair, counting as the paper does (:func:`harness.zoo.fig2.quantities`)."""
     from harness import zoo
+    from harness.zoo import fig2
 
-    paths = [zoo.PROTOTXT_DIR / name for name in FIG2_FILES]
-    if not all(p.is_file() for p in paths):
-        return None
-    five, threes = (analyze(load_graph(p), "paper") for p in paths)
-    return Factorisation(_fig2_totals(five), _fig2_totals(threes))
+    five, threes = (analyze(zoo.zoo_graph(name), "paper") for name in ("fig2_5x5", "fig2_3x3x2"))
+    return Factorisation(fig2.quantities(five), fig2.quantities(threes))

@@ -1,0 +1,146 @@
+"""The 12 networks of the paper's Table II, generated as BVLC-Caffe-loadable deploy prototxts.
+
+Each family module (``alexnet``, ``squeezenet``, ``squeezenext``, ``mobilenet``, ``densenet``, ``googlenet``,
+``inception_v2``) writes its network with :class:`~harness.zoo.writer.NetWriter`, layer for layer equivalent
+to the original the paper used (listed in :data:`NETWORKS`): the same layers in the same order, with the same
+types, names, blobs and ``*_param`` hyperparameters. What differs, everywhere:
+
+- the input is one 1x3x224x224 image (231x231 for Inception-V2), the size Table II was counted at;
+- training-only parts are omitted: ``param { lr_mult decay_mult }`` blocks and weight/bias ``filler``s (they
+  affect only training, and Caffe ignores them at inference), and the SqueezeNext train_val files' Data
+  layers, loss and Accuracy layers, which become an Input layer and a final ``Softmax`` ``prob``;
+- fields BVLC Caffe does not know are dropped: the SqueezeNext files' net-level ``engine: "MKL2017"`` (Intel
+  Caffe) and DenseNet's pooling ``ceil_mode`` (BVLC always pools with ceil, as the paper's counts assume);
+- the net ``name`` is the zoo name.
+
+``prototxts/`` in the repository holds the generated files (``harness zoo build`` rewrites them; a test checks
+they are the generator's output byte for byte), plus the Fig. 2 pair (:mod:`harness.zoo.fig2`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness.errors import HarnessError
+from harness.ir.build import load_graph
+from harness.ir.graph import Graph, Shape
+from harness.zoo import alexnet, densenet, fig2, googlenet, inception_v2, mobilenet, squeezenet, squeezenext
+
+# The checkout's prototxts/ folder (absent in an installed wheel: the generator is the source of truth).
+PROTOTXT_DIR = Path(__file__).resolve().parents[2] / "prototxts"
+
+Builder = Callable[[str, Sequence[int], Sequence[str]], str]
+
+
+@dataclass(frozen=True)
+class ZooNet:
+    name: str
+    paper_name: str  # the row name in the paper's Table II
+    input_size: int  # Table II's input height = width
+    origin: str  # repository and file of the original prototxt
+    build: Builder
+
+    @property
+    def shape(self) -> Shape:
+        return (1, 3, self.input_size, self.input_size)
+
+
+_SQNXT = "amirgholami/SqueezeNext {}/train_val.prototxt"
+# In Table II's order.
+NETWORKS: dict[str, ZooNet] = {n.name: n for n in (
+    ZooNet("alexnet", "AlexNet", 224, "BVLC/caffe models/bvlc_alexnet/deploy.prototxt", alexnet.build),
+    ZooNet("squeezenet_v1.0", "SqueezeNet-V1.0", 224, "DeepScale/SqueezeNet SqueezeNet_v1.0/deploy.prototxt",
+           squeezenet.build_v10),
+    ZooNet("squeezenet_v1.1", "SqueezeNet-V1.1", 224, "DeepScale/SqueezeNet SqueezeNet_v1.1/deploy.prototxt",
+           squeezenet.build_v11),
+    *(ZooNet(name, name, 224, _SQNXT.format(name), squeezenext.build) for name in (
+        "1.0-G-SqNxt-23", "1.0-SqNxt-23", "1.0-SqNxt-23v5", "2.0-SqNxt-23", "2.0-SqNxt-23v5")),
+    ZooNet("mobilenet_v1", "1.0-MobileNet-224", 224, "shicai/MobileNet-Caffe mobilenet_deploy.prototxt",
+           mobilenet.build),
+    ZooNet("densenet121", "DenseNet-121", 224, "shicai/DenseNet-Caffe DenseNet_121.prototxt", densenet.build),
+    ZooNet("googlenet", "GoogLeNet", 224, "BVLC/caffe models/bvlc_googlenet/deploy.prototxt", googlenet.build),
+    ZooNet("inception_v2", "Inception-V2", 231, "soeaver/caffe-model cls/inception/deploy_inception-v2.prototxt",
+           inception_v2.build),
+)}
+
+
+@dataclass(frozen=True)
+class Extra:
+    """A generated file that is not a Table II network: the paper's Fig. 2 pair."""
+
+    name: str
+    title: str
+    shape: Shape
+    build: Builder
+
+
+EXTRAS: dict[str, Extra] = {e.name: e for e in (
+    Extra("fig2_5x5", "Fig. 2: one 5x5 convolution (no padding, stride 1)", fig2.SHAPE, fig2.build_5x5),
+    Extra("fig2_3x3x2", "Fig. 2: two stacked 3x3 convolutions (no padding, stride 1)", fig2.SHAPE,
+          fig2.build_3x3x2),
+)}
+
+
+def zoo_names() -> list[str]:
+    """The 12 Table II networks, in the table's order."""
+    return list(NETWORKS)
+
+
+def is_zoo_name(name: str) -> bool:
+    return name in NETWORKS
+
+
+def _net(name: str) -> ZooNet:
+    try:
+        return NETWORKS[name]
+    except KeyError:
+        raise HarnessError(f"unknown zoo network '{name}'; the zoo has: {', '.join(NETWORKS)}") from None
+
+
+def paper_name(name: str) -> str:
+    """The network's name in the paper's tables, e.g. ``1.0-MobileNet-224`` for ``mobilenet_v1``."""
+    return _net(name).paper_name
+
+
+def paper_input_size(name: str) -> int:
+    """The input height (= width) Table II was counted at: 224, or 231 for Inception-V2."""
+    return _net(name).input_size
+
+
+def zoo_prototxt(name: str) -> str:
+    """The generated deploy prototxt of a zoo network (or of a Fig. 2 file)."""
+    if name in EXTRAS:
+        extra = EXTRAS[name]
+        header = [extra.title + ".", "Generated by harness.zoo.fig2 (`harness zoo build`); see docs/zoo.md."]
+        return extra.build(name, extra.shape, header)
+    net = _net(name)
+    header = [f"{net.paper_name}, deploy version of {net.origin}, input {'x'.join(map(str, net.shape))}.",
+              f"Generated by {net.build.__module__} (`harness zoo build`); edit the generator, not this file.",
+              "Training-only fields (param lr_mult/decay_mult, weight and bias fillers) are omitted."]
+    return net.build(name, net.shape, header)
+
+
+def generated_files() -> dict[str, str]:
+    """File name -> text of everything ``harness zoo build`` writes into prototxts/."""
+    return {f"{name}.prototxt": zoo_prototxt(name) for name in [*NETWORKS, *EXTRAS]}
+
+
+def zoo_graph(name: str) -> Graph:
+    """The graph of a zoo network. Its source is the checkout's prototxts/ file when that file holds exactly
+    the generated text (backends that hand Caffe or OpenCV a file need one), else ``zoo:<name>``."""
+    text = zoo_prototxt(name)
+    path = PROTOTXT_DIR / f"{name}.prototxt"
+    committed = path.is_file() and path.read_text(encoding="utf-8") == text
+    return load_graph(str(path) if committed else f"zoo:{name}", text=text)
+
+
+def resolve(name_or_path: str) -> Graph:
+    """A zoo network (or Fig. 2 file) by name, else a prototxt file by path."""
+    if name_or_path in NETWORKS or name_or_path in EXTRAS:
+        return zoo_graph(name_or_path)
+    if Path(name_or_path).is_file():
+        return load_graph(name_or_path)
+    raise HarnessError(f"'{name_or_path}' is neither a zoo network ({', '.join(NETWORKS)}, "
+                       f"{', '.join(EXTRAS)}) nor a prototxt file")

@@ -18,6 +18,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import functools
+import hashlib
 import json
 import os
 import re
@@ -329,6 +330,25 @@ def deterministic_caffemodel(graph: Graph, seed: int, batch: int) -> Path:
     return path
 
 
+def prototxt_file(graph: Graph) -> Path:
+    """The file Caffe reads: the graph's source, or for a zoo graph not checked out as a file
+    (source ``zoo:<name>``) its generated text, written once into the cache."""
+    if graph.source.startswith("zoo:"):
+        from harness.zoo import zoo_prototxt
+
+        text = zoo_prototxt(graph.source.removeprefix("zoo:"))
+        path = cache_dir("prototxt") / f"{graph.source[4:]}-{hashlib.sha256(text.encode()).hexdigest()[:16]}.prototxt"
+        if not path.is_file():
+            part = path.with_name(f"{path.name}.{os.getpid()}.part")
+            part.write_text(text, encoding="utf-8")
+            part.replace(path)  # concurrent writers never expose a half-written file
+        return path
+    path = Path(graph.source)
+    if not path.is_file():
+        raise HarnessError(f"caffe backend needs the prototxt file; '{graph.source}' is not a file")
+    return path
+
+
 def engine_overrides(graph: Graph) -> dict[str, str]:
     """Layers whose prototxt names an engine (``engine: CAFFE`` / ``CUDNN`` in a ``*_param``); every
     other layer gets Caffe's default: CUDNN in a cuDNN build, CAFFE otherwise (layer_factory.cpp)."""
@@ -388,7 +408,7 @@ class CaffeBackend(Backend):
         try:
             pycaffe = find_pycaffe()
         except BackendUnavailable as exc:
-            return BackendInfo(cls.name, False, reason=str(exc), hint=BUILD_HINT)
+            return BackendInfo(cls.name, False, reason=str(exc).removesuffix(f"; {BUILD_HINT}"), hint=BUILD_HINT)
         details = build_details(pycaffe)
         devices = ["cpu"] + (["cuda:N"] if details["gpu_build"] else [])
         build = "GPU" if details["gpu_build"] else "CPU-only"
@@ -405,9 +425,7 @@ class CaffeBackend(Backend):
     def load(self, target: RunTarget) -> Session:
         if target.mode not in (None, "default"):
             raise HarnessError(f"caffe backend has no mode '{target.mode}' (modes: default)")
-        prototxt = Path(target.graph.source)
-        if not prototxt.is_file():
-            raise HarnessError(f"caffe backend needs the prototxt file; '{target.graph.source}' is not a file")
+        prototxt = prototxt_file(target.graph)
         if target.weights is not None and not Path(target.weights).is_file():
             raise HarnessError(f"caffemodel not found: {target.weights}")
         pycaffe = find_pycaffe()

@@ -1,0 +1,139 @@
+"""The pytorch, onnxruntime and opencv backends on CPU: probes, modes, failures, agreement."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from harness.backends.base import BACKENDS, RunTarget, get_backend
+from harness.errors import BackendFailed, HarnessError, UnsupportedLayer
+from harness.ir.build import load_graph
+
+NET = """
+name: "tiny"
+input: "data"
+input_shape { dim: 1 dim: 3 dim: 15 dim: 15 }
+layer { name: "conv1" type: "Convolution" bottom: "data" top: "conv1"
+        convolution_param { num_output: 8 kernel_size: 3 stride: 2 } }
+layer { name: "bn1" type: "BatchNorm" bottom: "conv1" top: "conv1" }
+layer { name: "sc1" type: "Scale" bottom: "conv1" top: "conv1" scale_param { bias_term: true } }
+layer { name: "relu1" type: "ReLU" bottom: "conv1" top: "conv1" }
+layer { name: "pool1" type: "Pooling" bottom: "conv1" top: "pool1"
+        pooling_param { pool: MAX kernel_size: 2 stride: 2 } }
+layer { name: "pool2" type: "Pooling" bottom: "conv1" top: "pool2"
+        pooling_param { pool: AVE kernel_size: 3 stride: 2 pad: 1 } }
+layer { name: "norm" type: "LRN" bottom: "pool2" top: "norm" lrn_param { local_size: 3 alpha: 0.1 beta: 0.75 } }
+layer { name: "cat" type: "Concat" bottom: "pool1" bottom: "norm" top: "cat" }
+layer { name: "fc" type: "InnerProduct" bottom: "cat" top: "fc" inner_product_param { num_output: 10 } }
+layer { name: "prob" type: "Softmax" bottom: "fc" top: "prob" }
+"""
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HARNESS_CACHE_DIR", str(tmp_path / "cache"))
+
+
+@pytest.fixture
+def tiny(tmp_path: Path):
+    path = tmp_path / "tiny.prototxt"
+    path.write_text(NET)
+    return load_graph(path)
+
+
+def _run(name: str, graph, batch: int = 1, mode: str | None = None) -> tuple[np.ndarray, dict, dict]:
+    with get_backend(name).load(RunTarget(graph, "tiny", batch, mode=mode)) as session:
+        session.forward()
+        return session.output(), session.blobs(), session.info
+
+
+def test_registered_and_probed() -> None:
+    for name in ("pytorch", "onnxruntime", "opencv"):
+        assert name in BACKENDS
+        info = get_backend(name).probe()
+        assert info.available, info.reason
+        assert info.version and "cpu" in info.devices
+
+
+def test_modes_on_cpu_and_cuda() -> None:
+    assert get_backend("pytorch").modes("cpu") == ["eager-fp32", "channels_last", "compile"]
+    assert {"fp16-autocast", "bf16-autocast", "cuda-graphs"} <= set(get_backend("pytorch").modes("cuda:0"))
+    assert get_backend("onnxruntime").modes("cpu")[0] == "opt-all"
+    assert get_backend("opencv").modes("cpu") == ["cpu"]
+    assert get_backend("opencv").modes("cuda:0") == ["cuda", "cuda-fp16"]
+
+
+@pytest.mark.parametrize("batch", [1, 3])
+def test_three_engines_agree_on_output_and_intermediates(tiny, batch: int) -> None:
+    ref_out, ref_blobs, info = _run("pytorch", tiny, batch)
+    assert info["mode"] == "eager-fp32" and info["torch"]
+    assert set(ref_blobs) >= {"fc", "conv1", "pool1"}
+    for name in ("onnxruntime", "opencv"):
+        out, blobs, info = _run(name, tiny, batch)
+        assert info["mode"] and info[name]
+        np.testing.assert_allclose(out.reshape(ref_out.shape), ref_out, rtol=1e-4, atol=1e-6)
+        for blob, value in blobs.items():
+            np.testing.assert_allclose(value.reshape(ref_blobs[blob].shape), ref_blobs[blob], rtol=1e-4,
+                                       atol=1e-5 * float(np.abs(ref_blobs[blob]).max()))
+
+
+@pytest.mark.parametrize("mode", ["channels_last", "compile"])
+def test_pytorch_cpu_modes_compute_the_same(tiny, mode: str) -> None:
+    ref, _, _ = _run("pytorch", tiny)
+    out, _, info = _run("pytorch", tiny, mode=mode)
+    assert info["mode"] == mode
+    if mode == "compile":
+        assert info["compile_s"] > 0
+    np.testing.assert_allclose(out, ref, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("mode", ["opt-disabled", "opt-basic", "opt-extended"])
+def test_onnxruntime_levels_compute_the_same(tiny, mode: str) -> None:
+    ref, _, _ = _run("onnxruntime", tiny)
+    out, _, info = _run("onnxruntime", tiny, mode=mode)
+    assert info["provider"] == "CPUExecutionProvider" and info["mode"] == mode
+    np.testing.assert_allclose(out, ref, rtol=1e-5, atol=1e-7)
+
+
+def test_gpu_modes_need_a_gpu(tiny) -> None:
+    with pytest.raises(HarnessError, match=r"fp16-autocast.*not available on cpu"):
+        get_backend("pytorch").load(RunTarget(tiny, "tiny", 1, mode="fp16-autocast"))
+    with pytest.raises(HarnessError, match="unknown"):
+        get_backend("onnxruntime").load(RunTarget(tiny, "tiny", 1, mode="turbo"))
+
+
+def test_unsupported_layer_is_per_backend(tmp_path: Path) -> None:
+    path = tmp_path / "loss.prototxt"
+    path.write_text(NET.replace('input_shape { dim: 1 dim: 3 dim: 15 dim: 15 }',
+                                'input_shape { dim: 1 dim: 3 dim: 15 dim: 15 }\ninput: "label"\n'
+                                'input_shape { dim: 1 }') +
+                    'layer { name: "loss" type: "SoftmaxWithLoss" bottom: "fc" bottom: "label" top: "loss" }\n')
+    graph = load_graph(path)
+    for name in ("pytorch", "onnxruntime"):
+        with pytest.raises(UnsupportedLayer, match="unsupported: loss SoftmaxWithLoss"):
+            get_backend(name).load(RunTarget(graph, "loss", 1))
+
+
+def test_opencv_needs_the_prototxt_file() -> None:
+    graph = load_graph("<memory>", text=NET)
+    with pytest.raises(BackendFailed, match="not a file"):
+        get_backend("opencv").load(RunTarget(graph, "tiny", 1))
+
+
+def test_onnx_export_is_cached(tiny) -> None:
+    from harness.convert.onnx_export import export_onnx
+    from harness.convert.weights import weight_set
+
+    weights = weight_set(tiny)
+    first = export_onnx(tiny, weights, 1)
+    stamp = first.timing.stat().st_mtime_ns
+    again = export_onnx(tiny, weights, 1)
+    assert again == first and first.timing.stat().st_mtime_ns == stamp
+    other = export_onnx(tiny, weights, 2)
+    assert other.timing != first.timing
+    import onnx
+
+    assert [o.name for o in onnx.load(str(first.timing)).graph.output] == ["prob"]
+    assert [o.name for o in onnx.load(str(first.probe)).graph.output][:2] == ["prob", "fc"]

@@ -1,0 +1,120 @@
+"""Binary .caffemodel writing and reading, without compiled caffe.proto."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from harness.convert.caffemodel import CaffemodelError, read_caffemodel, write_caffemodel
+from harness.convert.weights import check_weights, weight_set
+from harness.errors import GraphError
+from harness.ir.build import load_graph
+
+NET = """
+input: "data"
+input_shape { dim: 1 dim: 3 dim: 8 dim: 8 }
+layer { name: "conv1" type: "Convolution" bottom: "data" top: "conv1"
+        convolution_param { num_output: 4 kernel_size: 3 } }
+layer { name: "bn1" type: "BatchNorm" bottom: "conv1" top: "conv1" }
+layer { name: "fc" type: "InnerProduct" bottom: "conv1" top: "fc" inner_product_param { num_output: 5 } }
+"""
+
+
+def _graph():
+    return load_graph("<net>", text=NET)
+
+
+def test_round_trip_is_bit_exact(tmp_path: Path) -> None:
+    graph = _graph()
+    weights = weight_set(graph, seed=7)
+    weights["fc"] = [weights["fc"][0], np.array([np.nan, -0.0, np.inf, 1e-45, -3.5], np.float32)]
+    path = write_caffemodel(tmp_path / "m.caffemodel", weights, {lay.name: lay.type for lay in graph.layers})
+    back = read_caffemodel(path)
+    assert list(back) == list(weights)
+    for name, blobs in weights.items():
+        assert [b.shape for b in back[name]] == [b.shape for b in blobs]
+        for a, b in zip(blobs, back[name], strict=True):
+            assert a.tobytes() == b.tobytes()
+
+
+def _varint(v: int) -> bytes:
+    out = bytearray()
+    while True:
+        out.append((v & 0x7F) | (0x80 if v > 0x7F else 0))
+        v >>= 7
+        if not v:
+            return bytes(out)
+
+
+def _ld(field: int, payload: bytes) -> bytes:
+    return _varint(field << 3 | 2) + _varint(len(payload)) + payload
+
+
+def test_reads_v1_layers_with_legacy_blob_dims(tmp_path: Path) -> None:
+    data = np.arange(6, dtype="<f4")
+    legacy_blob = b"".join(_varint(f << 3) + _varint(v) for f, v in ((1, 1), (2, 1), (3, 2), (4, 3)))
+    # unpacked floats (wire type 5), as old writers produced
+    legacy_blob += b"".join(_varint(5 << 3 | 5) + x.tobytes() for x in data)
+    layer = _ld(4, b"ip") + _varint(5 << 3) + _varint(14) + _ld(6, legacy_blob)  # type 14 = INNER_PRODUCT
+    path = tmp_path / "v1.caffemodel"
+    path.write_bytes(_ld(1, b"net") + _ld(2, layer))
+    weights = read_caffemodel(path)
+    assert weights["ip"][0].shape == (1, 1, 2, 3)
+    np.testing.assert_array_equal(weights["ip"][0].ravel(), data)
+
+
+def test_legacy_shapes_are_matched_and_wrong_shapes_name_the_layer() -> None:
+    graph = _graph()
+    weights = weight_set(graph)
+    legacy = dict(weights, fc=[weights["fc"][0].reshape(1, 1, *weights["fc"][0].shape), weights["fc"][1]])
+    assert check_weights(graph, legacy)["fc"][0].shape == weights["fc"][0].shape
+    bad = dict(weights, conv1=[np.zeros((4, 3, 5, 5), np.float32), weights["conv1"][1]])
+    with pytest.raises(GraphError, match=r"layer 'conv1'.*blob 0 has shape \(4, 3, 5, 5\)"):
+        check_weights(graph, bad)
+    with pytest.raises(GraphError, match=r"layer 'bn1'.*2 blobs, Caffe expects 3"):
+        check_weights(graph, dict(weights, bn1=weights["bn1"][:2]))
+    with pytest.raises(GraphError, match=r"layer 'fc'.*no blobs"):
+        check_weights(graph, {k: v for k, v in weights.items() if k != "fc"})
+
+
+def test_unreadable_files_raise_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(CaffemodelError, match="cannot read"):
+        read_caffemodel(tmp_path / "missing.caffemodel")
+    truncated = tmp_path / "t.caffemodel"
+    truncated.write_bytes(_ld(100, _ld(1, b"conv1"))[:-2])
+    with pytest.raises(CaffemodelError, match="past the end"):
+        read_caffemodel(truncated)
+
+
+def test_opencv_loads_the_written_model(tmp_path: Path) -> None:
+    cv2 = pytest.importorskip("cv2")
+    if not hasattr(cv2.dnn, "readNetFromCaffe"):
+        pytest.skip(f"OpenCV {cv2.__version__} has no Caffe importer")
+    graph = _graph()
+    weights = weight_set(graph)
+    proto = tmp_path / "net.prototxt"
+    proto.write_text(NET)
+    model = write_caffemodel(tmp_path / "m.caffemodel", weights, {lay.name: lay.type for lay in graph.layers})
+    net = cv2.dnn.readNetFromCaffe(str(proto), str(model))
+    got = net.getParam("conv1", 0)
+    np.testing.assert_array_equal(got, weights["conv1"][0])
+
+
+def test_caffe_loads_the_written_model(tmp_path: Path) -> None:
+    from harness.backends.base import RunTarget, get_backend
+
+    info = get_backend("caffe").probe()
+    if not info.available:
+        pytest.skip(f"Caffe is not available here: {info.reason}")
+    graph_file = tmp_path / "net.prototxt"
+    graph_file.write_text(NET)
+    graph = load_graph(graph_file)
+    weights = weight_set(graph, seed=5)
+    model = write_caffemodel(tmp_path / "m.caffemodel", weights, {lay.name: lay.type for lay in graph.layers})
+    with get_backend("caffe").load(RunTarget(graph, "net", 1, weights=model)) as caffe_session, \
+            get_backend("pytorch").load(RunTarget(graph, "net", 1, weights=model)) as torch_session:
+        caffe_session.forward()
+        torch_session.forward()
+        np.testing.assert_allclose(caffe_session.output(), torch_session.output(), rtol=1e-5, atol=1e-5)

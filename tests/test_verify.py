@@ -1,0 +1,122 @@
+"""``harness verify`` and the backend comparison table."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from harness.cli.main import main
+from harness.convert.verify import verify
+from harness.report.compare import comparison_table, format_comparison
+from harness.results.records import Config, LatencyFigures, Record
+
+NET = """
+name: "small"
+input: "data"
+input_shape { dim: 1 dim: 3 dim: 13 dim: 13 }
+layer { name: "conv" type: "Convolution" bottom: "data" top: "conv" convolution_param { num_output: 4 kernel_size: 3 } }
+layer { name: "relu" type: "ReLU" bottom: "conv" top: "conv" }
+layer { name: "pool" type: "Pooling" bottom: "conv" top: "pool"
+        pooling_param { pool: AVE kernel_size: 3 stride: 2 pad: 1 } }
+layer { name: "fc" type: "InnerProduct" bottom: "pool" top: "fc" inner_product_param { num_output: 7 } }
+layer { name: "prob" type: "Softmax" bottom: "fc" top: "prob" }
+"""
+FRAMEWORKS = ["pytorch", "onnxruntime", "opencv"]
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    # one cache per test session: every exported ONNX / written caffemodel is made once
+    monkeypatch.setenv("HARNESS_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "verify-cache"))
+
+
+@pytest.fixture
+def small(tmp_path: Path) -> Path:
+    path = tmp_path / "small.prototxt"
+    path.write_text(NET)
+    return path
+
+
+def test_cli_agrees_and_reports_pre_softmax(small: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["verify", str(small), "--backends", ",".join(FRAMEWORKS), "--batch", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "pytorch vs opencv" in out and "pre-softmax" in out and "AGREE" in out
+
+
+def test_cli_json_and_a_tolerance_nothing_meets(small: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["verify", str(small), "--backends", "pytorch,opencv", "--tol", "1e-30", "--format", "json"]) == 1
+    data = json.loads(capsys.readouterr().out)
+    assert data[0]["ok"] is False and {e["blob"] for e in data[0]["errors"]} >= {"prob", "fc"}
+
+
+def test_cli_bad_input(small: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["verify", str(small), "--backends", "pytorch,tensorflow"]) == 2
+    assert "unknown backend(s) tensorflow" in capsys.readouterr().err
+
+
+def test_a_failing_backend_is_reported_and_not_fatal(small: Path) -> None:
+    from harness.ir.build import load_graph
+
+    text = NET.replace('layer { name: "prob"', 'layer { name: "am" type: "ArgMax" bottom: "fc" top: "am" }\n'
+                                                'layer { name: "prob"')
+    graph = load_graph("<in-memory>", text=text)  # no file: OpenCV cannot read it, the others go on
+    result = verify(graph, "small", ["pytorch", "onnxruntime", "opencv"])
+    status = {r.backend: r.status for r in result.runs}
+    assert status == {"pytorch": "ok", "onnxruntime": "ok", "opencv": "failed"}
+    assert not result.ok and all(e.ok for e in result.errors)
+
+
+def _zoo_names() -> list[str]:
+    try:
+        from harness.zoo import zoo_names
+    except ImportError:
+        return []
+    return list(zoo_names())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("network", _zoo_names() or [pytest.param("zoo", marks=pytest.mark.skip(
+    reason="harness.zoo is not available in this checkout"))])
+def test_zoo_networks_agree_across_engines(network: str) -> None:
+    from harness.backends.base import get_backend
+    from harness.zoo import resolve
+
+    backends = FRAMEWORKS + (["caffe"] if get_backend("caffe").probe().available else [])
+    graph = resolve(network)
+    for batch in (1, 2):
+        start = time.perf_counter()
+        result = verify(graph, network, backends, batch=batch)
+        failures = [e for e in result.errors if not e.ok] + [r for r in result.runs if r.status != "ok"]
+        assert result.ok, f"{network} batch {batch}: {failures}"
+        if os.environ.get("HARNESS_VERIFY_TIMES"):
+            print(f"{network} B={batch}: {time.perf_counter() - start:.1f}s")
+
+
+def _record(network: str, backend: str, mode: str | None, median_s: float | None, status: str = "ok") -> Record:
+    latency = None if median_s is None else LatencyFigures(
+        iterations=10, total_s=10 * median_s, median_s=median_s, mean_s=median_s, p90_s=median_s, min_s=median_s,
+        max_s=median_s, stddev_s=0.0, ci95_low_s=median_s, ci95_high_s=median_s, warmup_iters=2, warmup_s=0.0,
+        throughput_fps=4 / median_s)
+    return Record(Config(network, backend, 4, mode=mode), status, latency=latency,
+                  message=None if status == "ok" else "unsupported: x Y")
+
+
+def test_comparison_table_prefers_caffe_then_pytorch_eager() -> None:
+    rows = comparison_table([
+        _record("alexnet", "pytorch", None, 0.02), _record("alexnet", "caffe", None, 0.04),
+        _record("alexnet", "onnxruntime", "opt-all", 0.01), _record("alexnet", "opencv", "cpu", None, "unsupported"),
+        _record("mobilenet", "pytorch", "eager-fp32", 0.01), _record("mobilenet", "pytorch", "compile", 0.005),
+    ])
+    by = {(r.network, r.backend, r.mode): r for r in rows}
+    assert rows[0].backend == "caffe" and rows[0].speedup == pytest.approx(1.0)
+    assert by[("alexnet", "onnxruntime", "opt-all")].speedup == pytest.approx(4.0)
+    assert by[("alexnet", "pytorch", "default")].throughput_ratio == pytest.approx(2.0)
+    assert by[("alexnet", "opencv", "cpu")].speedup is None and by[("alexnet", "opencv", "cpu")].message
+    assert by[("mobilenet", "pytorch", "compile")].baseline == "pytorch/eager-fp32"
+    assert by[("mobilenet", "pytorch", "compile")].speedup == pytest.approx(2.0)
+    text = format_comparison(rows)
+    assert "relative to caffe" in text and "relative to pytorch/eager-fp32" in text
