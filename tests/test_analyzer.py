@@ -109,7 +109,7 @@ def test_batch_and_input_size_override() -> None:
 
 def test_unknown_layer_type_and_allow_unknown() -> None:
     text = net(layer("w", "Warp", "data", "w") + layer("r", "ReLU", "w", "r"))
-    with pytest.raises(UnknownLayerError, match="layer 'w'.*unknown layer type 'Warp'"):
+    with pytest.raises(UnknownLayerError, match=r"layer 'w'.*unknown layer type 'Warp'"):
         run(text)
     a = run(text, allow_unknown=True)
     assert a.layers[0].output_shapes == [(1, 3, 8, 8)] and a.layers[0].macs == 0

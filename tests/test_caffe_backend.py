@@ -110,7 +110,7 @@ def test_missing_caffemodel_is_a_clear_error(tiny: Path) -> None:
 
 def test_a_graph_without_a_file_is_a_clear_error() -> None:
     graph = load_graph("made-up.prototxt", text=TINY)
-    with pytest.raises(HarnessError, match=r"needs the prototxt file; 'made-up\.prototxt' is not a file"):
+    with pytest.raises(HarnessError, match=r"caffe reads the prototxt file itself, but 'made-up\.prototxt'"):
         CaffeBackend().load(RunTarget(graph=graph, network="tiny", batch=1))
 
 

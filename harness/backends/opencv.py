@@ -68,14 +68,12 @@ class OpenCVSession(Session):
         import cv2
 
         from harness.convert.blobs import last_writer, output_blob, probe_blobs
+        from harness.convert.cache import prototxt_file
         from harness.convert.caffemodel import cached_caffemodel
         from harness.convert.weights import network_inputs
 
         graph = target.graph.with_inputs(batch=target.batch)
-        prototxt = Path(graph.source)
-        if not prototxt.is_file():
-            raise BackendFailed(f"opencv reads the prototxt file itself, but the network's source "
-                                f"'{graph.source}' is not a file")
+        prototxt = prototxt_file(graph, "opencv")
         caffemodel = Path(target.weights) if target.weights is not None \
             else cached_caffemodel(target.graph, target.seed, target.batch)
         self.files, self.mode = (prototxt, caffemodel), mode

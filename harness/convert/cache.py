@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from harness.errors import HarnessError
 from harness.ir.graph import Graph
 from harness.ir.textformat import Message
 
@@ -54,6 +55,26 @@ def weights_fingerprint(weights: dict[str, list[np.ndarray]]) -> str:
             h.update(str(blob.shape).encode())
             h.update(np.ascontiguousarray(blob, dtype=np.float32).tobytes())
     return h.hexdigest()[:16]
+
+
+def prototxt_file(graph: Graph, backend: str) -> Path:
+    """The prototxt file an engine that reads files itself (Caffe, OpenCV) loads: the graph's source, or
+    for a zoo graph with no checked-out file (source ``zoo:<name>``) its generated text, cached once."""
+    if graph.source.startswith("zoo:"):
+        from harness.zoo import zoo_prototxt
+
+        name = graph.source.removeprefix("zoo:")
+        text = zoo_prototxt(name)
+        path = cache_dir("prototxt") / f"{name}-{hashlib.sha256(text.encode()).hexdigest()[:16]}.prototxt"
+        if not path.is_file():
+            part = path.with_name(f"{path.name}.{os.getpid()}.part")
+            part.write_text(text, encoding="utf-8")
+            part.replace(path)  # concurrent writers never expose a half-written file
+        return path
+    path = Path(graph.source)
+    if not path.is_file():
+        raise HarnessError(f"{backend} reads the prototxt file itself, but '{graph.source}' is not a file")
+    return path
 
 
 def cache_key(*parts: object) -> str:

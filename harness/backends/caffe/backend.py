@@ -18,7 +18,6 @@ from __future__ import annotations
 import atexit
 import contextlib
 import functools
-import hashlib
 import json
 import os
 import re
@@ -39,9 +38,9 @@ import harness
 from harness.backends.base import Backend, BackendInfo, RunTarget, Session
 from harness.backends.caffe.protocol import HEADER_LENGTH, decode_arrays, encode
 from harness.convert.blobs import output_blob
-from harness.convert.cache import cache_dir, weights_fingerprint
-from harness.convert.caffemodel import write_caffemodel
-from harness.convert.weights import network_inputs, weight_set
+from harness.convert.cache import prototxt_file
+from harness.convert.caffemodel import cached_caffemodel
+from harness.convert.weights import network_inputs
 from harness.errors import BackendFailed, BackendUnavailable, HarnessError
 from harness.ir.graph import Graph
 from harness.ir.textformat import Message
@@ -320,35 +319,6 @@ class Worker:
 
 # ---- weights ------------------------------------------------------------------------------------
 
-def deterministic_caffemodel(graph: Graph, seed: int, batch: int) -> Path:
-    """The deterministic weight set for (graph, seed) as a cached .caffemodel Caffe loads itself."""
-    weights = weight_set(graph, seed, batch)
-    path = cache_dir("caffemodel") / f"{graph.name or 'net'}-{weights_fingerprint(weights)}.caffemodel"
-    if not path.is_file():
-        types = {layer.name: layer.type for layer in graph.layers if layer.name in weights}
-        write_caffemodel(path, weights, types, graph.name)
-    return path
-
-
-def prototxt_file(graph: Graph) -> Path:
-    """The file Caffe reads: the graph's source, or for a zoo graph not checked out as a file
-    (source ``zoo:<name>``) its generated text, written once into the cache."""
-    if graph.source.startswith("zoo:"):
-        from harness.zoo import zoo_prototxt
-
-        text = zoo_prototxt(graph.source.removeprefix("zoo:"))
-        path = cache_dir("prototxt") / f"{graph.source[4:]}-{hashlib.sha256(text.encode()).hexdigest()[:16]}.prototxt"
-        if not path.is_file():
-            part = path.with_name(f"{path.name}.{os.getpid()}.part")
-            part.write_text(text, encoding="utf-8")
-            part.replace(path)  # concurrent writers never expose a half-written file
-        return path
-    path = Path(graph.source)
-    if not path.is_file():
-        raise HarnessError(f"caffe backend needs the prototxt file; '{graph.source}' is not a file")
-    return path
-
-
 def engine_overrides(graph: Graph) -> dict[str, str]:
     """Layers whose prototxt names an engine (``engine: CAFFE`` / ``CUDNN`` in a ``*_param``); every
     other layer gets Caffe's default: CUDNN in a cuDNN build, CAFFE otherwise (layer_factory.cpp)."""
@@ -425,7 +395,7 @@ class CaffeBackend(Backend):
     def load(self, target: RunTarget) -> Session:
         if target.mode not in (None, "default"):
             raise HarnessError(f"caffe backend has no mode '{target.mode}' (modes: default)")
-        prototxt = prototxt_file(target.graph)
+        prototxt = prototxt_file(target.graph, "caffe")
         if target.weights is not None and not Path(target.weights).is_file():
             raise HarnessError(f"caffemodel not found: {target.weights}")
         pycaffe = find_pycaffe()
@@ -434,7 +404,7 @@ class CaffeBackend(Backend):
             raise BackendUnavailable(f"caffe at {details['caffe_root']} is a CPU-only build; "
                                      "rebuild with CPU_ONLY=0 for --device cuda:N")
         graph = target.graph.with_inputs(batch=target.batch)
-        caffemodel = target.weights or deterministic_caffemodel(target.graph, target.seed, target.batch)
+        caffemodel = target.weights or cached_caffemodel(target.graph, target.seed, target.batch)
         output = output_blob(graph)
         label = f"{target.network} batch {target.batch} on {target.device}"
         worker = Worker(pycaffe, self.timeout_s, label)
