@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from harness.backends.base import BACKENDS, RunTarget, get_backend
-from harness.errors import HarnessError, UnsupportedLayer
+from harness.errors import BackendFailed, HarnessError, UnsupportedLayer
 from harness.ir.build import load_graph
 
 NET = """
@@ -118,7 +118,7 @@ def test_unsupported_layer_is_per_backend(tmp_path: Path) -> None:
 
 def test_opencv_needs_the_prototxt_file() -> None:
     graph = load_graph("<memory>", text=NET)
-    with pytest.raises(HarnessError, match="not a file"):
+    with pytest.raises(BackendFailed, match="not a file"):
         get_backend("opencv").load(RunTarget(graph, "tiny", 1))
 
 

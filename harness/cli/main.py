@@ -12,15 +12,15 @@ from harness.errors import HarnessError
 
 # name -> (module, one-line help). A module defines add_arguments(parser) and run(args) -> int.
 COMMANDS: dict[str, tuple[str, str]] = {
-    "doctor": ("harness.cli.doctor", "which backends and GPUs are available here, and how to fix what is missing"),
-    "kernels": ("harness.cli.kernels", "kernel families of profiler files, Table V, Caffe BLAS calls"),
-    "profile": ("harness.cli.profile", "profile a network with nsys / ncu / torch.profiler, print its kernel families"),
     "analyze": ("harness.cli.analyze", "params, MACs, activations and ratios of zoo networks or prototxts"),
     "zoo": ("harness.cli.zoo", "list, show or rebuild the 12 networks of the paper's Table II"),
     "verify": ("harness.cli.verify", "prove that PyTorch, ONNX Runtime, OpenCV (and Caffe) compute the same outputs"),
     "bench": ("harness.cli.bench", "measure latency, throughput, memory, power and energy over a sweep"),
     "results": ("harness.cli.results", "export a results directory as csv, parquet or json"),
     "report": ("harness.cli.report", "the replication report: paper vs ours, correlations, figures, verdicts"),
+    "profile": ("harness.cli.profile", "profile a network with nsys / ncu / torch.profiler, print its kernel families"),
+    "kernels": ("harness.cli.kernels", "kernel families of profiler files, Table V, Caffe BLAS calls"),
+    "doctor": ("harness.cli.doctor", "which backends and GPUs are available here, and how to fix what is missing"),
 }
 
 

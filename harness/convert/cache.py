@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.errors import HarnessError
+from harness.errors import BackendFailed
 from harness.ir.graph import Graph
 from harness.ir.textformat import Message
 
@@ -73,7 +73,7 @@ def prototxt_file(graph: Graph, backend: str) -> Path:
         return path
     path = Path(graph.source)
     if not path.is_file():
-        raise HarnessError(f"{backend} reads the prototxt file itself, but '{graph.source}' is not a file")
+        raise BackendFailed(f"{backend} reads the prototxt file itself, but '{graph.source}' is not a file")
     return path
 
 
