@@ -122,18 +122,41 @@ def test_opencv_needs_the_prototxt_file() -> None:
         get_backend("opencv").load(RunTarget(graph, "tiny", 1))
 
 
-def test_onnx_export_is_cached(tiny) -> None:
-    from harness.convert.onnx_export import export_onnx
-    from harness.convert.weights import weight_set
-
-    weights = weight_set(tiny)
-    first = export_onnx(tiny, weights, 1)
-    stamp = first.timing.stat().st_mtime_ns
-    again = export_onnx(tiny, weights, 1)
-    assert again == first and first.timing.stat().st_mtime_ns == stamp
-    other = export_onnx(tiny, weights, 2)
-    assert other.timing != first.timing
+def test_onnx_export_is_cached_and_found_without_drawing_the_weights(tiny, monkeypatch: pytest.MonkeyPatch) -> None:
     import onnx
 
+    from harness.convert import weights as weights_module
+    from harness.convert.onnx_export import export_onnx
+    from harness.convert.weights import WeightSource
+
+    first = export_onnx(WeightSource(tiny))
+    stamp = first.timing.stat().st_mtime_ns
+
+    def no_drawing(*args: object) -> None:
+        raise AssertionError("a cached export must not draw the weights")
+    with monkeypatch.context() as patch:
+        patch.setattr(weights_module, "weight_set", no_drawing)
+        again = export_onnx(WeightSource(tiny))
+    assert again == first and first.timing.stat().st_mtime_ns == stamp
+    other = export_onnx(WeightSource(tiny.with_inputs(batch=2)))
+    assert other.timing != first.timing
     assert [o.name for o in onnx.load(str(first.timing)).graph.output] == ["prob"]
     assert [o.name for o in onnx.load(str(first.probe)).graph.output][:2] == ["prob", "fc"]
+    # the probe and timing models share one external weights file, written once
+    weight_files = sorted(p.name for p in first.timing.parent.glob("*.weights"))
+    assert len(weight_files) == 2  # batch 1 and batch 2
+    assert any(t.external_data for t in onnx.load(str(first.timing), load_external_data=False).graph.initializer)
+
+
+def test_one_caffemodel_serves_every_batch_and_a_given_file_is_used_as_is(tiny, tmp_path) -> None:
+    from harness.convert.caffemodel import read_caffemodel
+    from harness.convert.weights import WeightSource, weight_set
+
+    one = WeightSource(tiny, seed=4).caffemodel()
+    assert WeightSource(tiny.with_inputs(batch=4), seed=4).caffemodel() == one
+    assert WeightSource(tiny, seed=5).caffemodel() != one
+    expected = weight_set(tiny, 4)
+    assert all(np.array_equal(a, b) for k, blobs in read_caffemodel(one).items()
+               for a, b in zip(blobs, expected[k], strict=True))
+    given = WeightSource(tiny, path=one)
+    assert given.caffemodel() == one and given.key().startswith("file-")

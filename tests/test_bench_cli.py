@@ -141,3 +141,30 @@ def test_sweep_yaml_is_used(tmp_path: Path) -> None:
     assert main(["bench", "--config", str(cfg), "--out", str(tmp_path / "o")]) == 0
     (record,) = ResultsStore(tmp_path / "o").records()
     assert record.status == "ok" and record.metadata["settings"]["protocol"]["min_iters"] == 2
+
+
+def test_bench_prints_the_backend_comparison_and_writes_to_the_results_dir_env(
+        tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch) -> None:
+    zoo_ready()
+    installed = available_backends("cpu")
+    others = [n for n in ("onnxruntime", "opencv") if n in installed]
+    if "pytorch" not in installed or not others:
+        pytest.skip("needs pytorch and one of onnxruntime/opencv installed")
+    monkeypatch.setenv("HARNESS_RESULTS_DIR", str(tmp_path / "env-results"))
+    monkeypatch.chdir(tmp_path)
+    assert main(["bench", NET, "--backend", f"pytorch,{others[0]}", "--batch", "1", *QUICK_FLAGS]) == 0
+    out = capsys.readouterr().out
+    records = ResultsStore(tmp_path / "env-results").records()
+    assert {r.config.backend for r in records} == {"pytorch", others[0]}
+    assert not (tmp_path / "results").exists()
+    assert "Backends compared" in out and f"{NET}  batch 1  cpu  (relative to pytorch/eager-fp32)" in out
+    rows = {line.split()[0]: line.split() for line in out.splitlines() if line.startswith("  ") and "ok" in line}
+    assert rows["pytorch"][-2:] == ["1.00", "1.00"]  # the baseline against itself
+    assert float(rows[others[0]][-2]) > 0
+
+
+def test_one_backend_prints_no_comparison(tmp_path: Path, capsys) -> None:
+    zoo_ready()
+    backend = cpu_backend()
+    assert main(["bench", NET, "--backend", backend, "--batch", "1", "--out", str(tmp_path), *QUICK_FLAGS]) == 0
+    assert "Backends compared" not in capsys.readouterr().out

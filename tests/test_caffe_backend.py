@@ -154,7 +154,7 @@ def test_forward_matches_numpy_with_the_deterministic_weights(tiny: Path) -> Non
         blobs = session.blobs()
         info = session.info
     x = network_inputs(graph, 3)["data"]
-    w = weight_set(target.graph, 3, 2)
+    w = weight_set(graph, 3)
     conv_w, conv_b = w["conv"]
     cols = np.lib.stride_tricks.sliding_window_view(x, (3, 3), axis=(2, 3))  # (2, 3, 2, 2, 3, 3)
     conv = np.einsum("nchwij,ocij->nohw", cols, conv_w) + conv_b[None, :, None, None]

@@ -195,7 +195,7 @@ def test_scale_broadcast(axis: int, num_axes: int, bias: bool) -> None:
     text = net(f'layer {{ name: "sc" type: "Scale" bottom: "data" top: "y" scale_param {{ axis: {axis} '
                f'num_axes: {num_axes} bias_term: {str(bias).lower()} }} }}', x.shape)
     graph = load_graph("<t>", text=text)
-    w = weight_set(graph, seed=1, batch=2)
+    w = weight_set(graph, seed=1)  # the graph's batch is 2: axis 0 blobs have 2 values
     shape = x.shape[axis:] if num_axes == -1 else x.shape[axis:axis + num_axes]
     full = (1,) * axis + shape + (1,) * (4 - axis - len(shape))
     expect = x * w["sc"][0].reshape(full) + (w["sc"][1].reshape(full) if bias else 0)

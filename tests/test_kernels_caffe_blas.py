@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 
 from harness.ir.build import load_graph
@@ -78,3 +81,26 @@ def test_profile_measures_every_call() -> None:
     data = p.to_json()
     assert sum(v["pct"] for v in data["families"].values()) == pytest.approx(100.0)
     assert "not included" in data["denominator"]
+
+
+CPU_PROFILES = Path(__file__).resolve().parent.parent / "kernels_profiles" / "cpu"
+STRUCTURE = ("layer", "layer_type", "routine", "trans_a", "trans_b", "m", "n", "k", "count", "purpose", "family",
+             "heuristic")
+
+
+@pytest.mark.parametrize("cudnn", [False, True])
+def test_committed_cpu_profiles_match_the_zoo(cudnn: bool) -> None:
+    """kernels_profiles/cpu/ (made by kernels_profiles/make_cpu.py) lists exactly the calls the zoo networks
+    make now, with timings for every BLAS call, and stays short (one call per line)."""
+    from harness import zoo
+
+    for network in zoo.zoo_names():
+        path = CPU_PROFILES / f"{network}-b1-{'cudnn' if cudnn else 'caffe-engine'}.json"
+        data = json.loads(path.read_text())
+        expected = [{key: getattr(c, key) for key in STRUCTURE} for c in blas_calls(zoo.zoo_graph(network), 1, cudnn)]
+        assert [{key: call[key] for key in STRUCTURE} for call in data["calls"]] == expected, network
+        assert all(c["seconds_each"] > 0 for c in data["calls"] if c["routine"] != "cudnn"), network
+        if data["families"]:
+            assert sum(f["pct"] for f in data["families"].values()) == pytest.approx(100.0)
+        assert data["command"].startswith(f"harness kernels blas {network} --batch 1")
+        assert data["machine"]["cpu"] and len(path.read_text().splitlines()) <= len(data["calls"]) + 20

@@ -10,8 +10,6 @@ from harness.layers import Convention, handler_for
 from harness.layers.base import PassThrough, count
 
 BYTES_PER_ELEMENT = 4  # fp32, as Caffe stores blobs
-# Blobs whose memory Caffe shares with the bottom (ShareData in Forward/Reshape): no new activations.
-CAFFE_ALIASING_TYPES = frozenset({"Split", "Flatten", "Reshape"})
 
 
 @dataclass
@@ -126,7 +124,7 @@ def analyze(graph: Graph, convention: Convention | str = Convention.PAPER, batch
             workspace = 0
         else:
             params = sum(count(s) for s in param_shapes)
-            acts = 0 if lay.type in CAFFE_ALIASING_TYPES else sum(
+            acts = 0 if handler.shares_bottom_memory else sum(
                 count(s) for i, s in enumerate(outs) if not (i < len(lay.bottoms) and lay.bottoms[i] == lay.tops[i]))
             workspace = handler.workspace(lay, ins, outs)
         macs = handler.macs(lay, ins, outs)

@@ -43,10 +43,6 @@ class Table2Cell:
     paper: float
     matches: bool
 
-    @property
-    def diff_pct(self) -> float:
-        return (self.ours - self.paper) / self.paper * 100 if self.paper else 0.0
-
 
 TABLE2_COLUMNS = {
     "macs_m": "MACs (M)", "params_m": "params (M)", "acts_m": "acts (M)",
@@ -55,15 +51,22 @@ TABLE2_COLUMNS = {
 RATIO_TOLERANCE = 0.01  # the ratio columns agree within 1% (or are equal at the printed 2 decimals)
 
 
+def table2_values(totals: Totals) -> dict[str, float]:
+    """One network's Table II figures, unrounded, keyed like the paper's CSV columns."""
+    return {"macs_m": totals.macs / 1e6, "params_m": totals.params / 1e6, "acts_m": totals.activations / 1e6,
+            "acts_per_param": totals.acts_per_param, "macs_per_param": totals.macs_per_param,
+            "macs_per_act": totals.macs_per_act}
+
+
 def table2_cells(totals: Totals, row: dict[str, str]) -> list[Table2Cell]:
     """Our totals against one row of the paper's Table II.
 
     MACs are compared at 3 significant digits (Netscope shows 1586.7M as 1.59G), params and activations at
     the printed 2 decimals in millions, and the ratios within 1% (or equal once rounded to 2 decimals).
     """
-    ours = {"macs_m": significant(totals.macs / 1e6), "params_m": round(totals.params / 1e6, 2),
-            "acts_m": round(totals.activations / 1e6, 2), "acts_per_param": totals.acts_per_param,
-            "macs_per_param": totals.macs_per_param, "macs_per_act": totals.macs_per_act}
+    ours = table2_values(totals)
+    ours = {**ours, "macs_m": significant(ours["macs_m"]), "params_m": round(ours["params_m"], 2),
+            "acts_m": round(ours["acts_m"], 2)}
     cells = []
     for column in TABLE2_COLUMNS:
         paper = float(row[column])

@@ -71,6 +71,12 @@ class Session(ABC):
         """Device (or host) memory the framework itself reports for this network, if it can."""
         return None
 
+    def mark_layers(self, nvtx: bool = False) -> bool:
+        """From now on, run each layer inside a ``layer:<name>`` profiler range (and an NVTX range with
+        ``nvtx`` on CUDA) for per-layer kernel attribution; False where the engine runs no per-layer
+        host code the harness could wrap. For profiling runs only, never for timing runs."""
+        return False
+
     def run_timed(self, protocol: TimingProtocol) -> Timing:
         """Run the timing protocol; a backend living in another process runs it there."""
         return protocol.run(self.forward)

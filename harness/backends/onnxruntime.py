@@ -55,11 +55,10 @@ class OnnxRuntimeSession(Session):
         import torch
 
         from harness.convert.onnx_export import OPSET, export_onnx
-        from harness.convert.weights import load_weights, network_inputs
+        from harness.convert.weights import WeightSource, network_inputs
 
         graph = target.graph.with_inputs(batch=target.batch)
-        weights = load_weights(graph, target.seed, target.batch, target.weights)
-        self.models = export_onnx(graph, weights, target.batch)
+        self.models = export_onnx(WeightSource(graph, target.seed, target.weights))
         self.feed = network_inputs(graph, target.seed)
         self.options = ort.SessionOptions()
         self.options.graph_optimization_level = getattr(ort.GraphOptimizationLevel, OPT_LEVELS[mode])

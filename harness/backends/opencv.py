@@ -8,7 +8,6 @@ Caffe importer, so this backend needs OpenCV 4.x.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -69,13 +68,11 @@ class OpenCVSession(Session):
 
         from harness.convert.blobs import last_writer, output_blob, probe_blobs
         from harness.convert.cache import prototxt_file
-        from harness.convert.caffemodel import cached_caffemodel
-        from harness.convert.weights import network_inputs
+        from harness.convert.weights import WeightSource, network_inputs
 
         graph = target.graph.with_inputs(batch=target.batch)
         prototxt = prototxt_file(graph, "opencv")
-        caffemodel = Path(target.weights) if target.weights is not None \
-            else cached_caffemodel(target.graph, target.seed, target.batch)
+        caffemodel = WeightSource(graph, target.seed, target.weights).caffemodel()
         self.files, self.mode = (prototxt, caffemodel), mode
         self.feed = network_inputs(graph, target.seed)
         self.net = self._load(fusion=True)

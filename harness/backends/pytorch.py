@@ -59,13 +59,13 @@ class PyTorchSession(Session):
 
         from harness.convert.blobs import probe_blobs
         from harness.convert.torch_module import build_module
-        from harness.convert.weights import load_weights, network_inputs
+        from harness.convert.weights import WeightSource, network_inputs
 
         self.torch = torch
         self.device = torch.device(target.device)
         graph = target.graph.with_inputs(batch=target.batch)
         self.probe_names = probe_blobs(graph)
-        weights = load_weights(graph, target.seed, target.batch, target.weights)
+        weights = WeightSource(graph, target.seed, target.weights).load()
         self.module = build_module(graph, weights, target.batch).to(self.device)
         self.inputs = [torch.from_numpy(x).to(self.device) for x in network_inputs(graph, target.seed).values()]
         self.autocast: Callable[[], contextlib.AbstractContextManager[Any]] = contextlib.nullcontext
@@ -144,6 +144,14 @@ class PyTorchSession(Session):
         with self.torch.inference_mode(), self.autocast():
             values = self.module.run(*self.inputs, keep=self.probe_names)
         return {name: values[name].float().cpu().numpy() for name in self.probe_names}
+
+    def mark_layers(self, nvtx: bool = False) -> bool:
+        # A compiled module runs inductor's code and a CUDA graph replays kernels: neither calls the
+        # layers from Python, so a range around those calls would be empty or break the graph.
+        if self.info["mode"] in ("compile", "cuda-graphs"):
+            return False
+        self.module.layer_ranges, self.module.nvtx_ranges = True, nvtx
+        return True
 
     def framework_memory_bytes(self) -> int | None:
         if self.device.type != "cuda":

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import sys
 from collections.abc import Sequence
 
+from harness import jsonout
 from harness.analysis.analyzer import NetAnalysis, analyze
 from harness.analysis.paper import TABLE2_COLUMNS, paper_table, table2_cells
 from harness.cli import analyze_metrics
+from harness.cli.argtypes import positive_int
 from harness.errors import HarnessError
 from harness.layers import Convention
 
@@ -22,8 +23,8 @@ LAYER_COLUMNS = ("name", "type", "output_shapes", "params", "macs", "activations
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("networks", nargs="+", metavar="NET_OR_PATH",
                    help="zoo network names, prototxt paths, or 'all' (the paper's 12, beside its Table II)")
-    p.add_argument("--batch", type=_positive, default=None, help="batch size (default: the file's, 1 for 'all')")
-    p.add_argument("--input-size", type=_positive, default=None, metavar="S",
+    p.add_argument("--batch", type=positive_int, default=None, help="batch size (default: the file's, 1 for 'all')")
+    p.add_argument("--input-size", type=positive_int, default=None, metavar="S",
                    help="input height and width (default: the file's; 224, or 231 for inception_v2, for 'all')")
     p.add_argument("--convention", choices=[c.value for c in Convention], default="paper",
                    help="paper: Netscope's rules (reproduces Table II); caffe: what BVLC Caffe builds")
@@ -34,20 +35,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     analyze_metrics.add_arguments(p)
 
 
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
-
-
 def run(args: argparse.Namespace) -> int:
     from harness import zoo
 
     compare = args.networks == ["all"]
+    if "all" in args.networks and not compare:
+        raise HarnessError("'all' (the paper's 12 networks) cannot be combined with other networks")
     names = zoo.zoo_names() if compare else args.networks
     results = []
     for name in names:
@@ -64,8 +57,7 @@ def run(args: argparse.Namespace) -> int:
         docs = [r.to_json(per_layer=True) for r in results]
         for doc, (layer_rows, totals) in zip(docs, extras or [], strict=False):
             doc["metrics"] = {"totals": totals, "layers": layer_rows}
-        json.dump(docs, sys.stdout, indent=1)
-        sys.stdout.write("\n")
+        jsonout.dump(docs, sys.stdout)
     elif args.format == "csv":
         _write_csv(results, args.per_layer, extras)
     else:

@@ -1,9 +1,11 @@
 """``harness bench``: measure latency, throughput, memory, power and energy over a sweep, store every
-configuration as soon as it is measured, and print a Table III-style summary."""
+configuration as soon as it is measured, and print a Table III-style summary and the backends'
+comparison (each backend/mode relative to Caffe, or to PyTorch eager fp32 where Caffe did not run)."""
 
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -14,6 +16,11 @@ from harness.results.records import Config, Record
 from harness.results.store import ResultsStore
 
 DEFAULT_OUT = "results"
+RESULTS_DIR_ENV = "HARNESS_RESULTS_DIR"  # set to /results in the Docker images (docs/docker.md)
+
+
+def default_out() -> Path:
+    return Path(os.environ.get(RESULTS_DIR_ENV) or DEFAULT_OUT)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -30,8 +37,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "command-line options override it")
     p.add_argument("--set", dest="settings", action="append", default=[], metavar="KEY=VALUE",
                    help="measurement setting, e.g. min_s=2 warmup_iters=5 min_window_s=10 poll_hz=100")
-    p.add_argument("--out", type=Path, default=Path(DEFAULT_OUT), metavar="DIR",
-                   help=f"results directory (default: {DEFAULT_OUT}); re-running resumes")
+    p.add_argument("--out", type=Path, default=default_out(), metavar="DIR",
+                   help=f"results directory (default: ${RESULTS_DIR_ENV} when set, else {DEFAULT_OUT}); "
+                        "re-running resumes")
     p.add_argument("--force", action="store_true", help="redo configurations already in the results")
 
 
@@ -151,7 +159,11 @@ def run(args: argparse.Namespace) -> int:
         run_sweep(configs, store, spec.window_settings, force=args.force, on_start=on_start, on_done=on_done)
     elapsed = time.monotonic() - started
     keys = {c.key() for c in configs}
-    Console().print(summary_table([r for r in store.records() if r.key in keys]))
+    records = [r for r in store.records() if r.key in keys]
+    Console().print(summary_table(records))
+    comparison = comparison_text(records)
+    if comparison:
+        print(comparison)
     console.print(f"{len(configs)} configurations in {elapsed:.1f} s: "
                   + ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
                   + f"; results in {store.path}")
@@ -183,6 +195,16 @@ def summary_table(records: list[Record]):  # -> rich.table.Table
                       f"{best.latency.throughput_fps:.0f} ({best.config.batch})" if best and best.latency else "-",
                       bad)
     return table
+
+
+def comparison_text(records: list[Record]) -> str | None:
+    """The comparison of issue 5 (harness.report.compare), or None when fewer than two backend/modes ran."""
+    from harness.report.compare import comparison_table, format_comparison
+
+    if len({(r.config.backend, r.config.mode) for r in records}) < 2:
+        return None
+    return ("Backends compared (speedup = baseline latency / latency; baseline: Caffe, else PyTorch eager "
+            "fp32)\n" + format_comparison(comparison_table(records)))
 
 
 def _footprint_mb(record: Record | None) -> float | None:

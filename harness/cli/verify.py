@@ -7,14 +7,13 @@ output, the pre-softmax blob and the sampled intermediate blobs; 1 otherwise.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-from pathlib import Path
 
-from harness.backends.base import BACKENDS, get_backend
+from harness import jsonout
+from harness.backends.base import get_backend
+from harness.cli.argtypes import backend_names, positive_int
 from harness.convert.verify import DEFAULT_TOLERANCE, Verification, verify
 from harness.errors import BackendUnavailable, HarnessError
-from harness.ir.build import load_graph
 
 DEFAULT_BACKENDS = ("pytorch", "onnxruntime", "opencv", "caffe")
 
@@ -24,31 +23,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backends", default=None, metavar="LIST",
                    help=f"comma-separated backends (default: those of {','.join(DEFAULT_BACKENDS)} "
                         "available here)")
-    p.add_argument("--batch", type=_positive, default=1, help="batch size (default 1)")
+    p.add_argument("--batch", type=positive_int, default=1, help="batch size (default 1)")
     p.add_argument("--seed", type=int, default=0, help="seed of the weights and the input (default 0)")
     p.add_argument("--tol", type=float, default=DEFAULT_TOLERANCE,
                    help=f"largest allowed error relative to the blob's scale (default {DEFAULT_TOLERANCE:g})")
     p.add_argument("--format", choices=("table", "json"), default="table")
 
 
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
-
-
 def _backends(spec: str | None) -> list[str]:
     if spec is not None:
-        names = [n.strip() for n in spec.split(",") if n.strip()]
-        unknown = [n for n in names if n not in BACKENDS]
-        if unknown or not names:
-            raise HarnessError(f"unknown backend(s) {', '.join(unknown) or '(none given)'} "
-                               f"(known: {', '.join(sorted(BACKENDS))})")
-        return names
+        return backend_names(spec)
     available = []
     for name in DEFAULT_BACKENDS:
         try:
@@ -71,14 +55,13 @@ def run(args: argparse.Namespace) -> int:
     backends = _backends(args.backends)
     results: list[Verification] = []
     for name in args.networks:
-        graph = load_graph(name) if Path(name).is_file() else zoo.resolve(name)
+        graph = zoo.resolve(name)
         result = verify(graph, name, backends, args.batch, args.seed, args.tol)
         results.append(result)
         if args.format == "table":
             print(format_verification(result))
     if args.format == "json":
-        json.dump([to_json(r) for r in results], sys.stdout, indent=2)
-        print()
+        jsonout.dump([to_json(r) for r in results], sys.stdout)
     return 0 if all(r.ok for r in results) else 1
 
 

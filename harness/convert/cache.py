@@ -1,8 +1,9 @@
 """Where converted artefacts (.caffemodel, .onnx) are cached, and the keys that name them.
 
 A key is a hash of everything the artefact depends on (the graph's layers and hyperparameters, the
-batch, the weights' bytes, the exporter's version), so a changed prototxt or seed never reuses a
-stale file. ``HARNESS_CACHE_DIR`` overrides the location (tests point it at a temporary folder).
+batch, which weights - :class:`harness.convert.weights.WeightSource` names them without drawing
+them -, the exporter's version), so a changed prototxt or seed never reuses a stale file.
+``HARNESS_CACHE_DIR`` overrides the location (tests point it at a temporary folder).
 """
 
 from __future__ import annotations
@@ -10,8 +11,6 @@ from __future__ import annotations
 import hashlib
 import os
 from pathlib import Path
-
-import numpy as np
 
 from harness.errors import BackendFailed
 from harness.ir.graph import Graph
@@ -47,13 +46,11 @@ def graph_fingerprint(graph: Graph) -> str:
     return h.hexdigest()[:16]
 
 
-def weights_fingerprint(weights: dict[str, list[np.ndarray]]) -> str:
+def file_fingerprint(path: str | Path) -> str:
     h = hashlib.sha256()
-    for name in sorted(weights):
-        h.update(name.encode())
-        for blob in weights[name]:
-            h.update(str(blob.shape).encode())
-            h.update(np.ascontiguousarray(blob, dtype=np.float32).tobytes())
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
     return h.hexdigest()[:16]
 
 

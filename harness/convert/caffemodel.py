@@ -22,7 +22,6 @@ from pathlib import Path
 import numpy as np
 
 from harness.errors import HarnessError
-from harness.ir.graph import Graph
 
 # Wire types.
 VARINT, FIXED64, LENGTH, FIXED32 = 0, 1, 2, 5
@@ -199,17 +198,4 @@ def read_caffemodel(path: str | Path) -> dict[str, list[np.ndarray]]:
     return weights
 
 
-def cached_caffemodel(graph: Graph, seed: int = 0, batch: int = 1) -> Path:
-    """The deterministic weight set of (graph, seed) written once to the cache, named by its content."""
-    from harness.convert.cache import cache_dir, weights_fingerprint
-    from harness.convert.weights import weight_set
-
-    weights = weight_set(graph, seed, batch)
-    path = cache_dir("caffemodel") / f"{graph.name or 'net'}-{weights_fingerprint(weights)}.caffemodel"
-    if not path.exists():
-        write_caffemodel(path, weights, {lay.name: lay.type for lay in graph.layers if lay.name in weights},
-                         graph.name)
-    return path
-
-
-__all__ = ["CaffemodelError", "cached_caffemodel", "read_caffemodel", "write_caffemodel"]
+__all__ = ["CaffemodelError", "read_caffemodel", "write_caffemodel"]

@@ -9,20 +9,28 @@ outputs after the Caffe blobs. One export per (graph, batch, weights) serves two
 - the *timing* model, the same graph with only the network output, so that ONNX Runtime may fuse
   freely when it is timed. It is derived from the probe model by dropping graph outputs, not by a
   second export, so the two cannot differ in anything but their outputs.
+
+Both models keep their weights in one shared external-data file next to them, written once. The
+batch is baked into the export (the converted layers fix their shapes at build time: a Reshape's
+target shape, Caffe's pooling clip), so each batch is its own export; a dynamic batch axis would
+silently keep one batch's constants.
 """
 
 from __future__ import annotations
 
+import io
+import os
 import re
+import shutil
+import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 from harness.convert.blobs import output_blob, probe_blobs
-from harness.convert.cache import cache_dir, cache_key, graph_fingerprint, weights_fingerprint
-from harness.convert.weights import Weights
+from harness.convert.cache import cache_dir, cache_key, graph_fingerprint
+from harness.convert.weights import WeightSource
 from harness.errors import BackendFailed, HarnessError
-from harness.ir.graph import Graph
 
 OPSET = 17
 
@@ -36,44 +44,58 @@ class OnnxModels:
     probe_names: list[str]
 
 
-def export_onnx(graph: Graph, weights: Weights, batch: int) -> OnnxModels:
-    """Export (or reuse from the cache) the network built for ``batch``; failures raise BackendFailed."""
+def export_onnx(source: WeightSource) -> OnnxModels:
+    """Export (or reuse from the cache) ``source.graph`` at its batch with ``source``'s weights;
+    the weights are only drawn or read when the export is not cached. Failures raise BackendFailed."""
     import onnx
     import torch
 
-    graph = graph.with_inputs(batch=batch)
+    graph = source.graph
+    batch = graph.inputs[0].shape[0] if graph.inputs else 1
     output, probes = output_blob(graph), probe_blobs(graph)
-    key = cache_key(graph_fingerprint(graph), weights_fingerprint(weights), batch, torch.__version__,
-                    onnx.__version__, OPSET, output, probes)
-    stem = cache_dir("onnx") / f"{re.sub(r'[^A-Za-z0-9_.-]+', '_', graph.name)}-b{batch}-{key}"
-    models = OnnxModels(Path(f"{stem}.probe.onnx"), Path(f"{stem}.onnx"), [s.name for s in graph.inputs],
+    key = cache_key(graph_fingerprint(graph), source.key(), torch.__version__, onnx.__version__, OPSET,
+                    output, probes)
+    folder = cache_dir("onnx")
+    stem = f"{re.sub(r'[^A-Za-z0-9_.-]+', '_', graph.name)}-b{batch}-{key}"
+    models = OnnxModels(folder / f"{stem}.probe.onnx", folder / f"{stem}.onnx", [s.name for s in graph.inputs],
                         output, probes)
     if models.probe.exists() and models.timing.exists():
         return models
     from harness.convert.torch_module import build_module
     from harness.convert.weights import network_inputs
 
-    module = build_module(graph, weights, batch, outputs=[output, *probes])
+    module = build_module(graph, source.load(), batch, outputs=[output, *probes])
     example = tuple(torch.from_numpy(x) for x in network_inputs(graph).values())
-    tmp = models.probe.with_name(models.probe.name + ".part")
+    exported = io.BytesIO()
     try:
         with torch.no_grad(), warnings.catch_warnings():
             # Slices with a step (Caffe pooling's explicit padding) are not constant-folded: harmless.
             warnings.filterwarnings("ignore", message="Constant folding - Only steps=1")
             warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)  # shapes are fixed per batch
             warnings.filterwarnings("ignore", category=DeprecationWarning)  # the legacy exporter, chosen above
-            torch.onnx.export(module, example, str(tmp), dynamo=False, opset_version=OPSET,
+            torch.onnx.export(module, example, exported, dynamo=False, opset_version=OPSET,
                               input_names=models.input_names, output_names=[output, *probes])
     except HarnessError:
         raise
     except Exception as exc:  # the exporter's own errors: recorded as this backend's failure
-        tmp.unlink(missing_ok=True)
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         raise BackendFailed(f"ONNX export of {graph.name} failed: {type(exc).__name__}: {first}") from None
-    model = onnx.load(str(tmp))
-    del model.graph.output[1:]
-    timing_tmp = models.timing.with_name(models.timing.name + ".part")
-    onnx.save(model, str(timing_tmp))
-    tmp.replace(models.probe)
-    timing_tmp.replace(models.timing)
+    del module
+    model = onnx.load_from_string(exported.getvalue())
+    del exported
+    # Written in a private folder, then moved into place weights first and the timing model last (the
+    # file whose presence means "cached"): a concurrent or interrupted export never exposes a model
+    # whose weights are missing.
+    work = Path(tempfile.mkdtemp(prefix=f".{stem}.", dir=folder))
+    try:
+        weights = f"{stem}.weights"
+        onnx.save(model, str(work / models.probe.name), save_as_external_data=True, all_tensors_to_one_file=True,
+                  location=weights, size_threshold=1024)
+        del model.graph.output[1:]  # the tensors now point at the external file: only the graph is rewritten
+        onnx.save(model, str(work / models.timing.name))
+        for name in (weights, models.probe.name, models.timing.name):
+            if (work / name).exists():  # no weights file when every tensor is under the size threshold
+                os.replace(work / name, folder / name)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
     return models

@@ -3,6 +3,10 @@
 Blobs are kept by their Caffe names while the network runs, so any intermediate blob can be
 returned for comparison with another engine (:meth:`CaffeNet.run`); a blob is released after its
 last reader, as a hand-written PyTorch model would, unless it was asked for.
+
+For profiling (``harness profile``), :attr:`CaffeNet.layer_ranges` wraps each layer's call in a
+``layer:<name>`` range (:func:`harness.kernels.ranges.layer_range`) so that the kernels it launches
+are attributed to it; off, the forward pass is what it always is.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from harness.convert.torch_layers import NOT_CONVERTIBLE, TORCH_LAYERS
 from harness.convert.weights import Weights
 from harness.errors import GraphError, UnsupportedLayer
 from harness.ir.graph import Graph
+from harness.kernels.ranges import layer_range
 from harness.layers import Convention
 
 
@@ -48,6 +53,8 @@ class CaffeNet(nn.Module):
         if unknown:
             raise GraphError(f"network '{graph.name}' has no blob named {', '.join(unknown)}")
         self.release = self._release_plan()
+        self.layer_ranges = False  # profiling only: a `layer:<name>` range around each layer's call
+        self.nvtx_ranges = False  # ... also as an NVTX range (Nsight Systems), on CUDA
 
     def _release_plan(self) -> list[list[str]]:
         """Per step, the bottoms no later step reads and this step does not rewrite in place."""
@@ -64,8 +71,13 @@ class CaffeNet(nn.Module):
             raise ValueError(f"{self.graph_name} takes {len(self.input_names)} inputs, got {len(inputs)}")
         keep = set(keep)
         blobs: dict[str, Tensor] = dict(zip(self.input_names, inputs, strict=True))
-        for module, (bottoms, tops), release in zip(self.layer_modules, self.steps, self.release, strict=True):
-            result = module(*[blobs[b] for b in bottoms])
+        for name, module, (bottoms, tops), release in zip(self.layer_names, self.layer_modules, self.steps,
+                                                          self.release, strict=True):
+            if self.layer_ranges:
+                with layer_range(name, nvtx=self.nvtx_ranges):
+                    result = module(*[blobs[b] for b in bottoms])
+            else:
+                result = module(*[blobs[b] for b in bottoms])
             if isinstance(result, Tensor):
                 result = (result,)
             for top, value in zip(tops, result, strict=True):

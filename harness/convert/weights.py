@@ -12,17 +12,19 @@ would "agree" trivially or not at all.
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import math
 import zlib
-from collections import OrderedDict
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from harness.analysis.analyzer import NetAnalysis, analyze
 from harness.backends.base import make_input
-from harness.convert.cache import graph_fingerprint
+from harness.convert.cache import cache_dir, cache_key, file_fingerprint, graph_fingerprint
 from harness.errors import GraphError
 from harness.ir.graph import Graph, Layer, Shape
 from harness.layers import Convention
@@ -113,28 +115,62 @@ def layer_seed(seed: int, layer_name: str) -> list[int]:
     return [seed, zlib.crc32(layer_name.encode())]
 
 
-# The few most recent weight sets: every backend of one `harness verify` run asks for the same one.
-_RECENT: OrderedDict[tuple[object, ...], Weights] = OrderedDict()
-_RECENT_SIZE = 2
-
-
-def weight_set(graph: Graph, seed: int = 0, batch: int = 1) -> Weights:
+def weight_set(graph: Graph, seed: int = 0) -> Weights:
     """Caffe parameter blobs (float32, read-only) of every layer that has any, keyed by layer name.
 
-    ``batch`` only matters for the rare layer whose blob shapes depend on it (Scale/Bias over axis 0).
+    The blob shapes are those of the graph as given (its input shapes): they depend on the batch only
+    for the rare Scale/Bias over axis 0, so pass the graph at the batch it will run.
     """
-    analysis = analyze(graph, Convention.CAFFE, batch=batch)
-    # Keyed by the blob shapes, not the batch: B=1 and B=2 of one network share one set.
-    key = (graph_fingerprint(graph.with_inputs(batch=1)), seed,
-           tuple(tuple(map(tuple, s.param_shapes)) for s in analysis.layers))
-    if key in _RECENT:
-        _RECENT.move_to_end(key)
-        return _RECENT[key]
-    weights = _draw(graph, analysis, seed)
-    _RECENT[key] = weights
-    while len(_RECENT) > _RECENT_SIZE:
-        _RECENT.popitem(last=False)
-    return weights
+    return _draw(graph, analyze(graph, Convention.CAFFE), seed)
+
+
+@functools.cache
+def _generator_id() -> str:
+    """What, besides (graph, seed), decides the drawn values: this module's initializers and NumPy's
+    generators (NumPy does not promise the same stream across versions). Part of every cache key,
+    so an edited initializer or a new NumPy never reuses a stale converted file."""
+    return f"{np.__version__}-{hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:16]}"
+
+
+@dataclass(frozen=True)
+class WeightSource:
+    """The weights a backend loads, named without drawing or reading them: the deterministic set of
+    (graph, seed), or the ``.caffemodel`` at ``path``. Converted files (a written .caffemodel, an ONNX
+    export) are cached under :meth:`key`, so a backend whose file exists never touches the weights."""
+
+    graph: Graph  # at the batch it will run
+    seed: int = 0
+    path: Path | None = None
+
+    def key(self) -> str:
+        if self.path is not None:
+            return "file-" + file_fingerprint(self.path)
+        # Keyed by the graph at batch 1 and the blob shapes, not the batch: B=1 and B=4 of one network
+        # share one set (and one .caffemodel) unless a blob shape depends on the batch.
+        shapes = tuple(tuple(map(tuple, s.param_shapes)) for s in analyze(self.graph, Convention.CAFFE).layers)
+        return cache_key(graph_fingerprint(self.graph.with_inputs(batch=1)), self.seed, shapes, _generator_id())
+
+    def load(self) -> Weights:
+        """The weights: the .caffemodel checked against the graph, or the deterministic set."""
+        if self.path is None:
+            return weight_set(self.graph, self.seed)
+        from harness.convert.caffemodel import read_caffemodel
+
+        return check_weights(self.graph, read_caffemodel(self.path))
+
+    def caffemodel(self) -> Path:
+        """A .caffemodel holding these weights (what Caffe and OpenCV read): ``path``, or the
+        deterministic set written once to the cache."""
+        if self.path is not None:
+            return self.path
+        from harness.convert.caffemodel import write_caffemodel
+
+        path = cache_dir("caffemodel") / f"{self.graph.name or 'net'}-{self.key()}.caffemodel"
+        if not path.exists():
+            weights = self.load()
+            write_caffemodel(path, weights, {lay.name: lay.type for lay in self.graph.layers if lay.name in weights},
+                             self.graph.name)
+        return path
 
 
 def _draw(graph: Graph, analysis: NetAnalysis, seed: int) -> Weights:
@@ -156,14 +192,14 @@ def _read_only(array: np.ndarray) -> np.ndarray:
     return array
 
 
-def check_weights(graph: Graph, weights: Weights, batch: int = 1) -> Weights:
+def check_weights(graph: Graph, weights: Weights) -> Weights:
     """Weights matched to the graph's Caffe blob shapes, as Caffe's CopyTrainedLayersFrom does.
 
     Layers the graph does not have are ignored (Caffe ignores them too); a layer with parameters
     that has none, a wrong blob count or a wrong shape raises :class:`GraphError` naming the layer.
     Blobs stored with legacy 4-D shapes (num, channels, height, width padded with 1s) are reshaped.
     """
-    analysis = analyze(graph, Convention.CAFFE, batch=batch)
+    analysis = analyze(graph, Convention.CAFFE)
     matched: Weights = {}
     for layer, stats in zip(graph.layers, analysis.layers, strict=True):
         if not stats.param_shapes:
@@ -187,16 +223,6 @@ def check_weights(graph: Graph, weights: Weights, batch: int = 1) -> Weights:
 def _legacy_match(have: tuple[int, ...], want: Shape) -> bool:
     """Caffe's Blob::ShapeEquals for a legacy 4-D blob: ``want`` right-aligned, padded with 1s."""
     return len(have) == 4 and len(want) <= 4 and tuple(have) == (1,) * (4 - len(want)) + tuple(want)
-
-
-def load_weights(graph: Graph, seed: int = 0, batch: int = 1, path: str | Path | None = None) -> Weights:
-    """The weights a backend loads: the .caffemodel at ``path`` (checked against the graph), or else
-    the deterministic set for (graph, seed)."""
-    if path is None:
-        return weight_set(graph, seed, batch)
-    from harness.convert.caffemodel import read_caffemodel
-
-    return check_weights(graph, read_caffemodel(path), batch)
 
 
 def network_inputs(graph: Graph, seed: int = 0) -> dict[str, np.ndarray]:

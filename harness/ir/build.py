@@ -12,8 +12,8 @@ from pathlib import Path
 from harness.errors import GraphError, PrototxtError
 from harness.ir.graph import Graph, InputSpec, Layer, Shape
 from harness.ir.textformat import Field, Message, parse_file, parse_text
-from harness.layers import canonical_type, known_types
-from harness.layers.base import handlers
+from harness.layers import canonical_type
+from harness.layers.base import handlers, int_field
 
 NET_FIELDS = frozenset({"name", "input", "input_shape", "input_dim", "force_backward", "state", "debug_info",
                         "layer", "layers"})
@@ -99,14 +99,14 @@ def _data_inputs(lay: Layer, warnings: list[str]) -> list[InputSpec]:
         if not shapes:
             raise GraphError(f"{lay.where()}: DummyData without a shape")
         return [InputSpec(top, shapes[min(i, len(shapes) - 1)], lay.loc) for i, top in enumerate(lay.tops)]
-    batch = int(block.get("batch_size", 1))
+    batch = int_field(lay, block, "batch_size", 1, minimum=1)
     if lay.type in ("MemoryData", "MEMORY_DATA"):
-        data: Shape = (batch, int(block.get("channels", 3)), int(block.get("height", 1)),
-                       int(block.get("width", 1)))
+        data: Shape = (batch, *(int_field(lay, block, f, d, minimum=1)
+                                for f, d in (("channels", 3), ("height", 1), ("width", 1))))
     else:
-        crop = lay.param("transform_param").get("crop_size")
-        height = crop or block.get("new_height") or block.get("crop_size")
-        width = crop or block.get("new_width") or block.get("crop_size")
+        crop = int_field(lay, lay.param("transform_param"), "crop_size", 0)
+        height = crop or int_field(lay, block, "new_height", 0) or int_field(lay, block, "crop_size", 0)
+        width = crop or int_field(lay, block, "new_width", 0) or int_field(lay, block, "crop_size", 0)
         if not height or not width:
             warnings.append(f"{lay.where()}: image size unknown (no crop_size or new_height/new_width); "
                             f"assumed {DEFAULT_DATA_SIZE}x{DEFAULT_DATA_SIZE}")
@@ -210,7 +210,3 @@ def _check_topology(source: str, inputs: list[InputSpec], layers: list[Layer]) -
                 raise GraphError(f"{lay.where()}: top '{top}' is already produced by {producer[top]} "
                                  "(only in-place layers may reuse a blob name)")
             producer[top] = lay.where()
-
-
-def supported_types() -> list[str]:
-    return [*known_types(), "Input", *sorted(t for t in DATA_LAYERS if not t.isupper())]

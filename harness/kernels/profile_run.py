@@ -26,17 +26,21 @@ NCU_METRICS = (
 )
 
 
-def load_session(network: str, backend: str, batch: int, device: str):
+def load_session(network: str, backend: str, batch: int, device: str, nvtx: bool = False):
+    """The loaded network, with per-layer ``layer:<name>`` ranges where the backend can mark them."""
     from harness import zoo
     from harness.backends.base import RunTarget, get_backend
 
     graph = zoo.resolve(network)
-    return get_backend(backend).load(RunTarget(graph=graph.with_inputs(batch=batch), network=network,
-                                               batch=batch, device=device))
+    session = get_backend(backend).load(RunTarget(graph=graph.with_inputs(batch=batch), network=network,
+                                                  batch=batch, device=device))
+    session.mark_layers(nvtx=nvtx)
+    return session
 
 
-def run_forwards(network: str, backend: str, batch: int, device: str, warmup: int, iters: int) -> None:
-    with load_session(network, backend, batch, device) as session:
+def run_forwards(network: str, backend: str, batch: int, device: str, warmup: int, iters: int,
+                 nvtx: bool = False) -> None:
+    with load_session(network, backend, batch, device, nvtx) as session:
         for _ in range(warmup):
             session.forward()
         for _ in range(iters):
@@ -56,7 +60,7 @@ def external_command(tool: str, out: Path, network: str, backend: str, batch: in
     if tool == "nsys":
         base = out / "nsys"
         return [exe, "profile", "--trace=cuda,nvtx", "--force-overwrite=true", "--export=sqlite",
-                "-o", str(base), *worker], base.with_suffix(".sqlite")
+                "-o", str(base), *worker, "--nvtx"], base.with_suffix(".sqlite")
     csv_path = out / "ncu.csv"
     return [exe, "--csv", "--page", "raw", "--metrics", NCU_METRICS, "--log-file", str(csv_path), *worker], csv_path
 
@@ -105,8 +109,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default="cuda:0")
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--iters", type=int, default=5)
+    p.add_argument("--nvtx", action="store_true", help="layer ranges also as NVTX ranges (for nsys)")
     a = p.parse_args(argv)
-    run_forwards(a.network, a.backend, a.batch, a.device, a.warmup, a.iters)
+    run_forwards(a.network, a.backend, a.batch, a.device, a.warmup, a.iters, a.nvtx)
     return 0
 
 

@@ -42,8 +42,8 @@ class LayerHandler:
     fields: ClassVar[frozenset[str]] = frozenset()
     bottoms: ClassVar[tuple[int, int | None]] = (1, 1)
     tops: ClassVar[tuple[int, int | None]] = (1, 1)
-    # Not part of BVLC Caffe 1.0 (e.g. SSD's Normalize): Caffe-only consumers warn about it.
-    in_bvlc: ClassVar[bool] = True
+    # Caffe's Forward shares the bottom's memory (ShareData): the top adds no activation memory.
+    shares_bottom_memory: ClassVar[bool] = False
 
     def output_shapes(self, layer: Layer, ins: list[Shape], conv: Convention) -> list[Shape]:
         """Default: one top per bottom with the same shape (element-wise layers)."""
@@ -155,6 +155,17 @@ def canonical_axis(layer: Layer, axis: int, ndim: int) -> int:
     return axis % ndim
 
 
+def int_list(layer: Layer, block: Message, name: str, minimum: int | None = 0) -> list[int]:
+    """A repeated integer field (``slice_point``, ``offset``, ``dim``...), every value checked."""
+    values = block.all(name)
+    for v in values:
+        if isinstance(v, bool) or not isinstance(v, int):
+            raise GraphError(f"{layer.where()}: field '{name}' must be an integer, got {v!r}")
+        if minimum is not None and v < minimum:
+            raise GraphError(f"{layer.where()}: field '{name}' must be >= {minimum}, got {v}")
+    return [int(v) for v in values]
+
+
 def spatial_triplet(layer: Layer, block: Message, name: str, default: int, ndim: int,
                     minimum: int = 0) -> list[int]:
     """Caffe's per-axis fields: ``name`` repeated (1 or ndim values) or ``name_h``/``name_w``."""
@@ -164,19 +175,14 @@ def spatial_triplet(layer: Layer, block: Message, name: str, default: int, ndim:
             raise GraphError(f"{layer.where()}: {name}_h/{name}_w are only for 2-D spatial inputs")
         return [int_field(layer, block, f"{name}_h", default, minimum),
                 int_field(layer, block, f"{name}_w", default, minimum)]
-    values = block.all(name)
-    for v in values:
-        if isinstance(v, bool) or not isinstance(v, int):
-            raise GraphError(f"{layer.where()}: field '{name}' must be an integer, got {v!r}")
-        if v < minimum:
-            raise GraphError(f"{layer.where()}: field '{name}' must be >= {minimum}, got {v}")
+    values = int_list(layer, block, name, minimum)
     if not values:
         return [default] * ndim
     if len(values) == 1:
-        return [int(values[0])] * ndim
+        return values * ndim
     if len(values) != ndim:
         raise GraphError(f"{layer.where()}: '{name}' has {len(values)} values for {ndim} spatial axes")
-    return [int(v) for v in values]
+    return values
 
 
 def require(cond: bool, layer: Layer, message: str) -> None:

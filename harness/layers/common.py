@@ -13,6 +13,7 @@ from harness.layers.base import (
     canonical_axis,
     enum_field,
     int_field,
+    int_list,
     register,
     require,
 )
@@ -54,6 +55,7 @@ class InnerProduct(LayerHandler):
 @register
 class Flatten(LayerHandler):
     type = "Flatten"
+    shares_bottom_memory = True
     v1_names = ("FLATTEN",)
     param_block = "flatten_param"
     fields = frozenset({"axis", "end_axis"})
@@ -70,12 +72,13 @@ class Flatten(LayerHandler):
 @register
 class Reshape(LayerHandler):
     type = "Reshape"
+    shares_bottom_memory = True
     param_block = "reshape_param"
     fields = frozenset({"shape", "axis", "num_axes"})
 
     def output_shapes(self, layer: Layer, ins: list[Shape], conv: Convention) -> list[Shape]:
         p = layer.param("reshape_param")
-        dims = [int(d) for d in p.message("shape").all("dim")]
+        dims = int_list(layer, p.message("shape"), "dim", minimum=-1)
         nd = len(ins[0])
         axis = int_field(layer, p, "axis", 0, minimum=None)
         start = axis % (nd + 1) if axis < 0 else axis
@@ -138,7 +141,7 @@ class Slice(LayerHandler):
             else int_field(layer, p, "axis", 1, minimum=None)
         axis = canonical_axis(layer, axis, len(ins[0]))
         size = ins[0][axis]
-        points = [int(v) for v in p.all("slice_point")]
+        points = int_list(layer, p, "slice_point", minimum=1)
         if points:
             require(len(points) == len(layer.tops) - 1, layer,
                     f"{len(points)} slice_points for {len(layer.tops)} tops")
@@ -161,6 +164,7 @@ class Slice(LayerHandler):
 @register
 class Split(LayerHandler):
     type = "Split"
+    shares_bottom_memory = True
     v1_names = ("SPLIT",)
     tops = (1, None)
 
@@ -201,7 +205,7 @@ class Crop(LayerHandler):
     def output_shapes(self, layer: Layer, ins: list[Shape], conv: Convention) -> list[Shape]:
         p = layer.param("crop_param")
         axis = canonical_axis(layer, int_field(layer, p, "axis", 2, minimum=None), len(ins[0]))
-        offsets = [int(v) for v in p.all("offset")]
+        offsets = int_list(layer, p, "offset")
         n_cropped = len(ins[0]) - axis
         require(len(offsets) in (0, 1, n_cropped), layer, f"{len(offsets)} offsets for {n_cropped} axes")
         out = list(ins[0])

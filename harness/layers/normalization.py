@@ -100,7 +100,6 @@ class Normalize(LayerHandler):
     type = "Normalize"
     param_block = "norm_param"
     fields = frozenset({"across_spatial", "scale_filler", "channel_shared", "eps"})
-    in_bvlc = False
 
     def param_shapes(self, layer: Layer, ins: list[Shape]) -> list[Shape]:
         shared = bool_field(layer, layer.param("norm_param"), "channel_shared", True)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from harness.analysis.paper import significant
+from harness.analysis.paper import RATIO_TOLERANCE, TABLE2_COLUMNS, table2_cells
 from harness.report import measured
 from harness.report.design import Factorisation
 
@@ -29,7 +29,6 @@ NO_CUBLAS_PCT = 1.0  # "no cuBLAS kernels": gemv2T + gemv2N + gemmk1 below this 
 BARELY_HELPS_SPEEDUP = 2.0  # "a larger batch barely helps": per-image speedup from B=1 below this
 LARGE_BATCH = 32  # smallest batch that counts as "larger" for that claim (the paper: 90)
 OOM_BATCH = 128  # the paper's batch for the Inception-V2 / GoogLeNet out-of-memory claim
-TABLE2_RATIO_TOLERANCE = 0.01  # Table II ratio columns: within 1%
 FIG2_TOLERANCE_PP = 1.0  # Fig. 2 changes: within 1 percentage point of the paper's
 
 CUBLAS_FAMILIES = ("gemv2T", "gemv2N", "gemmk1")
@@ -71,7 +70,7 @@ def rules() -> list[tuple[str, str]]:
                                       f"{BARELY_HELPS_SPEEDUP:g}x faster than at B=1"),
         ("out of memory", f"status 'oom' at B={OOM_BATCH} for Inception-V2 and 'ok' for GoogLeNet"),
         ("Table II", "params and activations equal to 2 decimals (millions), MACs to 3 significant digits, "
-                     f"ratios within {TABLE2_RATIO_TOLERANCE:.0%} or equal to the 2 decimals printed"),
+                     f"ratios within {RATIO_TOLERANCE:.0%} or equal to the 2 decimals printed"),
         ("Fig. 2", "params and MACs fall, activations rise; each change within "
                    f"{FIG2_TOLERANCE_PP:g} percentage point of the paper's is quoted as matching"),
     ]
@@ -286,20 +285,16 @@ def claim_gsqnxt_memory(inputs: Inputs) -> Claim:
 
 
 def claim_table2(inputs: Inputs) -> Claim:
-    t = inputs.table2
-    misses = []
-    for _, row in t.iterrows():
-        checks = {"params (M)": round(row["params (M) analyzer"], 2) == row["params (M) paper"],
-                  "activations (M)": round(row["activations (M) analyzer"], 2) == row["activations (M) paper"],
-                  "MACs (M)": significant(row["MACs (M) analyzer"]) == row["MACs (M) paper"]}
-        for label in ("acts/params", "MACs/params", "MACs/acts"):
-            # the paper prints 2 decimals: AlexNet's 0.0336 shows as 0.03, 12% off but equal as printed
-            checks[label] = abs(row[f"{label} ratio"] - 1) <= TABLE2_RATIO_TOLERANCE or \
-                round(row[f"{label} analyzer"], 2) == row[f"{label} paper"]
-        misses += [f"{row['network']} {k}" for k, ok in checks.items() if not ok]
+    from harness import zoo
+    from harness.report.design import paper_rows, zoo_analysis
+
+    rows = paper_rows()
+    misses = [f"{zoo.paper_name(n)} {TABLE2_COLUMNS[c.column]}" for n in zoo.zoo_names()
+              for c in table2_cells(zoo_analysis(n).totals, rows[zoo.paper_name(n)]) if not c.matches]
+    n = len(zoo.zoo_names())
     verdict = NOT_REPRODUCED if misses else REPRODUCED
-    evidence = (f"{len(t)} networks x 6 columns; mismatches: " + ", ".join(misses)) if misses else \
-        f"all {len(t)} networks x 6 columns match"
+    evidence = (f"{n} networks x 6 columns; mismatches: " + ", ".join(misses)) if misses else \
+        f"all {n} networks x 6 columns match"
     return Claim("Table II (MACs, params, activations and their ratios) follows from the prototxts",
                  "Table II", verdict, evidence, "see 'Table II' rule", "analyzer")
 

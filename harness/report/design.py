@@ -9,29 +9,12 @@ from functools import cache
 import pandas as pd
 
 from harness.analysis.analyzer import NetAnalysis, analyze
-from harness.analysis.paper import paper_table
+from harness.analysis.paper import TABLE2_COLUMNS, paper_table, table2_values
 from harness.ir.graph import Graph
 
-# Table II columns: (our column, paper column, our value from the analysis, unit)
-TABLE2_COLUMNS: tuple[tuple[str, str], ...] = (
-    ("macs_m", "MACs (M)"),
-    ("params_m", "params (M)"),
-    ("acts_m", "activations (M)"),
-    ("acts_per_param", "acts/params"),
-    ("macs_per_param", "MACs/params"),
-    ("macs_per_act", "MACs/acts"),
-)
 # The paper's Fig. 2 / Section II percentages: change from one 5x5 conv to two 3x3 convs.
 FIG2_PAPER_CHANGE_PCT = {"params": -52.0, "macs": -51.3, "activations": 102.0, "macs_per_param": 1.34,
                          "macs_per_act": -61.0}
-
-
-def table2_values(analysis: NetAnalysis) -> dict[str, float]:
-    """One network's Table II row (paper convention, batch 1), unrounded."""
-    t = analysis.totals
-    return {"macs_m": t.macs / 1e6, "params_m": t.params / 1e6, "acts_m": t.activations / 1e6,
-            "acts_per_param": t.acts_per_param, "macs_per_param": t.macs_per_param,
-            "macs_per_act": t.macs_per_act}
 
 
 @cache
@@ -63,10 +46,10 @@ def table2() -> pd.DataFrame:
     paper = paper_rows()
     rows = []
     for network in zoo.zoo_names():
-        ours = table2_values(zoo_analysis(network))
+        ours = table2_values(zoo_analysis(network).totals)
         theirs = paper[zoo.paper_name(network)]
         row: dict[str, object] = {"network": zoo.paper_name(network), "input": int(theirs["image_size"])}
-        for key, label in TABLE2_COLUMNS:
+        for key, label in TABLE2_COLUMNS.items():
             paper_value = float(theirs[key])
             row[f"{label} analyzer"] = ours[key]
             row[f"{label} paper"] = paper_value

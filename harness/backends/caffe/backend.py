@@ -39,8 +39,7 @@ from harness.backends.base import Backend, BackendInfo, RunTarget, Session
 from harness.backends.caffe.protocol import HEADER_LENGTH, decode_arrays, encode
 from harness.convert.blobs import output_blob
 from harness.convert.cache import prototxt_file
-from harness.convert.caffemodel import cached_caffemodel
-from harness.convert.weights import network_inputs
+from harness.convert.weights import WeightSource, network_inputs
 from harness.errors import BackendFailed, BackendUnavailable, HarnessError
 from harness.ir.graph import Graph
 from harness.ir.textformat import Message
@@ -404,7 +403,7 @@ class CaffeBackend(Backend):
             raise BackendUnavailable(f"caffe at {details['caffe_root']} is a CPU-only build; "
                                      "rebuild with CPU_ONLY=0 for --device cuda:N")
         graph = target.graph.with_inputs(batch=target.batch)
-        caffemodel = target.weights or cached_caffemodel(target.graph, target.seed, target.batch)
+        caffemodel = WeightSource(graph, target.seed, target.weights).caffemodel()
         output = output_blob(graph)
         label = f"{target.network} batch {target.batch} on {target.device}"
         worker = Worker(pycaffe, self.timeout_s, label)
@@ -423,5 +422,5 @@ class CaffeBackend(Backend):
                 "blas": details["blas"], "python": pycaffe.python, "mode": "default", "device": target.device,
                 "engine": "CUDNN" if details["cudnn"] else "CAFFE", "engine_overrides": engines,
                 "weights": "caffemodel" if target.weights else f"deterministic seed {target.seed}",
-                "worker_pid": worker.pid}
+                "pid": worker.pid}  # the measurement window reads this process's peak RSS
         return CaffeSession(worker, loaded, output, info)

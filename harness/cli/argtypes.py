@@ -1,0 +1,37 @@
+"""Argument types shared by the subcommands, so that every command rejects bad values the same way."""
+
+from __future__ import annotations
+
+import argparse
+
+from harness.errors import HarnessError
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def positive_int_list(text: str) -> list[int]:
+    """``1,4,16`` -> [1, 4, 16]."""
+    values = [positive_int(part.strip()) for part in text.split(",") if part.strip()]
+    if not values:
+        raise argparse.ArgumentTypeError(f"expected comma-separated positive integers, got {text!r}")
+    return values
+
+
+def backend_names(spec: str) -> list[str]:
+    """``pytorch,onnxruntime`` -> the names, each checked against the backend table."""
+    from harness.backends.base import BACKENDS
+
+    names = [n.strip() for n in spec.split(",") if n.strip()]
+    unknown = [n for n in names if n not in BACKENDS]
+    if unknown or not names:
+        raise HarnessError(f"unknown backend(s) {', '.join(unknown) or '(none given)'} "
+                           f"(known: {', '.join(sorted(BACKENDS))})")
+    return names
