@@ -16,7 +16,7 @@ import pytest
 
 from harness.backends.base import BACKENDS, RunTarget, get_backend
 from harness.backends.caffe import backend as caffe_backend
-from harness.backends.caffe.backend import CaffeBackend, CaffeSession, fatal_message, find_pycaffe
+from harness.backends.caffe.backend import CaffeBackend, CaffeSession, fatal_message
 from harness.backends.caffe.protocol import recv, send
 from harness.convert.caffemodel import write_caffemodel
 from harness.convert.weights import network_inputs, weight_set
@@ -24,8 +24,6 @@ from harness.errors import BackendFailed, BackendUnavailable, HarnessError
 from harness.ir.build import load_graph
 from harness.measure.timer import TimingProtocol
 from harness.zoo import zoo_prototxt
-
-SKIP_REASON = "pycaffe not available (build it with docker/build-caffe.sh)"
 
 # A deliberately small network: Convolution -> ReLU (in place) -> InnerProduct.
 TINY = """name: "tiny"
@@ -43,17 +41,6 @@ CEIL_MODE = TINY.replace(
     "        pooling_param { pool: MAX kernel_size: 2 stride: 2 ceil_mode: false } }\n"
     'layer { name: "relu"',
 )
-
-
-def _pycaffe_missing() -> bool:
-    try:
-        find_pycaffe()
-    except BackendUnavailable:
-        return True
-    return False
-
-
-needs_pycaffe = pytest.mark.skipif(_pycaffe_missing(), reason=SKIP_REASON)
 
 
 def _target(path: Path, batch: int = 2, **kw: object) -> RunTarget:
@@ -143,7 +130,7 @@ def test_doctor_exits_0_and_lists_caffe() -> None:
 
 # ---- with pycaffe -------------------------------------------------------------------------------
 
-@needs_pycaffe
+@pytest.mark.needs_pycaffe
 def test_forward_matches_numpy_with_the_deterministic_weights(tiny: Path) -> None:
     target = _target(tiny, batch=2, seed=3)
     graph = target.graph.with_inputs(batch=2)
@@ -165,7 +152,7 @@ def test_forward_matches_numpy_with_the_deterministic_weights(tiny: Path) -> Non
     assert info["engine"] == "CAFFE" and info["cudnn_build"] is False and info["device"] == "cpu"
 
 
-@needs_pycaffe
+@pytest.mark.needs_pycaffe
 def test_timed_run_happens_in_the_worker_and_reports_shapes_and_memory(tiny: Path) -> None:
     with CaffeBackend().load(_target(tiny, batch=4)) as session:
         assert isinstance(session, CaffeSession)
@@ -177,7 +164,7 @@ def test_timed_run_happens_in_the_worker_and_reports_shapes_and_memory(tiny: Pat
     assert timing.iterations == 5 and timing.warmup_iters == 2 and timing.median_s > 0
 
 
-@needs_pycaffe
+@pytest.mark.needs_pycaffe
 def test_unknown_field_aborts_cleanly_naming_field_and_line(tiny: Path) -> None:
     path = tiny.with_name("ceil.prototxt")
     path.write_text(CEIL_MODE)
@@ -190,7 +177,7 @@ def test_unknown_field_aborts_cleanly_naming_field_and_line(tiny: Path) -> None:
     assert "ceil batch 2 on cpu" in message
 
 
-@needs_pycaffe
+@pytest.mark.needs_pycaffe
 def test_mismatched_caffemodel_aborts_cleanly(tiny: Path) -> None:
     bad = tiny.with_name("bad.caffemodel")
     write_caffemodel(bad, {"conv": [np.zeros((5, 3, 2, 2), np.float32), np.zeros(5, np.float32)]},
@@ -199,7 +186,7 @@ def test_mismatched_caffemodel_aborts_cleanly(tiny: Path) -> None:
         CaffeBackend().load(_target(tiny, weights=bad))
 
 
-@needs_pycaffe
+@pytest.mark.needs_pycaffe
 def test_worker_killed_by_a_signal_is_reported_and_the_caller_goes_on(tiny: Path) -> None:
     backend = CaffeBackend()
     session = backend.load(_target(tiny))
@@ -212,7 +199,7 @@ def test_worker_killed_by_a_signal_is_reported_and_the_caller_goes_on(tiny: Path
         again.forward()
 
 
-@needs_pycaffe
+@pytest.mark.needs_pycaffe
 def test_stuck_worker_times_out_and_is_killed(tiny: Path) -> None:
     session = CaffeBackend().load(_target(tiny))
     assert isinstance(session, CaffeSession)
@@ -227,7 +214,7 @@ def test_stuck_worker_times_out_and_is_killed(tiny: Path) -> None:
         session.close()
 
 
-@needs_pycaffe
+@pytest.mark.needs_pycaffe
 def test_zoo_graph_not_checked_out_as_a_file_still_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HARNESS_CACHE_DIR", str(tmp_path))
     graph = load_graph("zoo:squeezenet_v1.1", text=zoo_prototxt("squeezenet_v1.1"))
@@ -238,7 +225,7 @@ def test_zoo_graph_not_checked_out_as_a_file_still_runs(tmp_path: Path, monkeypa
     assert probabilities.sum() == pytest.approx(1.0, rel=1e-4)
 
 
-@needs_pycaffe
+@pytest.mark.needs_pycaffe
 def test_cuda_device_on_a_cpu_only_build_is_unavailable(tiny: Path) -> None:
     if CaffeBackend.probe().details.get("gpu_build"):
         pytest.skip("this Caffe is a GPU build")

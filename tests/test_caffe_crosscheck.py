@@ -7,28 +7,12 @@ import pytest
 
 from harness.analysis.analyzer import analyze
 from harness.backends.base import RunTarget
-from harness.backends.caffe.backend import CaffeBackend, CaffeSession, find_pycaffe
-from harness.errors import BackendUnavailable
+from harness.backends.caffe.backend import CaffeBackend, CaffeSession
 from harness.layers import Convention
 from harness.zoo import zoo_graph, zoo_names
 
 ZOO = list(zoo_names())
-SKIP_REASON = "pycaffe not available (build it with docker/build-caffe.sh)"
-
-
-def _pycaffe_missing() -> bool:
-    try:
-        find_pycaffe()
-    except BackendUnavailable:
-        return True
-    return False
-
-
-pytestmark = pytest.mark.skipif(_pycaffe_missing(), reason=SKIP_REASON)
-
-
-def test_the_zoo_has_the_papers_twelve_networks() -> None:
-    assert len(ZOO) == 12
+pytestmark = pytest.mark.needs_pycaffe
 
 
 @pytest.mark.parametrize("batch", [1, 4])

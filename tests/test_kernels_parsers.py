@@ -11,6 +11,7 @@ import pytest
 from harness.kernels.attribution import attribute
 from harness.kernels.demangle import demangle, demangler_name
 from harness.kernels.parsers import ProfileFormatError, load_trace
+from harness.kernels.parsers.common import table_rows
 
 PROFILES = Path(__file__).resolve().parent.parent / "kernels_profiles"
 CAPTURES = sorted(p for p in PROFILES.glob("synthetic-*") if (PROFILES / "expected" / f"{p.name}.json").exists())
@@ -95,6 +96,33 @@ def test_sqlite_without_cupti_tables(tmp_path: Path) -> None:
         c.execute("CREATE TABLE t (x)")
     with pytest.raises(ProfileFormatError, match="without CUPTI kernel tables"):
         load_trace(db)
+
+
+def test_damaged_sqlite_is_one_clear_error(tmp_path: Path) -> None:
+    db = tmp_path / "damaged.sqlite"
+    db.write_bytes(b"SQLite format 3\x00" + b"\xff" * 600)  # the magic, then garbage
+    with pytest.raises(ProfileFormatError, match="not a readable SQLite export") as err:
+        load_trace(db)
+    assert str(db) in str(err.value)
+
+
+def test_sqlite_export_missing_a_column_is_one_clear_error(tmp_path: Path) -> None:
+    db = tmp_path / "old.nvvp.sqlite"
+    with sqlite3.connect(db) as c:  # kernel table without the grid columns
+        c.execute("CREATE TABLE CUPTI_ACTIVITY_KIND_KERNEL (start, end, deviceId, streamId, correlationId, name)")
+        c.execute("CREATE TABLE StringTable (_id_, value)")
+    with pytest.raises(ProfileFormatError, match=r"not a readable SQLite export \(no such column"):
+        load_trace(db)
+
+
+def test_table_rows_strips_the_header_and_drops_short_rows() -> None:
+    rows = [["==1== Profiling result:"], [" Name", "Time "], ["", "ms"], ["k", "1.5"], ["footer"]]
+    table = table_rows(rows, ("Name", "Time"), "p.csv", "demo", units_row=True)
+    assert (table.header, table.col, table.units) == (["Name", "Time"], {"Name": 0, "Time": 1},
+                                                      {"Name": "", "Time": "ms"})
+    assert table.rows == [["k", "1.5"]]
+    with pytest.raises(ProfileFormatError, match=r"p.csv: no demo header \(Name, Time\)"):
+        table_rows(rows[:2], ("Name", "Time"), "p.csv", "demo", units_row=True)  # no units row
 
 
 def test_missing_file(tmp_path: Path) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from harness.analysis.analyzer import analyze
@@ -9,25 +11,15 @@ from harness.analysis.metrics import DIWeights, metric_columns
 from harness.errors import HarnessError
 from harness.ir.build import load_graph
 
-NET = """
-name: "tiny"
-input: "data"
-input_shape { dim: 1 dim: 3 dim: 8 dim: 8 }
-layer { name: "conv" type: "Convolution" bottom: "data" top: "conv"
-        convolution_param { num_output: 4 kernel_size: 3 pad: 1 } }
-layer { name: "relu" type: "ReLU" bottom: "conv" top: "conv" }
-layer { name: "fc" type: "InnerProduct" bottom: "conv" top: "fc" inner_product_param { num_output: 10 } }
-"""
 
-
-def _columns(**kwargs):
-    analysis = analyze(load_graph("tiny.prototxt", text=NET), "paper", batch=kwargs.pop("batch", 1))
+def _columns(prototxt: Path, **kwargs):
+    analysis = analyze(load_graph(prototxt), "paper", batch=kwargs.pop("batch", 1))
     per_layer, totals = metric_columns(analysis, **kwargs)
     return dict(zip((s.name for s in analysis.layers), per_layer, strict=True)), totals
 
 
-def test_conv_layer_by_hand() -> None:
-    rows, _ = _columns()
+def test_conv_layer_by_hand(tiny_prototxt: Path) -> None:
+    rows, _ = _columns(tiny_prototxt)
     conv = rows["conv"]
     # MACs = 8*8 positions * 4 filters * 3*3*3 = 6912; weights = 4*27 + 4 bias = 112;
     # IA = 3*8*8 = 192; OA = 4*8*8 = 256; elements = 560.
@@ -41,39 +33,39 @@ def test_conv_layer_by_hand() -> None:
     assert conv["di_harness"] == pytest.approx(6912 / 816)
 
 
-def test_layer_without_weights_has_no_weight_reuse() -> None:
-    rows, _ = _columns()
+def test_layer_without_weights_has_no_weight_reuse(tiny_prototxt: Path) -> None:
+    rows, _ = _columns(tiny_prototxt)
     relu = rows["relu"]
     assert relu["r_f"] is None  # no weights: the ratio is undefined, not infinite
     assert relu["ai"] == 0 and relu["r_ia"] == 0
 
 
-def test_totals_are_sums_over_layers_and_scale_with_batch() -> None:
-    rows, totals = _columns()
+def test_totals_are_sums_over_layers_and_scale_with_batch(tiny_prototxt: Path) -> None:
+    rows, totals = _columns(tiny_prototxt)
     for key in ("weights", "input_acts", "output_acts"):
         assert totals[key] == sum(r[key] for r in rows.values())
     # fc: 10 x 256 MACs, 2570 weights, IA 256, OA 10.
     macs = 6912 + 2560
     assert totals["ai"] == pytest.approx(macs / (totals["weights"] + totals["input_acts"] + totals["output_acts"]))
     assert totals["r_f"] == pytest.approx(macs / (112 + 2570))
-    _, batch4 = _columns(batch=4)
+    _, batch4 = _columns(tiny_prototxt, batch=4)
     assert batch4["r_f"] == pytest.approx(4 * totals["r_f"])  # weights are reused across the batch
     assert batch4["r_ia"] == pytest.approx(totals["r_ia"])
 
 
-def test_di_weights_are_configurable_and_validated() -> None:
-    rows, totals = _columns(di=DIWeights.parse("1,1,1"))
+def test_di_weights_are_configurable_and_validated(tiny_prototxt: Path) -> None:
+    rows, totals = _columns(tiny_prototxt, di=DIWeights.parse("1,1,1"))
     assert rows["conv"]["di_harness"] == pytest.approx(rows["conv"]["ai"])  # equal weights: DI = AI
     assert totals["di_weights"] == "1,1,1"
-    rows, _ = _columns(di=DIWeights(weights=0, inputs=0, outputs=1))
+    rows, _ = _columns(tiny_prototxt, di=DIWeights(weights=0, inputs=0, outputs=1))
     assert rows["conv"]["di_harness"] == pytest.approx(rows["conv"]["r_oa"])
-    for bad in ("1,1", "a,b,c", "-1,1,1", "0,0,0"):
+    for bad in ("1,1", "a,b,c", "-1,1,1", "0,0,0", "nan,1,1", "1,inf,1"):
         with pytest.raises(HarnessError):
             DIWeights.parse(bad)
 
 
-def test_both_conventions_give_columns() -> None:
-    graph = load_graph("tiny.prototxt", text=NET)
+def test_both_conventions_give_columns(tiny_prototxt: Path) -> None:
+    graph = load_graph(tiny_prototxt)
     for convention in ("paper", "caffe"):
         analysis = analyze(graph, convention)
         per_layer, totals = metric_columns(analysis)

@@ -13,25 +13,13 @@ from harness.convert.caffemodel import write_caffemodel
 from harness.convert.weights import weight_set
 from harness.ir.build import load_graph
 
-NET = """
-name: "tiny"
-input: "data"
-input_shape { dim: 1 dim: 3 dim: 8 dim: 8 }
-layer { name: "conv" type: "Convolution" bottom: "data" top: "conv"
-        convolution_param { num_output: 4 kernel_size: 3 pad: 1 } }
-layer { name: "relu" type: "ReLU" bottom: "conv" top: "conv" }
-layer { name: "fc" type: "InnerProduct" bottom: "conv" top: "fc" inner_product_param { num_output: 10 } }
-"""
-
 
 @pytest.fixture
-def net(tmp_path):
-    path = tmp_path / "tiny.prototxt"
-    path.write_text(NET)
-    graph = load_graph(path)
+def net(tmp_path, tiny_prototxt):
+    graph = load_graph(tiny_prototxt)
     model = write_caffemodel(tmp_path / "tiny.caffemodel", weight_set(graph, seed=1),
                              {lay.name: lay.type for lay in graph.layers})
-    return str(path), str(model)
+    return str(tiny_prototxt), str(model)
 
 
 def test_json_carries_metrics_per_layer_and_totals(net, capsys) -> None:
@@ -74,6 +62,9 @@ def test_table_output_labels_the_harness_di(net, capsys) -> None:
     (["--device-spec", "x100"], "unknown device spec"),
     (["--weights", "missing.caffemodel"], "missing.caffemodel"),
     (["--metrics", "reuse", "--di-weights", "1,2"], "DI weights"),
+    (["--metrics", "reuse", "--di-weights", "1,nan,2"], "finite non-negative"),
+    (["--metrics", "reuse", "--di-weights", "inf,1,2"], "finite non-negative"),
+    (["--di-weights", "1,1,1"], "--di-weights weighs the harness DI of the design-time metrics: give --metrics"),
     (["--metrics", "reuse", "--quantize-bits", "4"], "--quantize-bits"),
 ])
 def test_bad_options_are_one_line_errors(net, capsys, argv, message) -> None:

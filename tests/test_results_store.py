@@ -16,10 +16,10 @@ import numpy as np
 import pytest
 
 from harness.backends.base import RunTarget, Session
-from harness.errors import BackendFailed, UnsupportedLayer
+from harness.errors import BackendFailed, HarnessError, UnsupportedLayer
 from harness.ir.build import load_graph
 from harness.ir.graph import Graph
-from harness.measure.sweep import SweepSpec, apply_overrides, run_config, run_sweep
+from harness.measure.sweep import SweepSpec, apply_overrides, load_sweep_yaml, run_config, run_sweep
 from harness.measure.timer import TimingProtocol
 from harness.measure.window import WindowSettings
 from harness.results.records import Config, Record
@@ -122,7 +122,7 @@ def test_resume_skips_finished_and_retries_failed_without_duplicates(tmp_path: P
     assert sorted(keys) == sorted({c.key() for c in configs(3)})
 
 
-def test_truncated_last_line_is_skipped_and_isolated(tmp_path: Path) -> None:
+def test_truncated_last_line_is_skipped_and_isolated(tmp_path: Path, capsys) -> None:
     store = ResultsStore(tmp_path)
     first, second = (run_config(c, QUICK, tiny, matmul_loader) for c in configs(2))
     store.put(first)
@@ -130,13 +130,16 @@ def test_truncated_last_line_is_skipped_and_isolated(tmp_path: Path) -> None:
     line = json.dumps(second.to_dict())
     with store.path.open("a") as fh:
         fh.write(line[: len(line) // 2])
-    with pytest.warns(UserWarning, match="damaged record"):
-        assert store.records() == [first]
+    warning = f"warning: {store.path}:2: skipping a damaged record\n"
+    capsys.readouterr()
+    assert store.records() == [first]
+    assert capsys.readouterr().err == warning
     store.put(second)
-    with pytest.warns(UserWarning, match="damaged record"):
-        assert [r.key for r in store.records()] == [first.key, second.key]
+    assert [r.key for r in store.records()] == [first.key, second.key]
+    assert capsys.readouterr().err == warning
     store.put(second)  # replacing rewrites the file and drops the damaged fragment
     assert [r.key for r in store.records()] == [first.key, second.key]
+    assert capsys.readouterr().err == ""
 
 
 def test_non_finite_figures_are_stored_as_null(tmp_path: Path) -> None:
@@ -189,10 +192,51 @@ def test_killed_sweep_loses_only_the_running_configuration(tmp_path: Path) -> No
 def test_settings_overrides() -> None:
     s = apply_overrides(QUICK, {"min_iters": 9, "idle_s": 1.5})
     assert (s.protocol.min_iters, s.idle_s) == (9, 1.5)
-    from harness.errors import HarnessError
-
     with pytest.raises(HarnessError, match="unknown measurement setting"):
         apply_overrides(QUICK, {"min_itres": 9})
+
+
+@pytest.mark.parametrize(("overrides", "message"), [
+    ({"min_s": "abc"}, "--set min_s: expected a number, got 'abc'"),
+    ({"min_iters": 2.5}, "--set min_iters: expected an integer, got 2.5"),
+    ({"warmup_iters": True}, "--set warmup_iters: expected an integer, got True"),
+    ({"max_s": float("inf")}, "--set max_s: expected a number or null, got inf"),
+    ({"idle_s": -1}, "--set idle_s: must be >= 0, got -1"),
+    ({"poll_hz": 0}, "--set poll_hz: must be > 0"),
+])
+def test_settings_of_the_wrong_type_are_one_clear_error(overrides: dict, message: str) -> None:
+    with pytest.raises(HarnessError) as err:
+        apply_overrides(QUICK, overrides)
+    assert str(err.value) == message or str(err.value).startswith(message)
+
+
+def test_settings_values_are_converted_to_the_field_type() -> None:
+    s = apply_overrides(QUICK, {"min_s": "1e3", "min_iters": 4.0, "max_s": None, "cooldown_to_c": 60})
+    assert (s.protocol.min_s, s.protocol.min_iters, s.protocol.max_s, s.cooldown_to_c) == (1000.0, 4, None, 60.0)
+    assert isinstance(s.protocol.min_iters, int) and isinstance(s.cooldown_to_c, float)
+
+
+def test_bench_set_of_a_wrong_type_is_one_line(tmp_path: Path, capsys) -> None:
+    from harness.cli.main import main
+
+    assert main(["bench", "alexnet", "--backend", "pytorch", "--device", "cpu", "--set", "min_s=abc",
+                 "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "--set min_s: expected a number, got 'abc'" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("networks: [alexnet]\nsettings: {min_s: abc}\n", "sweep.yaml: settings.min_s: expected a number, got 'abc'"),
+    ("networks: [alexnet\nbatches: [1]\n", "sweep.yaml:2:8: "),
+    ("- alexnet\n- googlenet\n", "sweep.yaml: must be a mapping of networks/backends/batches/devices/modes/seed/"
+                                 "settings, got a list"),
+])
+def test_bad_sweep_yaml_is_one_line(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "sweep.yaml"
+    path.write_text(text)
+    with pytest.raises(HarnessError) as err:
+        load_sweep_yaml(path)
+    assert str(err.value).startswith(f"{tmp_path}{os.sep}{message}") and "\n" not in str(err.value)
 
 
 def test_dataframe(tmp_path: Path) -> None:

@@ -137,20 +137,12 @@ def test_quantize_uniform_keeps_zeros_and_bounds_the_error() -> None:
     assert stats.distinct <= 15
 
 
-NET = """
-name: "tiny"
-input: "data"
-input_shape { dim: 1 dim: 3 dim: 8 dim: 8 }
-layer { name: "conv" type: "Convolution" bottom: "data" top: "conv"
-        convolution_param { num_output: 4 kernel_size: 3 pad: 1 } }
-layer { name: "relu" type: "ReLU" bottom: "conv" top: "conv" }
-layer { name: "bn" type: "BatchNorm" bottom: "conv" top: "conv" }
-layer { name: "fc" type: "InnerProduct" bottom: "conv" top: "fc" inner_product_param { num_output: 10 } }
-"""
+# The tiny network with a BatchNorm, a layer with parameter blobs that is not a weight matrix.
+BATCHNORM = 'layer { name: "bn" type: "BatchNorm" bottom: "fc" top: "fc" }\n'
 
 
-def test_caffemodel_weights_through_metric_columns(tmp_path) -> None:
-    graph = load_graph("tiny.prototxt", text=NET)
+def test_caffemodel_weights_through_metric_columns(tmp_path, tiny_prototxt) -> None:
+    graph = load_graph("tiny.prototxt", text=tiny_prototxt.read_text() + BATCHNORM)
     weights = weight_set(graph, seed=3)
     path = write_caffemodel(tmp_path / "tiny.caffemodel", weights, {lay.name: lay.type for lay in graph.layers})
     analysis = analyze(graph, "caffe")

@@ -175,3 +175,11 @@ def test_cli_build_refuses_a_file_as_folder(tmp_path: Path, capsys: pytest.Captu
     target.write_text("")
     assert main(["zoo", "build", "--out", str(target)]) == 2
     assert "not a folder" in capsys.readouterr().err
+
+
+def test_cli_build_into_an_unwritable_folder_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    target = tmp_path / "file" / "prototxts"  # under a regular file: no folder can be made there (even as root)
+    target.parent.write_text("")
+    assert main(["zoo", "build", "--out", str(target)]) == 2
+    err = capsys.readouterr().err
+    assert f"{target}: cannot write (Not a directory)" in err and "Traceback" not in err

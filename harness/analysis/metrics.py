@@ -16,6 +16,7 @@ A ratio whose denominator is zero (R_F of a ReLU) is ``None``.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -51,8 +52,9 @@ class DIWeights:
             values = [float(p) for p in parts]
         except ValueError:
             values = []
-        if len(values) != 3 or any(v < 0 for v in values) or not any(values):
-            raise HarnessError(f"DI weights must be three non-negative numbers F,IA,OA (not all 0), got {text!r}")
+        if len(values) != 3 or not all(math.isfinite(v) and v >= 0 for v in values) or not any(values):
+            raise HarnessError(f"DI weights must be three finite non-negative numbers F,IA,OA (not all 0), "
+                               f"got {text!r}")
         return cls(*values)
 
     def label(self) -> str:

@@ -56,6 +56,8 @@ def requested_groups(args: argparse.Namespace) -> set[str]:
         raise HarnessError(f"--index-bits must be positive, got {args.index_bits}")
     if args.quantize_bits is not None and "storage" not in names:
         raise HarnessError("--quantize-bits applies to the weight-storage analysis: give --weights too")
+    if args.di_weights is not None and not names:
+        raise HarnessError("--di-weights weighs the harness DI of the design-time metrics: give --metrics too")
     return names
 
 

@@ -55,17 +55,11 @@ def run(args: argparse.Namespace) -> int:
 def _build(out: Path, check: bool) -> int:
     if out.exists() and not out.is_dir():
         raise HarnessError(f"--out {out}: not a folder")
-    if not check:
-        out.mkdir(parents=True, exist_ok=True)
     files = zoo.generated_files()
-    changed = []
-    for filename, text in files.items():
-        path = out / filename
-        if path.is_file() and path.read_text(encoding="utf-8") == text:
-            continue
-        changed.append(filename)
-        if not check:
-            path.write_text(text, encoding="utf-8", newline="\n")
+    try:
+        changed = _write_changed(out, files, check)
+    except OSError as exc:  # a read-only or impossible folder (/proc/x), a full disk
+        raise HarnessError(f"{out}: cannot write ({exc.strerror or exc})") from None
     total = len(files)
     if check:
         for filename in changed:
@@ -74,3 +68,18 @@ def _build(out: Path, check: bool) -> int:
         return 1 if changed else 0
     print(f"{out}: wrote {len(changed)} file(s), {total - len(changed)} already up to date")
     return 0
+
+
+def _write_changed(out: Path, files: dict[str, str], check: bool) -> list[str]:
+    """Names of the files whose content in ``out`` differs from ``files``; written unless ``check``."""
+    if not check:
+        out.mkdir(parents=True, exist_ok=True)
+    changed = []
+    for filename, text in files.items():
+        path = out / filename
+        if path.is_file() and path.read_text(encoding="utf-8") == text:
+            continue
+        changed.append(filename)
+        if not check:
+            path.write_text(text, encoding="utf-8", newline="\n")
+    return changed

@@ -34,8 +34,3 @@ def peak_rss_bytes(pid: int | None = None) -> int | None:
     """Peak resident set (since start or the last reset) of ``pid`` (default: this process); None off Linux."""
     kib = _status_kib(pid or os.getpid(), "VmHWM")
     return None if kib is None else kib * 1024
-
-
-def rss_bytes(pid: int | None = None) -> int | None:
-    kib = _status_kib(pid or os.getpid(), "VmRSS")
-    return None if kib is None else kib * 1024

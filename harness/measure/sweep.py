@@ -7,10 +7,12 @@ Inception-V2 at B=128 on a P100 -, ``unsupported``, ``unavailable``, ``failed``)
 
 from __future__ import annotations
 
+import contextlib
 import itertools
+import math
 import traceback
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import Field, asdict, dataclass, field, fields, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -65,15 +67,41 @@ class SweepSpec:
         return apply_overrides(default_settings(device), self.settings)
 
 
-def apply_overrides(base: WindowSettings, overrides: dict[str, Any]) -> WindowSettings:
-    window_keys = {f.name for f in fields(WindowSettings)} - {"protocol"}
-    protocol_keys = {f.name for f in fields(TimingProtocol)} - {"sync"}
-    unknown = set(overrides) - window_keys - protocol_keys
+def apply_overrides(base: WindowSettings, overrides: dict[str, Any], where: str = "--set ") -> WindowSettings:
+    """``base`` with WindowSettings / TimingProtocol fields replaced; ``where`` prefixes the setting's name in
+    errors (``--set min_s``, ``sweep.yaml: settings.min_s``)."""
+    window_fields = {f.name: f for f in fields(WindowSettings) if f.name != "protocol"}
+    protocol_fields = {f.name: f for f in fields(TimingProtocol) if f.name != "sync"}
+    known = window_fields | protocol_fields
+    unknown = set(overrides) - set(known)
     if unknown:
         raise HarnessError(f"unknown measurement setting(s): {', '.join(sorted(unknown))} "
-                           f"(known: {', '.join(sorted(window_keys | protocol_keys))})")
-    protocol = replace(base.protocol, **{k: v for k, v in overrides.items() if k in protocol_keys})
-    return replace(base, protocol=protocol, **{k: v for k, v in overrides.items() if k in window_keys})
+                           f"(known: {', '.join(sorted(known))})")
+    values = {key: _setting_value(f"{where}{key}", value, known[key]) for key, value in overrides.items()}
+    if values.get("poll_hz") == 0:
+        raise HarnessError(f"{where}poll_hz: must be > 0, got 0")
+    protocol = replace(base.protocol, **{k: v for k, v in values.items() if k in protocol_fields})
+    return replace(base, protocol=protocol, **{k: v for k, v in values.items() if k in window_fields})
+
+
+def _setting_value(name: str, value: Any, spec: Field) -> int | float | None:
+    """``value`` checked against the field's annotation: every setting is a count (``int``) or a duration,
+    rate or temperature (``float``, some ``float | None``), never negative."""
+    annotation = str(spec.type)  # a string: the dataclasses' modules use postponed annotations
+    kind = int if annotation == "int" else float
+    if value is None and "None" in annotation:
+        return None
+    if isinstance(value, str):
+        with contextlib.suppress(ValueError):  # PyYAML reads '1e3' as a string: YAML 1.1 floats need a dot
+            value = kind(value)
+    is_number = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    if not is_number or (kind is int and not float(value).is_integer()):
+        expected = "an integer" if kind is int else "a number"
+        raise HarnessError(f"{name}: expected {expected}{' or null' if 'None' in annotation else ''}, "
+                           f"got {value!r}")
+    if value < 0:
+        raise HarnessError(f"{name}: must be >= 0, got {value!r}")
+    return kind(value)
 
 
 def load_sweep_yaml(path: Path) -> dict[str, Any]:
@@ -83,11 +111,17 @@ def load_sweep_yaml(path: Path) -> dict[str, Any]:
     except OSError as exc:
         raise HarnessError(f"{path}: cannot read sweep config ({exc.strerror})") from None
     except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        if mark is not None:
+            problem = getattr(exc, "problem", None) or "syntax error"
+            raise HarnessError(f"{path}:{mark.line + 1}:{mark.column + 1}: {problem} (not valid YAML)") from None
         raise HarnessError(f"{path}: not valid YAML ({exc})") from None
     data = data or {}
-    allowed = {"networks", "backends", "batches", "devices", "modes", "seed", "settings"}
-    if not isinstance(data, dict) or set(data) - allowed:
-        extra = set(data) - allowed if isinstance(data, dict) else {"(not a mapping)"}
+    allowed = ("networks", "backends", "batches", "devices", "modes", "seed", "settings")
+    if not isinstance(data, dict):
+        raise HarnessError(f"{path}: must be a mapping of {'/'.join(allowed)}, got a {type(data).__name__}")
+    extra = set(data) - set(allowed)
+    if extra:
         raise HarnessError(f"{path}: unknown sweep key(s) {', '.join(sorted(map(str, extra)))} "
                            f"(allowed: {', '.join(sorted(allowed))})")
     for key in ("networks", "backends", "batches", "devices", "modes"):
@@ -97,6 +131,7 @@ def load_sweep_yaml(path: Path) -> dict[str, Any]:
         raise HarnessError(f"{path}: 'batches' must be positive integers")
     if not isinstance(data.get("settings", {}), dict):
         raise HarnessError(f"{path}: 'settings' must be a mapping")
+    apply_overrides(CPU_SETTINGS, data.get("settings", {}), where=f"{path}: settings.")  # names the file
     return data
 
 

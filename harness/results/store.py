@@ -14,7 +14,7 @@ import fcntl
 import json
 import math
 import os
-import warnings
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -68,8 +68,9 @@ class ResultsStore:
                 continue
             try:
                 out.append(Record.from_dict(json.loads(line)))
-            except (ValueError, TypeError) as exc:
-                warnings.warn(f"{self.path}:{lineno}: skipping a damaged record ({exc})", stacklevel=2)
+            except (ValueError, TypeError):
+                # one plain line on stderr: warnings.warn would also print the source line that called it
+                print(f"warning: {self.path}:{lineno}: skipping a damaged record", file=sys.stderr)
         return out
 
     def _keys(self) -> set[str]:

@@ -7,6 +7,7 @@ error message says it expected).
 from __future__ import annotations
 
 import json
+import sqlite3
 from pathlib import Path
 
 from harness.kernels.demangle import demangle_all
@@ -47,12 +48,17 @@ def _unknown(path: str, what: str) -> ProfileFormatError:
 
 
 def _load_sqlite(p: Path) -> KernelTrace:
-    names = sqlite_exports.tables(p)
-    kernels = {"CUPTI_ACTIVITY_KIND_KERNEL", "CUPTI_ACTIVITY_KIND_CONCURRENT_KERNEL"} & names
-    if "StringIds" in names and (kernels or "NVTX_EVENTS" in names):
-        return sqlite_exports.parse_nsys(str(p))
-    if "StringTable" in names and kernels:
-        return sqlite_exports.parse_nvprof(str(p))
+    # A damaged file passes the magic check, and a table can lack a column the export should have:
+    # sqlite3 reports both (DatabaseError, OperationalError) as sqlite3.Error.
+    try:
+        names = sqlite_exports.tables(p)
+        kernels = {"CUPTI_ACTIVITY_KIND_KERNEL", "CUPTI_ACTIVITY_KIND_CONCURRENT_KERNEL"} & names
+        if "StringIds" in names and (kernels or "NVTX_EVENTS" in names):
+            return sqlite_exports.parse_nsys(str(p))
+        if "StringTable" in names and kernels:
+            return sqlite_exports.parse_nvprof(str(p))
+    except sqlite3.Error as exc:
+        raise ProfileFormatError(f"{p}: not a readable SQLite export ({exc})") from None
     raise _unknown(str(p), "an SQLite database without CUPTI kernel tables")
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 from harness.errors import HarnessError
 
@@ -28,6 +29,30 @@ def find_header(rows: list[list[str]], required: Iterable[str]) -> int | None:
         if need <= {c.strip() for c in row}:
             return i
     return None
+
+
+@dataclass
+class CsvTable:
+    """A profiler's CSV table: stripped column names, their indexes, the units row (nvprof and
+    ncu --page raw print one under the header; empty otherwise) and the data rows as wide as the header."""
+
+    header: list[str]
+    col: dict[str, int]
+    units: dict[str, str]
+    rows: list[list[str]]
+
+
+def table_rows(rows: list[list[str]], required: Sequence[str], path: str, what: str,
+               units_row: bool = False) -> CsvTable:
+    """The table under the first row holding every ``required`` column; shorter rows (a tool's notes
+    and footers) are dropped. Raises ProfileFormatError naming ``what`` when the header is missing."""
+    h = find_header(rows, required)
+    if h is None or (units_row and h + 1 >= len(rows)):
+        raise ProfileFormatError(f"{path}: no {what} header ({', '.join(required)})")
+    header = [c.strip() for c in rows[h]]
+    units = dict(zip(header, rows[h + 1], strict=False)) if units_row else {}
+    data = [row for row in rows[h + (2 if units_row else 1):] if len(row) >= len(header)]
+    return CsvTable(header, {name: i for i, name in enumerate(header)}, units, data)
 
 
 def number(text: str | None) -> float | None:

@@ -11,30 +11,18 @@ row per profiled kernel. ncu replays kernels one by one, so events have no start
 from __future__ import annotations
 
 from harness.kernels.events import KernelEvent, KernelMetrics, KernelTrace
-from harness.kernels.parsers.common import (
-    ProfileFormatError,
-    dim3_text,
-    find_header,
-    integer,
-    number,
-    time_factor,
-)
+from harness.kernels.parsers.common import dim3_text, integer, number, table_rows, time_factor
 
 ID_COLUMNS = ("ID", "Kernel Name")
 DURATION_METRICS = ("gpu__time_duration.sum", "Duration")
 
 
 def parse_details(rows: list[list[str]], path: str) -> KernelTrace:
-    h = find_header(rows, (*ID_COLUMNS, "Metric Name", "Metric Value"))
-    if h is None:
-        raise ProfileFormatError(f"{path}: no ncu --csv details header (ID, Kernel Name, Metric Name, Metric Value)")
-    header = [c.strip() for c in rows[h]]
-    col = {name: i for i, name in enumerate(header)}
+    table = table_rows(rows, (*ID_COLUMNS, "Metric Name", "Metric Unit", "Metric Value"), path, "ncu --csv details")
+    col = table.col
     trace = KernelTrace(source="ncu-csv-details", path=path)
     kernels: dict[str, dict] = {}
-    for row in rows[h + 1:]:
-        if len(row) < len(header):
-            continue
+    for row in table.rows:
         k = kernels.setdefault(row[col["ID"]], {"row": row, "metrics": {}, "duration_ns": None})
         metric, unit, value = row[col["Metric Name"]], row[col["Metric Unit"]], number(row[col["Metric Value"]])
         if value is None:
@@ -48,23 +36,17 @@ def parse_details(rows: list[list[str]], path: str) -> KernelTrace:
 
 
 def parse_raw(rows: list[list[str]], path: str) -> KernelTrace:
-    h = find_header(rows, ID_COLUMNS)
-    if h is None or h + 1 >= len(rows):
-        raise ProfileFormatError(f"{path}: no ncu --page raw header (ID, Kernel Name, metric columns)")
-    header = [c.strip() for c in rows[h]]
-    col = {name: i for i, name in enumerate(header)}
-    units = rows[h + 1]
+    table = table_rows(rows, ID_COLUMNS, path, "ncu --page raw", units_row=True)
+    header, col = table.header, table.col
     trace = KernelTrace(source="ncu-csv-raw", path=path)
     first_metric = max(col.get(c, -1) for c in ("Kernel Name", "Context", "Stream", "Block Size", "Grid Size",
                                                  "Device", "CC", "Kernel Time")) + 1
-    for row in rows[h + 2:]:
-        if len(row) < len(header):
-            continue
+    for row in table.rows:
         metrics = {header[i]: v for i in range(first_metric, len(header)) if (v := number(row[i])) is not None}
         duration = None
         for m in DURATION_METRICS:
             if m in metrics:
-                duration = metrics[m] * time_factor(units[col[m]], path, m)
+                duration = metrics[m] * time_factor(table.units.get(m, ""), path, m)
                 break
         _add_kernel(trace, row, col, duration, metrics)
     return trace

@@ -13,7 +13,7 @@ Column names changed across Nsight Systems releases; both spellings are accepted
 from __future__ import annotations
 
 from harness.kernels.events import KernelEvent, KernelSummary, KernelTrace
-from harness.kernels.parsers.common import ProfileFormatError, dim3, find_header, integer, number
+from harness.kernels.parsers.common import ProfileFormatError, dim3, integer, number, table_rows
 
 
 def _column(header: list[str], *candidates: str) -> int | None:
@@ -31,10 +31,8 @@ def _ns_factor(label: str) -> float:
 
 
 def parse_kern_sum(rows: list[list[str]], path: str) -> KernelTrace:
-    h = find_header(rows, ("Instances", "Name"))
-    if h is None:
-        raise ProfileFormatError(f"{path}: no nsys cuda_gpu_kern_sum/gpukernsum header (Instances, Name)")
-    header = [c.strip() for c in rows[h]]
+    table = table_rows(rows, ("Instances", "Name"), path, "nsys cuda_gpu_kern_sum/gpukernsum")
+    header = table.header
     total_i = _column(header, "Total Time (ns)", "Total Time (us)", "Total Time (ms)", "Total Time")
     name_i, calls_i = header.index("Name"), header.index("Instances")
     if total_i is None:
@@ -42,9 +40,7 @@ def parse_kern_sum(rows: list[list[str]], path: str) -> KernelTrace:
     factor = _ns_factor(header[total_i])
     source = "nsys-csv-kern-sum" if "Med (ns)" in header else "nsys-csv-gpukernsum"
     trace = KernelTrace(source=source, path=path)
-    for row in rows[h + 1:]:
-        if len(row) < len(header):
-            continue
+    for row in table.rows:
         total, calls = number(row[total_i]), integer(row[calls_i])
         if total is None or calls is None:
             continue
@@ -53,21 +49,16 @@ def parse_kern_sum(rows: list[list[str]], path: str) -> KernelTrace:
 
 
 def parse_gpu_trace(rows: list[list[str]], path: str) -> KernelTrace:
-    h = find_header(rows, ("CorrId", "Name"))
-    if h is None:
-        raise ProfileFormatError(f"{path}: no nsys cuda_gpu_trace/gputrace header (Start, Duration, CorrId, Name)")
-    header = [c.strip() for c in rows[h]]
+    table = table_rows(rows, ("CorrId", "Name"), path, "nsys cuda_gpu_trace/gputrace")
+    header, col = table.header, table.col
     start_i = _column(header, "Start (ns)", "Start (us)", "Start")
     dur_i = _column(header, "Duration (ns)", "Duration (us)", "Duration")
     if start_i is None or dur_i is None:
         raise ProfileFormatError(f"{path}: nsys GPU trace without Start/Duration columns")
     s_f, d_f = _ns_factor(header[start_i]), _ns_factor(header[dur_i])
-    col = {name: i for i, name in enumerate(header)}
     source = "nsys-csv-gpu-trace" if "GreenCtx" in header or "Throughput (MB/s)" in header else "nsys-csv-gputrace"
     trace = KernelTrace(source=source, path=path)
-    for row in rows[h + 1:]:
-        if len(row) < len(header):
-            continue
+    for row in table.rows:
         v = dict(zip(header, row, strict=False))
         start, duration = number(row[start_i]), number(row[dur_i])
         if start is None or duration is None:

@@ -16,14 +16,7 @@ from __future__ import annotations
 import re
 
 from harness.kernels.events import KernelEvent, KernelMetrics, KernelSummary, KernelTrace
-from harness.kernels.parsers.common import (
-    ProfileFormatError,
-    dim3,
-    find_header,
-    integer,
-    number,
-    time_factor,
-)
+from harness.kernels.parsers.common import dim3, integer, number, table_rows, time_factor
 
 TRACE_COLUMNS = ("Start", "Duration", "Grid X", "Block X", "Name")
 SUMMARY_COLUMNS = ("Time(%)", "Time", "Calls", "Avg", "Name")
@@ -32,20 +25,13 @@ _CUDA8_CORRELATION = re.compile(r"^(.*\S) \[(\d+)\]$")
 
 
 def parse_trace(rows: list[list[str]], path: str) -> KernelTrace:
-    h = find_header(rows, TRACE_COLUMNS)
-    if h is None or h + 1 >= len(rows):
-        raise ProfileFormatError(f"{path}: no nvprof --print-gpu-trace header ({', '.join(TRACE_COLUMNS)})")
-    header = [c.strip() for c in rows[h]]
-    units = dict(zip(header, rows[h + 1], strict=False))
-    col = {name: i for i, name in enumerate(header)}
-    start_f = time_factor(units["Start"], path, "Start")
-    dur_f = time_factor(units["Duration"], path, "Duration")
-    layout = "cuda9+" if "Correlation_ID" in col else "cuda8"
+    table = table_rows(rows, TRACE_COLUMNS, path, "nvprof --print-gpu-trace", units_row=True)
+    start_f = time_factor(table.units["Start"], path, "Start")
+    dur_f = time_factor(table.units["Duration"], path, "Duration")
+    layout = "cuda9+" if "Correlation_ID" in table.col else "cuda8"
     trace = KernelTrace(source=f"nvprof-csv-trace ({layout})", path=path)
-    for row in rows[h + 2:]:
-        if len(row) < len(header):
-            continue
-        v = dict(zip(header, row, strict=False))
+    for row in table.rows:
+        v = dict(zip(table.header, row, strict=False))
         name = v.get("Name") or ""
         correlation = integer(v.get("Correlation_ID"))
         m = _CUDA8_CORRELATION.match(name)
@@ -64,18 +50,12 @@ def parse_trace(rows: list[list[str]], path: str) -> KernelTrace:
 
 
 def parse_summary(rows: list[list[str]], path: str) -> KernelTrace:
-    h = find_header(rows, SUMMARY_COLUMNS)
-    if h is None or h + 1 >= len(rows):
-        raise ProfileFormatError(f"{path}: no nvprof --print-gpu-summary header ({', '.join(SUMMARY_COLUMNS)})")
-    header = [c.strip() for c in rows[h]]
-    col = {name: i for i, name in enumerate(header)}
-    units = dict(zip(header, rows[h + 1], strict=False))
-    factor = time_factor(units["Time"], path, "Time")
+    table = table_rows(rows, SUMMARY_COLUMNS, path, "nvprof --print-gpu-summary", units_row=True)
+    col = table.col
+    factor = time_factor(table.units["Time"], path, "Time")
     layout = "cuda9+" if "Type" in col else "cuda8"
     trace = KernelTrace(source=f"nvprof-csv-summary ({layout})", path=path)
-    for row in rows[h + 2:]:
-        if len(row) < len(header):
-            continue
+    for row in table.rows:
         if "Type" in col and row[col["Type"]].strip() not in ("GPU activities", ""):
             continue  # "API calls" (and "OpenACC"...) rows are host time, not GPU time
         total, calls = number(row[col["Time"]]), integer(row[col["Calls"]])
@@ -86,16 +66,11 @@ def parse_summary(rows: list[list[str]], path: str) -> KernelTrace:
 
 
 def parse_metrics(rows: list[list[str]], path: str) -> KernelTrace:
-    h = find_header(rows, METRICS_COLUMNS)
-    if h is None:
-        raise ProfileFormatError(f"{path}: no nvprof --metrics header ({', '.join(METRICS_COLUMNS)})")
-    header = [c.strip() for c in rows[h]]
-    col = {name: i for i, name in enumerate(header)}
+    table = table_rows(rows, METRICS_COLUMNS, path, "nvprof --metrics")
+    col = table.col
     trace = KernelTrace(source="nvprof-csv-metrics", path=path)
     per_kernel: dict[str, KernelMetrics] = {}
-    for row in rows[h + 1:]:
-        if len(row) < len(header):
-            continue
+    for row in table.rows:
         name = row[col["Kernel"]]
         value = number(row[col["Avg"]])
         if value is None:

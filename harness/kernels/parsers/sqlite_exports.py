@@ -14,6 +14,8 @@ correlationId); NVTX ranges in NVTX_EVENTS (start, end, text or textId -> String
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
+from contextlib import closing
 from pathlib import Path
 
 from harness.kernels.demangle import demangle_all
@@ -24,11 +26,23 @@ from harness.kernels.parsers.common import ProfileFormatError
 MEMCPY_KINDS = {1: "HtoD", 2: "DtoH", 3: "HtoA", 4: "AtoH", 5: "AtoA", 6: "AtoD", 7: "DtoA", 8: "DtoD", 9: "HtoH",
                 10: "PtoP"}
 NVTX_RANGE_TYPES = (59, 60, 70, 71)  # push/pop and start/end ranges (plain and payload variants)
+RUNTIME_TABLE = "CUPTI_ACTIVITY_KIND_RUNTIME"
+#: a per-format reader of kernel (and NVTX) rows: (connection, table names, trace to fill)
+KernelReader = Callable[[sqlite3.Connection, set[str], KernelTrace], None]
+
+
+def _connect(path: str | Path) -> closing[sqlite3.Connection]:
+    # closing(): a Connection used as a context manager only ends the transaction, it does not close
+    return closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True))
 
 
 def tables(path: str | Path) -> set[str]:
-    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
-        return {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type IN ('table', 'view')")}
+    with _connect(path) as db:
+        return _table_names(db)
+
+
+def _table_names(db: sqlite3.Connection) -> set[str]:
+    return {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type IN ('table', 'view')")}
 
 
 def _columns(db: sqlite3.Connection, table: str) -> set[str]:
@@ -62,54 +76,60 @@ def _events(rows: list[tuple], source: str) -> list[KernelEvent]:
                         r[4], str(r[2]), source) for r in rows]
 
 
-def parse_nvprof(path: str) -> KernelTrace:
-    source = "nvprof-sqlite"
+def _read(path: str, source: str, launch_thread_column: str, read_kernels: KernelReader) -> KernelTrace:
+    """What both exports share: kernels (format-specific), memcpy/memset, launches; events in time order."""
     trace = KernelTrace(source=source, path=path)
-    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
-        names = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-        for table in ("CUPTI_ACTIVITY_KIND_KERNEL", "CUPTI_ACTIVITY_KIND_CONCURRENT_KERNEL"):
-            if table in names:
-                rows = _kernel_rows(db, table, "s.value", "LEFT JOIN StringTable AS s ON s._id_ = k.name")
-                trace.events += _events(rows, source)
+    with _connect(path) as db:
+        names = _table_names(db)
+        read_kernels(db, names, trace)
         trace.events += _memory_events(db, names, source)
-        if "CUPTI_ACTIVITY_KIND_RUNTIME" in names:
+        if RUNTIME_TABLE in names:
             for corr, start, thread in db.execute(
-                    "SELECT correlationId, start, threadId FROM CUPTI_ACTIVITY_KIND_RUNTIME"):
+                    f"SELECT correlationId, start, {launch_thread_column} FROM {RUNTIME_TABLE}"):
                 trace.launches[corr] = (float(start), thread)
+    trace.events.sort(key=lambda e: e.start_ns or 0.0)
+    return trace
+
+
+def parse_nvprof(path: str) -> KernelTrace:
+    trace = _read(path, "nvprof-sqlite", "threadId", _nvprof_kernels)
     if not trace.events:
         raise ProfileFormatError(f"{path}: nvprof SQLite export with no kernel, memcpy or memset rows")
     trace.notes.append("nvprof NVTX markers (CUPTI_ACTIVITY_KIND_MARKER) are not read: per-layer attribution "
                        "needs an nsys or Kineto capture")
-    trace.events.sort(key=lambda e: e.start_ns or 0.0)
     return trace
+
+
+def _nvprof_kernels(db: sqlite3.Connection, names: set[str], trace: KernelTrace) -> None:
+    for table in ("CUPTI_ACTIVITY_KIND_KERNEL", "CUPTI_ACTIVITY_KIND_CONCURRENT_KERNEL"):
+        if table in names:
+            rows = _kernel_rows(db, table, "s.value", "LEFT JOIN StringTable AS s ON s._id_ = k.name")
+            trace.events += _events(rows, trace.source)
 
 
 def parse_nsys(path: str) -> KernelTrace:
-    source = "nsys-sqlite"
-    trace = KernelTrace(source=source, path=path)
-    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
-        names = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-        cols = _columns(db, "CUPTI_ACTIVITY_KIND_KERNEL") if "CUPTI_ACTIVITY_KIND_KERNEL" in names else set()
-        if cols:
-            name_col = next(c for c in ("demangledName", "shortName", "mangledName") if c in cols)
-            rows = _kernel_rows(db, "CUPTI_ACTIVITY_KIND_KERNEL", "s.value",
-                                f"LEFT JOIN StringIds AS s ON s.id = k.{name_col}")
-            trace.events += _events(rows, source)
-        trace.events += _memory_events(db, names, source)
-        if "CUPTI_ACTIVITY_KIND_RUNTIME" in names:
-            for corr, start, tid in db.execute(
-                    "SELECT correlationId, start, globalTid FROM CUPTI_ACTIVITY_KIND_RUNTIME"):
-                trace.launches[corr] = (float(start), tid)
-        if "NVTX_EVENTS" in names:
-            text = "COALESCE(n.text, s.value)" if "textId" in _columns(db, "NVTX_EVENTS") else "n.text"
-            join = "LEFT JOIN StringIds AS s ON s.id = n.textId" if text != "n.text" else ""
-            marks = ",".join(map(str, NVTX_RANGE_TYPES))
-            for start, end, label, tid in db.execute(
-                    f"SELECT n.start, n.end, {text}, n.globalTid FROM NVTX_EVENTS AS n {join} "
-                    f"WHERE n.eventType IN ({marks}) AND n.end IS NOT NULL"):
-                trace.ranges.append(HostRange(label or "", float(start), float(end), tid, "nvtx"))
+    trace = _read(path, "nsys-sqlite", "globalTid", _nsys_kernels_and_ranges)
     if not trace.events:
         raise ProfileFormatError(f"{path}: Nsight Systems SQLite export with no CUDA kernel, memcpy or memset "
                                  "rows (was the capture made with --trace=cuda?)")
-    trace.events.sort(key=lambda e: e.start_ns or 0.0)
     return trace
+
+
+def _nsys_kernels_and_ranges(db: sqlite3.Connection, names: set[str], trace: KernelTrace) -> None:
+    cols = _columns(db, "CUPTI_ACTIVITY_KIND_KERNEL") if "CUPTI_ACTIVITY_KIND_KERNEL" in names else set()
+    if cols:
+        name_col = next((c for c in ("demangledName", "shortName", "mangledName") if c in cols), None)
+        if name_col is None:
+            raise ProfileFormatError(f"{trace.path}: CUPTI_ACTIVITY_KIND_KERNEL has no demangledName, shortName "
+                                     "or mangledName column")
+        rows = _kernel_rows(db, "CUPTI_ACTIVITY_KIND_KERNEL", "s.value",
+                            f"LEFT JOIN StringIds AS s ON s.id = k.{name_col}")
+        trace.events += _events(rows, trace.source)
+    if "NVTX_EVENTS" in names:
+        text = "COALESCE(n.text, s.value)" if "textId" in _columns(db, "NVTX_EVENTS") else "n.text"
+        join = "LEFT JOIN StringIds AS s ON s.id = n.textId" if text != "n.text" else ""
+        marks = ",".join(map(str, NVTX_RANGE_TYPES))
+        for start, end, label, tid in db.execute(
+                f"SELECT n.start, n.end, {text}, n.globalTid FROM NVTX_EVENTS AS n {join} "
+                f"WHERE n.eventType IN ({marks}) AND n.end IS NOT NULL"):
+            trace.ranges.append(HostRange(label or "", float(start), float(end), tid, "nvtx"))
