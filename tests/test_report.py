@@ -1,4 +1,5 @@
-"""`harness report` built from committed real results (tests/data/results-cpu-*: PyTorch on a 2-core CPU)."""
+"""`harness report` built from committed real results (tests/data/results-cpu-*: the CPU backends on a 2-core
+CPU)."""
 
 from __future__ import annotations
 
@@ -43,15 +44,18 @@ def test_writes_markdown_html_and_a_csv_per_table(report):
 
 def test_table3_is_the_store_beside_the_paper(report):
     table = pd.read_csv(report.out / "tables" / "table3_inference_time_ms.csv")
-    records = {r.config.network: r for r in ResultsStore(RESULTS).records()
+    records = {(r.config.backend, r.config.network): r for r in ResultsStore(RESULTS).records()
                if r.status == "ok" and r.config.batch == 1}
-    setup = next(c for c in table.columns if c.endswith(" ms") and not c.startswith("paper"))
-    names = dict(zip(table["network"], table[setup], strict=True))
-    assert len(names) == len(records)
+    setups = [c for c in table.columns if c.endswith(" ms") and not c.startswith("paper")]
+    backends = {backend for backend, _ in records}
+    assert len(setups) == len(backends)  # one column per setup (device x backend) of the store
     alexnet = table[table["network"] == "AlexNet"].iloc[0]
     assert alexnet["paper (P100) ms"] == 2.1
-    assert alexnet[setup] == pytest.approx(records["alexnet"].latency.median_s * 1e3)
-    assert alexnet[setup.replace(" ms", " ÷ paper")] == pytest.approx(alexnet[setup] / 2.1)
+    for setup in setups:  # "D1 <backend> ms"
+        backend = setup.split()[1]
+        assert table[setup].notna().sum() == sum(1 for b, _ in records if b == backend)
+        assert alexnet[setup] == pytest.approx(records[backend, "alexnet"].latency.median_s * 1e3)
+        assert alexnet[setup.replace(" ms", " ÷ paper")] == pytest.approx(alexnet[setup] / 2.1)
 
 
 def test_cpu_results_decide_no_gpu_claim(report):
