@@ -124,7 +124,7 @@ def test_bad_sweep_file(tmp_path: Path, capsys) -> None:
     assert "not valid YAML" in capsys.readouterr().err
     with pytest.raises(SystemExit) as exit_:  # argparse: usage and exit 2
         main(["bench", NET, "--batch", "0,4"])
-    assert exit_.value.code == 2 and "positive integers" in capsys.readouterr().err
+    assert exit_.value.code == 2 and "expected a positive integer, got 0" in capsys.readouterr().err
 
 
 def test_results_of_an_empty_directory(tmp_path: Path, capsys) -> None:

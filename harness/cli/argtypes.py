@@ -35,3 +35,15 @@ def backend_names(spec: str) -> list[str]:
         raise HarnessError(f"unknown backend(s) {', '.join(unknown) or '(none given)'} "
                            f"(known: {', '.join(sorted(BACKENDS))})")
     return names
+
+
+
+def backend_name(text: str) -> str:
+    """One backend name (an argparse type), checked against the backend table."""
+    try:
+        names = backend_names(text)
+    except HarnessError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    if len(names) != 1:
+        raise argparse.ArgumentTypeError(f"expected one backend, got {text!r}")
+    return names[0]

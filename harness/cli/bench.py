@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from harness.cli.argtypes import backend_names, positive_int_list
 from harness.errors import HarnessError
 from harness.measure.sweep import CPU_BATCHES, PAPER_GPU_BATCHES, SweepSpec, load_sweep_yaml
 from harness.results.records import Config, Record
@@ -30,7 +31,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="backend(s), repeatable or comma-separated (default: every one available on the device)")
     p.add_argument("--device", action="append", default=None, metavar="DEV",
                    help="cpu or cuda:N, repeatable (default: cuda:0 when NVML sees a GPU, else cpu)")
-    p.add_argument("--batch", type=_batches, default=None, metavar="B,B,...",
+    p.add_argument("--batch", type=positive_int_list, default=None, metavar="B,B,...",
                    help=f"batch sizes (default: CPU {_join(CPU_BATCHES)}; GPU {_join(PAPER_GPU_BATCHES)})")
     p.add_argument("--config", type=Path, default=None, metavar="SWEEP.yaml",
                    help="sweep file (networks, backends, batches, devices, modes, seed, settings); "
@@ -45,16 +46,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def _join(values: tuple[int, ...]) -> str:
     return ",".join(map(str, values))
-
-
-def _batches(text: str) -> list[int]:
-    try:
-        values = [int(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated positive integers, got '{text}'") from None
-    if not values or any(v <= 0 for v in values):
-        raise argparse.ArgumentTypeError(f"expected comma-separated positive integers, got '{text}'")
-    return values
 
 
 def _split(values: list[str] | None) -> list[str] | None:
@@ -109,6 +100,8 @@ def build_spec(args: argparse.Namespace) -> SweepSpec:
         raise HarnessError("name networks to benchmark, 'all', or give --config with a 'networks' list")
     if "all" in networks:
         networks = zoo.zoo_names()
+    for network in networks:
+        zoo.resolve(network)  # an unknown name or a bad prototxt is an error before anything runs
     devices = _split(args.device) or data.get("devices") or (["cuda:0"] if _gpu_present() else ["cpu"])
     for device in devices:
         if device != "cpu" and not (device.startswith("cuda:") and device[5:].isdigit()):
@@ -116,7 +109,9 @@ def build_spec(args: argparse.Namespace) -> SweepSpec:
     gpu = any(d.startswith("cuda") for d in devices)
     batches = args.batch or data.get("batches") or list(PAPER_GPU_BATCHES if gpu else CPU_BATCHES)
     backends = _split(args.backend) or data.get("backends")
-    if not backends:
+    if backends:
+        backends = backend_names(",".join(backends))
+    else:
         backends = sorted({b for d in devices for b in available_backends(d)})
         if not backends:
             raise HarnessError(f"no backend is available on {', '.join(devices)} (see `harness doctor`)")
@@ -167,7 +162,9 @@ def run(args: argparse.Namespace) -> int:
     console.print(f"{len(configs)} configurations in {elapsed:.1f} s: "
                   + ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
                   + f"; results in {store.path}")
-    return 0
+    attempted = sum(n for status, n in counts.items() if status != "skipped")
+    # Exit 1 only when configurations ran and none was measured; an OOM at a large batch is a result.
+    return 1 if attempted and not counts.get("ok") else 0
 
 
 def summary_table(records: list[Record]):  # -> rich.table.Table

@@ -6,34 +6,29 @@ import argparse
 import tempfile
 from pathlib import Path
 
-from harness.errors import HarnessError
+from harness.cli.argtypes import backend_name, positive_int
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from harness.kernels.profile_run import TOOLS
 
     p.add_argument("network", metavar="NET")
-    p.add_argument("--backend", required=True, help="a backend name from harness.backends.base.BACKENDS")
+    p.add_argument("--backend", required=True, type=backend_name, help="caffe, pytorch, onnxruntime or opencv")
     p.add_argument("--tool", choices=TOOLS, required=True,
                    help="nsys / ncu (binaries on PATH, NVIDIA GPU) or torch (torch.profiler/Kineto, CPU too)")
-    p.add_argument("--batch", type=int, default=1)
+    p.add_argument("--batch", type=positive_int, default=1)
     p.add_argument("--device", default=None, help="cpu or cuda:N (default: cuda:0 for nsys/ncu, cpu for torch "
                                                   "without a GPU)")
-    p.add_argument("--iters", type=int, default=5, help="profiled forward passes")
+    p.add_argument("--iters", type=positive_int, default=5, help="profiled forward passes")
     p.add_argument("--out", type=Path, default=None, help="directory for the capture and profile.json")
 
 
 def run(args: argparse.Namespace) -> int:
-    from harness.backends.base import BACKENDS
     from harness.cli.kernels import print_attribution
     from harness.kernels import profile_run as pr
     from harness.kernels.attribution import attribute
     from harness.kernels.parsers import load_trace
 
-    if args.backend not in BACKENDS:
-        raise HarnessError(f"unknown backend '{args.backend}' (known: {', '.join(sorted(BACKENDS)) or 'none'})")
-    if args.batch < 1 or args.iters < 1:
-        raise HarnessError("--batch and --iters must be positive")
     device = args.device or _default_device(args.tool)
     out = args.out or Path(tempfile.mkdtemp(prefix=f"harness-profile-{args.network}-"))
     out.mkdir(parents=True, exist_ok=True)
