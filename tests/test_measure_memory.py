@@ -17,12 +17,12 @@ linux = pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs
 def test_peak_rss_sees_a_large_allocation_and_resets() -> None:
     assert reset_peak_rss(), "this kernel refuses /proc/self/clear_refs"
     before = peak_rss_bytes()
-    block = np.ones(64 * 2**20 // 8)  # 64 MiB, touched
+    block = np.ones(256 * 2**20 // 8)  # 256 MiB, touched; large margins so page reclaim elsewhere cannot matter
     peak = peak_rss_bytes()
     del block
-    assert peak - before >= 60 * 2**20
+    assert peak - before >= 200 * 2**20
     assert reset_peak_rss()
-    assert peak_rss_bytes() < peak
+    assert peak_rss_bytes() < peak - 128 * 2**20
 
 
 def test_no_such_process_gives_none() -> None:

@@ -83,7 +83,8 @@ def throughput_batches(frame: pd.DataFrame, paper_names: dict[str, str]) -> pd.D
 
 
 def setups(frame: pd.DataFrame) -> pd.DataFrame:
-    """One row per setup: device, backend, mode, what it ran, and the software/hardware metadata recorded."""
+    """One column per setup, one row per fact: device, backend, mode, what it ran, and the software and
+    hardware metadata recorded (transposed, because there are many more facts than setups)."""
     rows = []
     for setup, group in frame.groupby("setup", sort=True):
         first = group.iloc[0]
@@ -95,8 +96,7 @@ def setups(frame: pd.DataFrame) -> pd.DataFrame:
             "statuses": ", ".join(f"{k} {v}" for k, v in group["status"].value_counts().sort_index().items()),
             "batches": ",".join(str(b) for b in sorted(group["batch"].unique())),
             "networks": group["network"].nunique(),
-            "first": group["started_at"].dropna().min() if "started_at" in group else None,
-            "last": group["finished_at"].dropna().max() if "finished_at" in group else None,
+            "when": _when(group),
         }
         gpu_memory = group.get("meta.memory_total_bytes", pd.Series(dtype=float)).dropna()
         if len(gpu_memory):
@@ -105,10 +105,25 @@ def setups(frame: pd.DataFrame) -> pd.DataFrame:
             c[len("meta."):] for c in group.columns if c.startswith("meta.backend_"))
         for key in keys:
             values = group[f"meta.{key}"].dropna().map(_text).unique()
-            if len(values):
+            # A value that differs per configuration (worker pid, model file) describes a record, not the
+            # setup: it stays in the results export and is left out here.
+            if len(values) == 1 or (len(values) > 1 and not key.startswith("backend_")):
                 row[key] = "; ".join(sorted(values))
         rows.append(row)
-    return pd.DataFrame(rows)
+    table = pd.DataFrame(rows).set_index("setup").T.fillna("–")
+    table.insert(0, "setup", table.index)
+    return table.reset_index(drop=True)
+
+
+def _when(group: pd.DataFrame) -> str | None:
+    """``2026-11-24 06:16 to 06:18`` (UTC, as recorded)."""
+    if "started_at" not in group or "finished_at" not in group:
+        return None
+    first, last = group["started_at"].dropna().min(), group["finished_at"].dropna().max()
+    if not isinstance(first, str) or not isinstance(last, str):
+        return None
+    end = last[11:16] if last[:10] == first[:10] else f"{last[:10]} {last[11:16]}"
+    return f"{first[:10]} {first[11:16]} to {end}"
 
 
 def status_table(frame: pd.DataFrame, paper_names: dict[str, str]) -> pd.DataFrame:
