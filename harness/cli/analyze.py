@@ -96,12 +96,11 @@ def _csv_number(value: float | int) -> str:
 
 
 def _print_tables(results: Sequence[NetAnalysis], per_layer: bool, beside_paper: bool) -> None:
-    from rich.console import Console
     from rich.table import Table
 
-    console = Console()
-    if not console.is_terminal:
-        console = Console(width=160)  # piped output: no terminal width to fit, so do not truncate names
+    from harness.cli.console import stdout_console
+
+    console = stdout_console()
     if per_layer:
         for r in results:
             t = Table(title=f"{r.network} ({r.convention.value} convention, batch {r.batch})")

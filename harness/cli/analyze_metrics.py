@@ -114,10 +114,11 @@ def labels() -> dict[str, str]:
 
 
 def print_tables(results: Sequence[NetAnalysis], extras: Extras, per_layer: bool) -> None:
-    from rich.console import Console
     from rich.table import Table
 
-    console = Console()
+    from harness.cli.console import stdout_console
+
+    console = stdout_console()
     names = labels()
     for r, (layer_rows, totals) in zip(results, extras, strict=True):
         if per_layer:

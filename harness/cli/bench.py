@@ -128,6 +128,7 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from harness.cli.console import stdout_console
     from harness.measure.sweep import run_sweep
 
     spec = build_spec(args)
@@ -155,7 +156,7 @@ def run(args: argparse.Namespace) -> int:
     elapsed = time.monotonic() - started
     keys = {c.key() for c in configs}
     records = [r for r in store.records() if r.key in keys]
-    Console().print(summary_table(records))
+    stdout_console().print(summary_table(records))
     comparison = comparison_text(records)
     if comparison:
         print(comparison)

@@ -59,10 +59,11 @@ def _attribute(args: argparse.Namespace) -> int:
 
 
 def print_attribution(title: str, a, kernels: int = 0) -> None:  # a: Attribution
-    from rich.console import Console
     from rich.table import Table
 
-    console = Console()
+    from harness.cli.console import stdout_console
+
+    console = stdout_console()
     span = f"; GPU span {a.span_ns / 1e6:.3f} ms" if a.span_ns else ""
     t = Table(title=f"{title} [{a.source}]", caption=f"denominator: {a.denominator} = "
                                                      f"{a.total_ns / 1e6:.3f} ms{span}")
@@ -110,8 +111,9 @@ def _metrics(args: argparse.Namespace) -> int:
                    for r in rows], sys.stdout, indent=1)
         sys.stdout.write("\n")
         return 0
-    from rich.console import Console
     from rich.table import Table
+
+    from harness.cli.console import stdout_console
 
     keys = [*ATTRIBUTES, *sorted({k for r in rows for k in r.values if k.startswith("stall_")})]
     t = Table(title="Kernel properties per family (Table V); stall shares sum to 100 %")
@@ -120,7 +122,7 @@ def _metrics(args: argparse.Namespace) -> int:
         t.add_column(f"{r.family} ({r.invocations})", justify="right")
     for key in keys:
         t.add_row(key, *(f"{r.values[key]:.1f}" if key in r.values else "-" for r in rows))
-    Console().print(t)
+    stdout_console().print(t)
     return 0
 
 
@@ -137,10 +139,11 @@ def _blas(args: argparse.Namespace) -> int:
         json.dump(data, sys.stdout, indent=1)
         sys.stdout.write("\n")
         return 0
-    from rich.console import Console
     from rich.table import Table
 
-    console = Console()
+    from harness.cli.console import stdout_console
+
+    console = stdout_console()
     t = Table(title=f"{args.network} batch {args.batch}: BLAS calls of a Caffe forward "
                     f"({'cuDNN build' if args.cudnn else 'engine CAFFE'}), timed on this CPU",
               caption=f"denominator: {data['denominator']}")
