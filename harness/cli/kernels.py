@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
+from harness import jsonout
 from harness.errors import HarnessError
 
 
@@ -50,8 +50,7 @@ def _attribute(args: argparse.Namespace) -> int:
 
     results = [(f, attribute(load_trace(f), include_memory=not args.no_memory)) for f in args.files]
     if args.format == "json":
-        json.dump([{"file": f, **a.to_json()} for f, a in results], sys.stdout, indent=1)
-        sys.stdout.write("\n")
+        jsonout.dump([{"file": f, **a.to_json()} for f, a in results], sys.stdout)
         return 0
     for f, a in results:
         print_attribution(f, a, args.kernels)
@@ -107,9 +106,8 @@ def _metrics(args: argparse.Namespace) -> int:
         metrics += trace.metrics
     rows = table_v(metrics)
     if args.format == "json":
-        json.dump([{"family": r.family, "kernels": r.kernels, "invocations": r.invocations, **r.values}
-                   for r in rows], sys.stdout, indent=1)
-        sys.stdout.write("\n")
+        jsonout.dump([{"family": r.family, "kernels": r.kernels, "invocations": r.invocations, **r.values}
+                      for r in rows], sys.stdout)
         return 0
     from rich.table import Table
 
@@ -136,8 +134,7 @@ def _blas(args: argparse.Namespace) -> int:
     prof = profile(graph, args.network, args.batch, args.cudnn, args.repeats)
     data = prof.to_json()
     if args.format == "json":
-        json.dump(data, sys.stdout, indent=1)
-        sys.stdout.write("\n")
+        jsonout.dump(data, sys.stdout)
         return 0
     from rich.table import Table
 

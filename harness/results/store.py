@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import fcntl
 import json
-import math
 import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from harness import jsonout
 from harness.errors import HarnessError
 from harness.results.records import Record
 
@@ -27,26 +27,9 @@ RESULTS_FILE = "results.jsonl"
 FINISHED = frozenset({"ok", "oom", "unsupported"})
 
 
-def _json_default(value: Any) -> Any:
-    if hasattr(value, "item"):  # numpy scalars
-        return value.item()
-    raise TypeError(f"not JSON-serialisable: {type(value).__name__}")
-
-
 def _line(record: Record) -> bytes:
-    # NaN/inf are not JSON: store them as null (not measured), never as a number.
-    data = _finite(record.to_dict())
-    return (json.dumps(data, default=_json_default, allow_nan=False, separators=(",", ":")) + "\n").encode()
-
-
-def _finite(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_finite(v) for v in value]
-    return value
+    # NaN/inf are not JSON: stored as null (not measured), never as a number.
+    return (jsonout.dumps(record.to_dict()) + "\n").encode()
 
 
 class ResultsStore:
