@@ -19,7 +19,9 @@ from harness.backends.base import RunTarget, Session
 from harness.errors import BackendFailed, HarnessError, UnsupportedLayer
 from harness.ir.build import load_graph
 from harness.ir.graph import Graph
-from harness.measure.sweep import SweepSpec, apply_overrides, load_sweep_yaml, run_config, run_sweep
+from harness.measure.settings import apply_overrides
+from harness.measure.sweep import SweepSpec, run_config, run_sweep
+from harness.measure.sweep_file import load_sweep_yaml
 from harness.measure.timer import TimingProtocol
 from harness.measure.window import WindowSettings
 from harness.results.records import Config, Record

@@ -12,7 +12,8 @@ from typing import Any
 
 from harness.cli.argtypes import backend_names, positive_int_list
 from harness.errors import HarnessError
-from harness.measure.sweep import CPU_BATCHES, PAPER_GPU_BATCHES, SweepSpec, load_sweep_yaml
+from harness.measure.sweep import CPU_BATCHES, PAPER_GPU_BATCHES, SweepSpec
+from harness.measure.sweep_file import load_sweep_yaml
 from harness.results.records import Config, Record
 from harness.results.store import ResultsStore
 

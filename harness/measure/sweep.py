@@ -7,23 +7,18 @@ Inception-V2 at B=128 on a P100 -, ``unsupported``, ``unavailable``, ``failed``)
 
 from __future__ import annotations
 
-import contextlib
 import itertools
-import math
 import traceback
 from collections.abc import Callable, Iterable
-from dataclasses import Field, asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any
-
-import yaml
 
 from harness.analysis.analyzer import analyze
 from harness.backends.base import RunTarget, Session, get_backend
 from harness.errors import BackendUnavailable, DeviceOutOfMemory, HarnessError, UnsupportedLayer
 from harness.ir.graph import Graph
-from harness.measure.timer import TimingProtocol
+from harness.measure.settings import apply_overrides, default_settings
 from harness.measure.window import MeasurementWindow, WindowResult, WindowSettings
 from harness.results.metadata import host_metadata, run_metadata
 from harness.results.records import Config, LatencyFigures, Record
@@ -32,19 +27,6 @@ from harness.results.store import ResultsStore
 #: The paper's batch sizes on the P100 (Table III at B=1, efficiency at B=4, memory growth up to 128).
 PAPER_GPU_BATCHES = (1, 4, 8, 16, 32, 64, 128)
 CPU_BATCHES = (1, 4)
-
-#: CPU runs are short by default so that `bench all` on a small machine finishes in minutes; there is no
-#: power sensor to feed, so the window need not be long. GPU windows are stretched for energy.
-CPU_SETTINGS = WindowSettings(protocol=TimingProtocol(warmup_iters=1, warmup_s=0.0, min_iters=3, min_s=0.5,
-                                                      max_s=10.0),
-                              min_window_s=0.5, idle_s=0.2)
-GPU_SETTINGS = WindowSettings(protocol=TimingProtocol(warmup_iters=20, warmup_s=3.0, min_iters=50, min_s=5.0,
-                                                      max_s=120.0),
-                              min_window_s=10.0, idle_s=3.0)
-
-
-def default_settings(device: str) -> WindowSettings:
-    return GPU_SETTINGS if device.startswith("cuda") else CPU_SETTINGS
 
 
 @dataclass
@@ -65,74 +47,6 @@ class SweepSpec:
 
     def window_settings(self, device: str) -> WindowSettings:
         return apply_overrides(default_settings(device), self.settings)
-
-
-def apply_overrides(base: WindowSettings, overrides: dict[str, Any], where: str = "--set ") -> WindowSettings:
-    """``base`` with WindowSettings / TimingProtocol fields replaced; ``where`` prefixes the setting's name in
-    errors (``--set min_s``, ``sweep.yaml: settings.min_s``)."""
-    window_fields = {f.name: f for f in fields(WindowSettings) if f.name != "protocol"}
-    protocol_fields = {f.name: f for f in fields(TimingProtocol) if f.name != "sync"}
-    known = window_fields | protocol_fields
-    unknown = set(overrides) - set(known)
-    if unknown:
-        raise HarnessError(f"unknown measurement setting(s): {', '.join(sorted(unknown))} "
-                           f"(known: {', '.join(sorted(known))})")
-    values = {key: _setting_value(f"{where}{key}", value, known[key]) for key, value in overrides.items()}
-    if values.get("poll_hz") == 0:
-        raise HarnessError(f"{where}poll_hz: must be > 0, got 0")
-    protocol = replace(base.protocol, **{k: v for k, v in values.items() if k in protocol_fields})
-    return replace(base, protocol=protocol, **{k: v for k, v in values.items() if k in window_fields})
-
-
-def _setting_value(name: str, value: Any, spec: Field) -> int | float | None:
-    """``value`` checked against the field's annotation: every setting is a count (``int``) or a duration,
-    rate or temperature (``float``, some ``float | None``), never negative."""
-    annotation = str(spec.type)  # a string: the dataclasses' modules use postponed annotations
-    kind = int if annotation == "int" else float
-    if value is None and "None" in annotation:
-        return None
-    if isinstance(value, str):
-        with contextlib.suppress(ValueError):  # PyYAML reads '1e3' as a string: YAML 1.1 floats need a dot
-            value = kind(value)
-    is_number = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-    if not is_number or (kind is int and not float(value).is_integer()):
-        expected = "an integer" if kind is int else "a number"
-        raise HarnessError(f"{name}: expected {expected}{' or null' if 'None' in annotation else ''}, "
-                           f"got {value!r}")
-    if value < 0:
-        raise HarnessError(f"{name}: must be >= 0, got {value!r}")
-    return kind(value)
-
-
-def load_sweep_yaml(path: Path) -> dict[str, Any]:
-    """A sweep file: keys networks, backends, batches, devices, modes, seed, settings (all optional)."""
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise HarnessError(f"{path}: cannot read sweep config ({exc.strerror})") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        if mark is not None:
-            problem = getattr(exc, "problem", None) or "syntax error"
-            raise HarnessError(f"{path}:{mark.line + 1}:{mark.column + 1}: {problem} (not valid YAML)") from None
-        raise HarnessError(f"{path}: not valid YAML ({exc})") from None
-    data = data or {}
-    allowed = ("networks", "backends", "batches", "devices", "modes", "seed", "settings")
-    if not isinstance(data, dict):
-        raise HarnessError(f"{path}: must be a mapping of {'/'.join(allowed)}, got a {type(data).__name__}")
-    extra = set(data) - set(allowed)
-    if extra:
-        raise HarnessError(f"{path}: unknown sweep key(s) {', '.join(sorted(map(str, extra)))} "
-                           f"(allowed: {', '.join(sorted(allowed))})")
-    for key in ("networks", "backends", "batches", "devices", "modes"):
-        if key in data and not isinstance(data[key], list):
-            raise HarnessError(f"{path}: '{key}' must be a list")
-    if "batches" in data and not all(isinstance(b, int) and b > 0 for b in data["batches"]):
-        raise HarnessError(f"{path}: 'batches' must be positive integers")
-    if not isinstance(data.get("settings", {}), dict):
-        raise HarnessError(f"{path}: 'settings' must be a mapping")
-    apply_overrides(CPU_SETTINGS, data.get("settings", {}), where=f"{path}: settings.")  # names the file
-    return data
 
 
 def now_iso() -> str:
