@@ -150,7 +150,7 @@ def run_sweep(configs: Iterable[Config], store: ResultsStore, settings_for: Call
         if on_start:
             on_start(config)
         record = run_config(config, settings_for(config.device), resolve, load)
-        store.put(record)
+        store.append(record)
         done.append(record)
         if on_done:
             on_done(record, config)

@@ -4,7 +4,8 @@ In the style of ``torch.utils.benchmark.Timer.blocked_autorange``: warmup lasts 
 count and a minimum duration are reached (cuDNN autotuning and lazy initialisation happen in the
 first calls), then timed iterations run until BOTH a minimum count and a minimum duration are
 reached. Every iteration is timed on its own (``perf_counter`` around one synchronised call), so the
-per-iteration latencies are kept and the statistics are robust (median, p90, bootstrap CI).
+per-iteration latencies are kept and the statistics are robust (median, p90, and an order-statistic
+interval of the median whose achieved coverage is recorded).
 
 Both classes are plain data and picklable: a backend living in a worker process (Caffe) receives a
 :class:`TimingProtocol`, runs it there and sends the :class:`Timing` back.
@@ -19,8 +20,7 @@ from typing import Any
 
 import numpy as np
 
-BOOTSTRAP_RESAMPLES = 2000
-BOOTSTRAP_SEED = 0x5EED  # fixed: the same latencies always give the same interval
+from harness.results.median import MEDIAN_CI_TARGET, median_interval
 
 
 @dataclass(frozen=True)
@@ -137,24 +137,25 @@ class Timing:
         x = self._array()
         return float(np.std(x, ddof=1)) if x.size > 1 else 0.0
 
-    def median_ci(self, confidence: float = 0.95) -> tuple[float, float]:
-        """Percentile bootstrap confidence interval of the median latency (fixed seed: reproducible)."""
-        x = self._array()
-        rng = np.random.default_rng(BOOTSTRAP_SEED)
-        medians = np.median(x[rng.integers(0, x.size, size=(BOOTSTRAP_RESAMPLES, x.size))], axis=1)
-        alpha = (1.0 - confidence) / 2.0
-        low, high = np.quantile(medians, [alpha, 1.0 - alpha])
-        return float(low), float(high)
+    def median_ci(self, confidence: float = MEDIAN_CI_TARGET) -> tuple[float, float, float]:
+        """Distribution-free interval of the median latency from order statistics, and its coverage.
+
+        For n independent iterations the number below the true median is Binomial(n, 1/2), so
+        ``[x_(k), x_(n+1-k)]`` covers the median with probability ``1 - 2 P(B <= k-1)``. The largest k
+        whose coverage reaches ``confidence`` is used; with too few iterations for that (n < 6 at 95%)
+        the interval is ``[min, max]`` and the coverage it really has is returned (0.75 for n = 3),
+        never a nominal "95%"."""
+        return median_interval(self._array(), confidence)
 
     def throughput(self, batch: int) -> float:
         """Images per second at the median latency: batch / latency."""
         return batch / self.median_s
 
     def summary(self) -> dict[str, float | int]:
-        low, high = self.median_ci()
+        low, high, coverage = self.median_ci()
         return {"iterations": self.iterations, "total_s": self.total_s, "median_s": self.median_s,
                 "mean_s": self.mean_s, "p90_s": self.p90_s, "min_s": self.min_s, "max_s": self.max_s,
-                "stddev_s": self.stddev_s, "ci95_low_s": low, "ci95_high_s": high,
+                "stddev_s": self.stddev_s, "ci_low_s": low, "ci_high_s": high, "ci_coverage": coverage,
                 "warmup_iters": self.warmup_iters, "warmup_s": self.warmup_s}
 
     def to_dict(self) -> dict[str, Any]:

@@ -7,12 +7,16 @@ pandas row (nested fields joined with dots; raw timelines and per-iteration late
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, Literal
+
+from harness.results.median import median_interval
 
 Status = Literal["ok", "oom", "unsupported", "failed", "unavailable"]
 STATUSES: tuple[str, ...] = ("ok", "oom", "unsupported", "failed", "unavailable")
-SCHEMA_VERSION = 1
+#: 2: the median's interval became ci_low_s/ci_high_s/ci_coverage (order statistics, achieved coverage)
+#: instead of a bootstrap "95%"; Config.hardware, Record.inferred_from/contended/placement, power sources.
+SCHEMA_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -25,9 +29,24 @@ class Config:
     device: str = "cpu"
     mode: str | None = None  # None: the backend's default mode
     seed: int = 0
+    #: the device's model (GPU name from NVML, CPU model name): part of the key, so results of two GPU
+    #: models never stand for each other on resume. None while not yet known (a Slurm task learns it on
+    #: its node) and in schema-1 records.
+    hardware: str | None = None
+
+    @property
+    def device_kind(self) -> str:
+        """"cpu" or "cuda": which GPU of a model ran a configuration is placement, not configuration."""
+        return self.device.partition(":")[0]
 
     def key(self) -> str:
-        return f"{self.network}|{self.backend}|{self.mode or 'default'}|{self.device}|b{self.batch}|s{self.seed}"
+        device = self.device_kind if self.hardware else self.device
+        where = f"{device}[{self.hardware}]" if self.hardware else device
+        return f"{self.network}|{self.backend}|{self.mode or 'default'}|{where}|b{self.batch}|s{self.seed}"
+
+    def plan_key(self) -> str:
+        """The key without the hardware: what a sweep asks for before it knows where it will run."""
+        return replace(self, hardware=None, device=self.device_kind).key()
 
 
 @dataclass
@@ -42,8 +61,9 @@ class LatencyFigures:
     min_s: float
     max_s: float
     stddev_s: float
-    ci95_low_s: float  # bootstrap CI of the median
-    ci95_high_s: float
+    ci_low_s: float  # order-statistic interval of the median (harness.measure.timer.median_ci_ranks)
+    ci_high_s: float
+    ci_coverage: float | None  # the probability that interval really has of covering the median (0.75 at n=3)
     warmup_iters: int
     warmup_s: float
     throughput_fps: float  # batch / median latency
@@ -54,7 +74,9 @@ class MemoryFigures:
     """Memory footprint. Device figures come from NVML; host RSS from /proc; framework from the session."""
 
     device_used_peak_bytes: int | None = None  # whole-device "memory used" as nvidia-smi shows (the paper's)
-    device_used_idle_bytes: int | None = None  # the same before the network was loaded
+    device_used_start_bytes: int | None = None  # the same at window start, before the network was loaded
+    process_device_start_bytes: int | None = None  # NVML's figure for our process at window start (a fresh
+    #   worker has none: anything here is memory a previous configuration left behind)
     process_device_peak_bytes: int | None = None  # NVML per-process figure of the benchmarked process(es)
     host_rss_peak_bytes: int | None = None  # peak resident set of the process running the network
     framework_bytes: int | None = None  # what the framework itself reports
@@ -63,11 +85,19 @@ class MemoryFigures:
 @dataclass
 class EnergyFigures:
     """Power and energy of the timed phase. Every energy figure has a one-sigma-style uncertainty
-    (see docs/measurement.md for how each is derived)."""
+    (see docs/measurement.md for how each is derived).
+
+    ``power_source`` names the power series idle/avg/peak power and ``energy_integrated_j`` come from:
+    ``nvml-instant`` (NVML_FI_DEV_POWER_INSTANT), ``nvml-average`` (nvmlDeviceGetPowerUsage, a 1-second
+    average on Ampere and newer) or ``rapl``. ``energy_source`` names where ``energy_j`` came from:
+    ``counter`` (NVML's energy counter / RAPL) or ``integrated``. The ``*_averaged`` figures are the
+    second series (the averaged reading) where the instant one is primary."""
 
     source: str  # "nvml" or "rapl"
     duration_s: float
     forwards: int
+    power_source: str | None = None
+    energy_source: str | None = None
     idle_power_w: float | None = None
     avg_power_w: float | None = None
     peak_power_w: float | None = None
@@ -83,6 +113,24 @@ class EnergyFigures:
     gmacs_per_joule: float | None = None  # 1e9 MACs per joule (paper: total energy, batch 4)
     gmacs_per_joule_unc: float | None = None
     gmacs_per_joule_above_idle: float | None = None
+    avg_power_averaged_w: float | None = None  # from the averaged reading, where instant power is primary
+    peak_power_averaged_w: float | None = None
+    energy_integrated_averaged_j: float | None = None
+
+
+@dataclass
+class Placement:
+    """Where a configuration ran: recorded with every record, never part of its key."""
+
+    executor: str  # local, multi-gpu, slurm
+    host: str
+    worker_pid: int | None = None
+    gpu_uuid: str | None = None
+    gpu_index: int | None = None  # NVML index on the host
+    cuda_visible_devices: str | None = None  # what the worker was pinned to
+    job_id: str | None = None  # scheduler job and array task (Slurm)
+    task_id: str | None = None
+    shard: str | None = None  # the results file this record was written to
 
 
 @dataclass
@@ -112,6 +160,11 @@ class Record:
     metadata: dict[str, Any] = field(default_factory=dict)
     started_at: str | None = None  # ISO 8601, UTC
     finished_at: str | None = None
+    #: an ``oom`` not measured but inferred: the key of the measured ``oom`` at a smaller batch
+    inferred_from: str | None = None
+    #: what disturbed the window (other GPU processes, CPU load), or None; a flag, not a status
+    contended: dict[str, Any] | None = None
+    placement: Placement | None = None
     schema: int = SCHEMA_VERSION
 
     def __post_init__(self) -> None:
@@ -127,13 +180,22 @@ class Record:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Record:
+        """A record from its JSON form, of this schema or an older one (upgraded on the way in).
+        Raises ValueError or TypeError for data that is not a record."""
+        if not isinstance(data, dict):
+            raise TypeError(f"a record is a JSON object, not {type(data).__name__}")
+        data = _upgrade(data)
         nested = {"config": Config, "latency": LatencyFigures, "memory": MemoryFigures,
-                  "energy": EnergyFigures, "poller": PollerFigures}
+                  "energy": EnergyFigures, "poller": PollerFigures, "placement": Placement}
         known = {f.name for f in fields(cls)}
         kwargs = {k: v for k, v in data.items() if k in known}
         for name, typ in nested.items():
             if kwargs.get(name) is not None:
-                kwargs[name] = typ(**kwargs[name])
+                value = kwargs[name]
+                if not isinstance(value, dict):
+                    raise TypeError(f"record field '{name}' is not an object")
+                typ_fields = {f.name for f in fields(typ)}
+                kwargs[name] = typ(**{k: v for k, v in value.items() if k in typ_fields})
         return cls(**kwargs)
 
     def flat(self) -> dict[str, Any]:
@@ -147,7 +209,37 @@ class Record:
             values = asdict(value) if value is not None else {}
             # every column is always present (None when not measured), so tables have one schema
             row.update({f"{group}.{f.name}": values.get(f.name) for f in fields(typ)})
+        row["device_kind"] = self.config.device_kind
+        row["inferred_from"] = self.inferred_from
+        row["contended"] = None if not self.contended else "; ".join(self.contended.get("reasons", [])) or True
+        placement = asdict(self.placement) if self.placement is not None else {}
+        row.update({f"placement.{f.name}": placement.get(f.name) for f in fields(Placement)})
         for k, v in self.metadata.items():
             if isinstance(v, (str, int, float, bool)) or v is None:
                 row[f"meta.{k}"] = v
         return row
+
+
+def _upgrade(data: dict[str, Any]) -> dict[str, Any]:
+    """Schema 1 -> 2: the bootstrap "95%" interval of the median is recomputed from the stored
+    iterations with order statistics (its real coverage); the memory figure read at window start
+    kept its value under its new name."""
+    if data.get("schema", 1) >= SCHEMA_VERSION:
+        return data
+    data = dict(data)
+    latency = data.get("latency")
+    if isinstance(latency, dict) and "ci95_low_s" in latency:
+        latency = dict(latency)
+        low, high = latency.pop("ci95_low_s"), latency.pop("ci95_high_s", None)
+        coverage = None
+        samples = data.get("latencies_s") or []
+        if samples and all(isinstance(x, int | float) for x in samples):
+            low, high, coverage = median_interval(samples)
+        latency.update(ci_low_s=low, ci_high_s=high, ci_coverage=coverage)
+        data["latency"] = latency
+    memory = data.get("memory")
+    if isinstance(memory, dict) and "device_used_idle_bytes" in memory:
+        memory = dict(memory)
+        memory["device_used_start_bytes"] = memory.pop("device_used_idle_bytes")
+        data["memory"] = memory
+    return data

@@ -1,20 +1,31 @@
-"""Append-only JSON-lines results store: one line per configuration, keyed by ``Config.key()``.
+"""Append-only JSON-lines results store: shards written by one writer each, merged by one rule.
 
-Appends are atomic at the line level: each record is ONE ``write`` of one complete line on a file
-opened with O_APPEND, followed by fsync, under an exclusive lock. A process killed mid-write can
-leave at most a truncated last line; readers skip it (with a warning) and the next append first ends
-it with a newline so it can never merge with a good record. Replacing a record (``--force``, or a
-retry of a failed configuration) rewrites the file to a temporary name and renames it into place, so
-the store never holds two records for one key.
+A results directory holds ``results.jsonl`` (what one plain sweep writes) and ``results-<writer>.jsonl``
+shards (one per executor lane or Slurm task). Every file has exactly ONE writer at a time, so nothing
+depends on file locks and a directory on a network filesystem works: each record is one ``write`` of one
+complete line on a file opened with O_APPEND, followed by fsync. A writer killed mid-write leaves at
+most a truncated last line; the next append first ends it with a newline so it can never merge with a
+good record, and readers count it as unreadable. Nothing is ever rewritten or deleted: a line that
+cannot be read stays on disk, counted and reported.
+
+The ONE merge rule (:func:`merge`) serves every reader - resume, ``harness results``, ``harness report``,
+several results directories, the shards of a cluster run: per configuration key, the newest *final*
+record wins (statuses in :data:`FINAL`); a configuration with no final record shows its newest record.
+A failure (``failed``, ``unavailable``: the harness, the backend or the machine could not produce a
+result) therefore never hides a measured result, and ``--force`` replaces a result only with a newer
+final one. Superseded records are counted as duplicates and reported.
 """
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
+import socket
 import sys
-from collections.abc import Iterator
+import tempfile
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -23,105 +34,159 @@ from harness.errors import HarnessError
 from harness.results.records import Record
 
 RESULTS_FILE = "results.jsonl"
-#: Statuses that count as done: re-running skips them. "failed"/"unavailable" are retried.
-FINISHED = frozenset({"ok", "oom", "unsupported"})
+SHARD_GLOB = "results*.jsonl"
+#: Statuses that are results: resume skips them and a newer failure never hides them.
+FINAL = frozenset({"ok", "oom", "unsupported"})
+#: where a record goes when its results directory cannot be written (named in the error)
+FALLBACK_DIR_ENV = "HARNESS_FALLBACK_DIR"
 
 
-def _line(record: Record) -> bytes:
-    # NaN/inf are not JSON: stored as null (not measured), never as a number.
-    return (jsonout.dumps(record.to_dict()) + "\n").encode()
+class StoreWriteError(HarnessError):
+    """A record could not be appended; the message names the fallback file that holds it."""
+
+
+@dataclass(frozen=True)
+class UnreadableLine:
+    path: Path
+    line: int
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line}: {self.reason}"
+
+
+@dataclass
+class Merged:
+    """What a set of results files holds, merged: one record per configuration key."""
+
+    records: list[Record] = field(default_factory=list)  # the winners, in order of first appearance
+    superseded: list[Record] = field(default_factory=list)  # records another record of the same key beat
+    unreadable: list[UnreadableLine] = field(default_factory=list)
+    files: list[Path] = field(default_factory=list)
+
+    def by_key(self) -> dict[str, Record]:
+        return {r.key: r for r in self.records}
+
+    def finished(self) -> set[str]:
+        return {r.key for r in self.records if r.status in FINAL}
+
+    def finished_plans(self) -> set[str]:
+        """Plan keys (hardware left out) of finished configurations: what a submitter that does not yet
+        know the hardware its tasks will get can skip."""
+        return {r.config.plan_key() for r in self.records if r.status in FINAL}
+
+    def warnings(self) -> list[str]:
+        """One line per file with unreadable lines, one for duplicates; empty when all is clean."""
+        lines = []
+        per_file: dict[Path, list[UnreadableLine]] = {}
+        for bad in self.unreadable:
+            per_file.setdefault(bad.path, []).append(bad)
+        for path, bad in per_file.items():
+            lines.append(f"warning: {path}: skipped {len(bad)} unreadable line(s), kept on disk "
+                         f"(first: line {bad[0].line}: {bad[0].reason})")
+        if self.superseded:
+            keys = {r.key for r in self.superseded}
+            lines.append(f"warning: {len(self.superseded)} record(s) of {len(keys)} configuration(s) superseded by "
+                         "newer or final records of the same configuration (rule: newest final record wins)")
+        return lines
+
+
+def merge(records: Iterable[Record]) -> tuple[list[Record], list[Record]]:
+    """(winners, superseded) under the one rule: per key the newest final record, else the newest one.
+    "Newest" is by ``finished_at`` (ISO 8601 UTC, comparable as text); ties keep reading order."""
+    groups: dict[str, list[tuple[int, Record]]] = {}
+    for order, record in enumerate(records):
+        groups.setdefault(record.key, []).append((order, record))
+    winners, superseded = [], []
+    for group in groups.values():
+        final = [item for item in group if item[1].status in FINAL]
+        pool = final or group
+        best = max(pool, key=lambda item: (item[1].finished_at or "", item[0]))
+        winners.append((group[0][0], best[1]))
+        superseded.extend(r for _, r in group if r is not best[1])
+    return [r for _, r in sorted(winners, key=lambda item: item[0])], superseded
+
+
+def results_files(directory: Path) -> list[Path]:
+    return sorted(p for p in directory.glob(SHARD_GLOB) if p.is_file())
+
+
+def read_lines(path: Path) -> Iterator[tuple[int, bytes]]:
+    with path.open("rb") as fh:
+        yield from enumerate(fh, start=1)
+
+
+def parse_line(raw: bytes) -> Record:
+    """One stored line as a record; ValueError/TypeError (with the reason) for anything else."""
+    text = raw.decode("utf-8")  # UnicodeDecodeError is a ValueError
+    return Record.from_dict(json.loads(text))
+
+
+def read_results(directories: Iterable[str | os.PathLike[str]]) -> Merged:
+    """Every results file of ``directories``, merged by the one rule (one directory, or several)."""
+    merged = Merged()
+    everything: list[Record] = []
+    for directory in directories:
+        for path in results_files(Path(directory)):
+            merged.files.append(path)
+            try:
+                lines = list(read_lines(path))
+            except OSError as exc:
+                raise HarnessError(f"{path}: cannot read results ({exc.strerror})") from None
+            for lineno, raw in lines:
+                if not raw.strip():
+                    continue
+                try:
+                    everything.append(parse_line(raw))
+                except (ValueError, TypeError, KeyError) as exc:
+                    reason = "truncated line" if not raw.endswith(b"\n") else _short(exc)
+                    merged.unreadable.append(UnreadableLine(path, lineno, reason))
+    merged.records, merged.superseded = merge(everything)
+    return merged
+
+
+def _short(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text[:120]}"
+
+
+def default_writer() -> str:
+    """A shard name unique to this process on this host."""
+    return f"{socket.gethostname()}-{os.getpid()}"
 
 
 class ResultsStore:
-    def __init__(self, directory: str | os.PathLike[str]) -> None:
-        self.dir = Path(directory)
-        self.path = self.dir / RESULTS_FILE
+    """One results directory: read merged; append to this writer's own file.
 
-    def _raw_lines(self) -> Iterator[tuple[int, str]]:
-        if not self.path.exists():
-            return
-        with self.path.open(encoding="utf-8") as fh:
-            yield from enumerate(fh, start=1)
+    ``writer`` None writes ``results.jsonl`` (one plain sweep at a time); a name writes
+    ``results-<name>.jsonl``, for executors that run several writers at once.
+    """
+
+    def __init__(self, directory: str | os.PathLike[str], writer: str | None = None) -> None:
+        self.dir = Path(directory)
+        self.writer = writer
+        self.path = self.dir / (RESULTS_FILE if writer is None else f"results-{_safe(writer)}.jsonl")
+
+    # ---- reading -------------------------------------------------------------------------------
+
+    def read(self) -> Merged:
+        return read_results([self.dir])
 
     def records(self) -> list[Record]:
-        """Every complete record, in file order; damaged lines are skipped with a warning."""
-        out = []
-        for lineno, line in self._raw_lines():
-            if not line.strip():
-                continue
-            try:
-                out.append(Record.from_dict(json.loads(line)))
-            except (ValueError, TypeError):
-                # one plain line on stderr: warnings.warn would also print the source line that called it
-                print(f"warning: {self.path}:{lineno}: skipping a damaged record", file=sys.stderr)
-        return out
-
-    def _keys(self) -> set[str]:
-        """Keys of the stored records (damaged lines ignored silently: records() reports them)."""
-        keys = set()
-        for _, line in self._raw_lines():
-            try:
-                keys.add(json.loads(line)["key"])
-            except (ValueError, KeyError, TypeError):
-                continue
-        return keys
+        """One record per configuration (the merge rule's winners); warnings on stderr."""
+        merged = self.read()
+        for line in merged.warnings():
+            print(line, file=sys.stderr)
+        return merged.records
 
     def by_key(self) -> dict[str, Record]:
         return {r.key: r for r in self.records()}
 
     def finished(self) -> set[str]:
-        return {key for key, r in self.by_key().items() if r.status in FINISHED}
+        return self.read().finished()
 
-    def put(self, record: Record) -> None:
-        """Store a record: append it, or replace the record with the same key."""
-        self.dir.mkdir(parents=True, exist_ok=True)
-        line = _line(record)
-        with self._locked():
-            if record.key in self._keys():
-                self._replace(record.key, line)
-            else:
-                self._append(line)
-
-    def _append(self, line: bytes) -> None:
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        try:
-            if os.fstat(fd).st_size and not self._ends_with_newline():
-                os.write(fd, b"\n")  # isolate a truncated line left by a killed writer
-            written = os.write(fd, line)
-            if written != len(line):
-                raise HarnessError(f"{self.path}: short write ({written} of {len(line)} bytes); disk full?")
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-    def _ends_with_newline(self) -> bool:
-        with self.path.open("rb") as fh:
-            fh.seek(-1, os.SEEK_END)
-            return fh.read(1) == b"\n"
-
-    def _replace(self, key: str, line: bytes) -> None:
-        kept = []
-        for _, raw in self._raw_lines():
-            try:
-                same = json.loads(raw).get("key") == key
-            except ValueError:
-                continue  # drop damaged lines while rewriting
-            if not same:
-                kept.append(raw if raw.endswith("\n") else raw + "\n")
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        with tmp.open("wb") as fh:
-            fh.write("".join(kept).encode() + line)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, self.path)
-        dir_fd = os.open(self.dir, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-
-    def _locked(self) -> _Lock:
-        return _Lock(self.dir / (RESULTS_FILE + ".lock"))
+    def exists(self) -> bool:
+        return bool(results_files(self.dir)) if self.dir.is_dir() else False
 
     def dataframe(self) -> Any:
         """All records as a pandas DataFrame, one row per configuration (``Record.flat``)."""
@@ -131,19 +196,65 @@ class ResultsStore:
             raise HarnessError("pandas is needed to export results: pip install 'harness[report]'") from None
         return pd.DataFrame([r.flat() for r in self.records()])
 
+    # ---- writing -------------------------------------------------------------------------------
 
-class _Lock:
-    """An exclusive advisory lock on a side file (two sweeps writing one store wait for each other)."""
+    def check_writable(self) -> None:
+        """Fail now, with one line, if records could not be appended here (before anything runs)."""
+        if self.dir.exists() and not self.dir.is_dir():
+            raise HarnessError(f"{self.dir}: results directory is a file")
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            os.close(fd)
+        except OSError as exc:
+            raise HarnessError(f"{self.path}: cannot write results here ({exc.strerror})") from None
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.fd = -1
+    def append(self, record: Record) -> Path:
+        """Append one record as one line. On any failure the record goes to a fallback file and
+        :class:`StoreWriteError` names it: a measurement already taken is never lost."""
+        line = (jsonout.dumps(record.to_dict()) + "\n").encode()
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            _append_line(self.path, line)
+        except OSError as exc:
+            fallback = save_fallback(line)
+            raise StoreWriteError(f"{self.path}: cannot append the record of {record.key} ({exc.strerror}); "
+                                  f"it was saved to {fallback}") from None
+        return self.path
 
-    def __enter__(self) -> _Lock:
-        self.fd = os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o644)
-        fcntl.flock(self.fd, fcntl.LOCK_EX)
-        return self
 
-    def __exit__(self, *exc: object) -> None:
-        fcntl.flock(self.fd, fcntl.LOCK_UN)
-        os.close(self.fd)
+def _append_line(path: Path, line: bytes) -> None:
+    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        size = os.fstat(fd).st_size
+        if size and os.pread(fd, 1, size - 1) != b"\n":
+            os.write(fd, b"\n")  # isolate a truncated line left by a killed writer
+            size += 1
+        try:
+            written = os.write(fd, line)
+            if written != len(line):
+                raise OSError(28, "short write (disk full?)")
+            os.fsync(fd)
+        except OSError:
+            os.ftruncate(fd, size)  # never leave half a record behind
+            raise
+    finally:
+        os.close(fd)
+
+
+def save_fallback(line: bytes) -> Path:
+    """Write one record line where it can be written: $HARNESS_FALLBACK_DIR, the temp dir, or home."""
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
+    candidates = [os.environ.get(FALLBACK_DIR_ENV), tempfile.gettempdir(), str(Path.home())]
+    for folder in filter(None, candidates):
+        path = Path(folder) / f"harness-unsaved-{stamp}-{os.getpid()}.jsonl"
+        try:
+            _append_line(path, line)
+        except OSError:
+            continue
+        return path
+    raise HarnessError("no writable place for the record: results directory, temp dir and home all failed")
+
+
+def _safe(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_.+" else "_" for c in name)
