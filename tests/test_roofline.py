@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 from harness.analysis.analyzer import analyze
-from harness.analysis.metrics import DataVolume, metric_columns
+from harness.analysis.metrics import metric_columns
 from harness.analysis.roofline import DeviceSpec, device_spec, device_specs, layer_bound, network_bound
+from harness.analysis.volume import DataVolume
 from harness.errors import HarnessError
 from harness.ir.build import load_graph
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import asdict, dataclass, field
 
 from harness.errors import GraphError
@@ -147,6 +148,29 @@ def analyze(graph: Graph, convention: Convention | str = Convention.PAPER, batch
                        batch=graph.inputs[0].shape[0] if graph.inputs[0].shape else 1,
                        input_shapes={s.name: s.shape for s in graph.inputs}, layers=stats, totals=totals,
                        blob_shapes=blobs, warnings=warnings)
+
+
+_ANALYSES: dict[int, dict[tuple[object, ...], NetAnalysis]] = {}
+
+
+def analysis_of(graph: Graph, convention: Convention | str = Convention.PAPER, batch: int | None = None,
+                input_size: int | tuple[int, int] | None = None, network: str | None = None) -> NetAnalysis:
+    """:func:`analyze`, computed once per graph object and arguments and then shared by every consumer
+    (the report's tables, claims and roofline, ``analyze``'s metrics, a sweep's MACs per record).
+
+    Keyed by the graph's identity, not its content: a graph is not hashable, and parsing the same file
+    twice gives two graphs, so callers share the graph they loaded. The cache entry goes away with the
+    graph. The result is shared: treat it as read-only."""
+    convention = Convention(convention)
+    size = tuple(input_size) if isinstance(input_size, (tuple, list)) else input_size
+    key = (convention, batch, size, network)
+    per_graph = _ANALYSES.get(id(graph))
+    if per_graph is None:
+        per_graph = _ANALYSES[id(graph)] = {}
+        weakref.finalize(graph, _ANALYSES.pop, id(graph), None)
+    if key not in per_graph:
+        per_graph[key] = analyze(graph, convention, batch=batch, input_size=input_size, network=network)
+    return per_graph[key]
 
 
 def _arity(lo: int, hi: int | None) -> str:

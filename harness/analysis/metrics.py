@@ -22,14 +22,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from harness.analysis import roofline, weight_storage
+from harness.analysis.roofline import DeviceSpec
+from harness.analysis.volume import BYTES_PER_ELEMENT, DataVolume
 from harness.errors import HarnessError
 from harness.layers.base import count
 
 if TYPE_CHECKING:
-    from harness.analysis.analyzer import LayerStats, NetAnalysis
-    from harness.analysis.roofline import DeviceSpec
-
-BYTES_PER_ELEMENT: dict[str, int] = {"fp32": 4, "fp16": 2, "int8": 1}
+    from harness.analysis.analyzer import NetAnalysis
 
 Row = dict[str, Any]
 
@@ -59,31 +59,6 @@ class DIWeights:
 
     def label(self) -> str:
         return f"{self.weights:g},{self.inputs:g},{self.outputs:g}"
-
-
-@dataclass(frozen=True)
-class DataVolume:
-    """MACs and the elements of each data type one layer (or the sum of layers) touches."""
-
-    macs: int
-    weights: int
-    inputs: int
-    outputs: int
-
-    @classmethod
-    def of_layer(cls, s: LayerStats) -> DataVolume:
-        return cls(s.macs, s.params, sum(count(x) for x in s.input_shapes), sum(count(x) for x in s.output_shapes))
-
-    def __add__(self, other: DataVolume) -> DataVolume:
-        return DataVolume(self.macs + other.macs, self.weights + other.weights, self.inputs + other.inputs,
-                          self.outputs + other.outputs)
-
-    @property
-    def elements(self) -> int:
-        return self.weights + self.inputs + self.outputs
-
-    def bytes(self, dtype: str) -> int:
-        return self.elements * BYTES_PER_ELEMENT[dtype]
 
 
 def ratio(numerator: float, denominator: float) -> float | None:
@@ -132,8 +107,6 @@ def metric_columns(analysis: NetAnalysis, device: DeviceSpec | None = None,
     Convolution and InnerProduct layers (see :mod:`weight_storage`); other layers get no such columns, and
     ``totals["weights_unmatched_layers"]`` names the blobs' layers that ``analysis`` does not have.
     """
-    from harness.analysis import roofline, weight_storage
-
     di = di or DIWeights()
     volumes = [DataVolume.of_layer(s) for s in analysis.layers]
     total = sum(volumes, DataVolume(0, 0, 0, 0))

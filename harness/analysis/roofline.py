@@ -13,14 +13,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import yaml
 
+from harness.analysis.volume import DataVolume
 from harness.errors import HarnessError
-
-if TYPE_CHECKING:
-    from harness.analysis.metrics import DataVolume
 
 ROOFLINE_DTYPES = ("fp32", "fp16")
 

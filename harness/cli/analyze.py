@@ -8,8 +8,8 @@ import sys
 from collections.abc import Sequence
 
 from harness import jsonout
-from harness.analysis.analyzer import NetAnalysis, analyze
-from harness.analysis.paper import TABLE2_COLUMNS, paper_table, table2_cells
+from harness.analysis.analyzer import NetAnalysis, analysis_of
+from harness.analysis.paper import TABLE2_COLUMNS, Table2Row, paper_table, table2_cells
 from harness.cli import analyze_metrics
 from harness.cli.argtypes import positive_int
 from harness.errors import HarnessError
@@ -47,14 +47,13 @@ def run(args: argparse.Namespace) -> int:
         graph = zoo.resolve(name)
         size = args.input_size or (zoo.paper_input_size(name) if compare else None)
         batch = args.batch or (1 if compare else None)
-        result = analyze(graph, args.convention, batch=batch, input_size=size, allow_unknown=args.allow_unknown,
-                         network=name if zoo.is_zoo_name(name) else None)
+        result = _analysis(graph, args, batch, size, name if zoo.is_zoo_name(name) else None)
         for warning in result.warnings:
             print(f"warning: {warning}", file=sys.stderr)
         results.append(result)
     extras = analyze_metrics.compute(args, results)
     if args.format == "json":
-        docs = [r.to_json(per_layer=True) for r in results]
+        docs = [{**r.to_json(per_layer=True), "table2": Table2Row.of(r.totals).to_json()} for r in results]
         for doc, (layer_rows, totals) in zip(docs, extras or [], strict=False):
             doc["metrics"] = {"totals": totals, "layers": layer_rows}
         jsonout.dump(docs, sys.stdout)
@@ -65,6 +64,17 @@ def run(args: argparse.Namespace) -> int:
         if extras:
             analyze_metrics.print_tables(results, extras, args.per_layer)
     return 0
+
+
+def _analysis(graph, args: argparse.Namespace, batch: int | None, size: int | None,
+              network: str | None) -> NetAnalysis:
+    """The shared analysis (:func:`analysis_of`); --allow-unknown analyses afresh, since it changes the
+    result for the same graph and arguments."""
+    if args.allow_unknown:
+        from harness.analysis.analyzer import analyze
+
+        return analyze(graph, args.convention, batch=batch, input_size=size, allow_unknown=True, network=network)
+    return analysis_of(graph, args.convention, batch=batch, input_size=size, network=network)
 
 
 def _write_csv(results: Sequence[NetAnalysis], per_layer: bool,
@@ -126,12 +136,15 @@ def _print_tables(results: Sequence[NetAnalysis], per_layer: bool, beside_paper:
 
 
 def _table2(results: Sequence[NetAnalysis]):  # -> rich.table.Table
+    """Table II as the paper computed it (:data:`harness.analysis.paper.TABLE2_RULE`), each cell at the
+    paper's printed precision; a cell is marked only where it differs from the paper's as printed."""
     from rich.table import Table
 
     from harness import zoo
 
     paper = {row["model"]: row for row in paper_table("table2")}
-    t = Table(title="Table II, Netscope rules: ours (paper's value where ours differs at its printed precision)")
+    t = Table(title="Table II, Netscope rules, computed the paper's way: ours at the paper's printed precision "
+                    "(the paper's value beside a cell that differs)")
     t.add_column("network")
     t.add_column("input")
     for header in TABLE2_COLUMNS.values():
@@ -142,8 +155,7 @@ def _table2(results: Sequence[NetAnalysis]):  # -> rich.table.Table
         if row is None:
             raise HarnessError(f"no Table II row for {r.network}")
         cells = table2_cells(r.totals, row)
-        shown = [f"{c.ours:g}" if c.column == "macs_m" else f"{c.ours:.2f}" for c in cells]
-        shown = [s if c.matches else f"[red]{s} ({row[c.column]})[/red]" for s, c in zip(shown, cells, strict=True)]
+        shown = [c.ours if c.matches else f"[red]{c.ours} ({c.paper})[/red]" for c in cells]
         matched = sum(c.matches for c in cells)
         t.add_row(zoo.paper_name(r.network), "x".join(map(str, r.input_shape[2:])), *shown,
                   f"{matched}/{len(cells)}" + (" ✓" if matched == len(cells) else ""))
