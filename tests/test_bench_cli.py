@@ -1,20 +1,16 @@
-"""`harness bench` and `harness results` end to end with a real CPU backend, plus OOM handling and
-bad input. Tests needing a backend skip when none is installed."""
+"""`harness bench` and `harness results` end to end with real CPU backends in real workers: resume,
+--force, modes, exports, and bad input. Tests needing a backend skip when none is installed."""
 
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
 
-from harness.backends.base import RunTarget, Session, get_backend
 from harness.cli.bench import available_backends
 from harness.cli.main import main
-from harness.errors import DeviceOutOfMemory
-from harness.measure.sweep import SweepSpec, run_sweep
-from harness.measure.timer import TimingProtocol
-from harness.measure.window import WindowSettings
 from harness.results.store import ResultsStore
 
 QUICK_FLAGS = ["--set", "warmup_iters=1", "--set", "warmup_s=0", "--set", "min_iters=2", "--set", "min_s=0",
@@ -79,26 +75,46 @@ def test_bench_resume_force_and_export(tmp_path: Path, capsys) -> None:
     assert len(pd.read_parquet(tmp_path / "r.parquet")) == 2
 
 
-def test_out_of_memory_is_recorded_and_the_sweep_goes_on(tmp_path: Path) -> None:
-    """A CPU cannot be made to run out of device memory, so a wrapper around the real backend raises
-    DeviceOutOfMemory for the large batch exactly where a GPU backend's load would."""
+def test_modes_on_the_command_line(tmp_path: Path, capsys) -> None:
     zoo_ready()
+    installed = available_backends("cpu")
+    if "pytorch" not in installed or "onnxruntime" not in installed:
+        pytest.skip("needs pytorch and onnxruntime installed")
+    out = tmp_path / "res"
+    args = ["bench", NET, "--backend", "pytorch,onnxruntime", "--batch", "1", "--out", str(out), *QUICK_FLAGS]
+    assert main([*args, "--mode", "channels_last,opt-basic"]) == 0
+    assert sorted((r.config.backend, r.config.mode) for r in ResultsStore(out).records()) == [
+        ("onnxruntime", "opt-basic"), ("pytorch", "channels_last")]
+    capsys.readouterr()
+    assert main([*args, "--mode", "opt-disabled"]) == 0  # pytorch offers no such mode: it sits this one out
+    assert "pytorch on cpu offers none of opt-disabled" in capsys.readouterr().err
+    assert main([*args, "--mode", "warp-speed"]) == 2
+    err = capsys.readouterr().err
+    assert "no selected backend offers mode(s) warp-speed" in err and "pytorch on cpu: eager-fp32" in err
+    assert "onnxruntime on cpu: opt-all" in err and "Traceback" not in err
+
+
+def test_a_message_with_brackets_is_printed_as_is(tmp_path: Path, capsys) -> None:
+    """A failure message with [...] (Caffe's log lines have them) is text, not console markup."""
+    zoo_ready()
+    bad = tmp_path / "[bad].prototxt"
+    bad.write_text('input: "data"\ninput_shape { dim: 1 dim: 3 dim: 8 dim: 8 }\n'
+                   'layer { name: "p[0]" type: "Pooling" bottom: "data" top: "p" pooling_param { kernel_size: 0 } }\n')
     backend = cpu_backend()
+    code = main(["bench", str(bad), "--backend", backend, "--batch", "1", "--out", str(tmp_path / "o"), *QUICK_FLAGS])
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "MarkupError" not in err
+    assert code in (1, 2)
 
-    def load(name: str, target: RunTarget) -> Session:
-        if target.batch >= 64:
-            raise DeviceOutOfMemory(f"{target.network} at B={target.batch} does not fit (cuda:0, 16 GiB)")
-        return get_backend(name).load(target)
 
-    quick = WindowSettings(TimingProtocol(warmup_iters=1, warmup_s=0, min_iters=2, min_s=0), 0.0, 0.0)
-    spec = SweepSpec(networks=[NET, "squeezenet_v1.0"], backends=[backend], batches=[64, 1])
-    store = ResultsStore(tmp_path)
-    done = run_sweep(spec.configs(), store, lambda d: quick, load=load)
-    assert [(r.config.network, r.config.batch, r.status) for r in done] == [
-        (NET, 64, "oom"), (NET, 1, "ok"), ("squeezenet_v1.0", 64, "oom"), ("squeezenet_v1.0", 1, "ok")]
-    assert "does not fit" in done[0].message
-    # oom counts as finished: a re-run does not retry it
-    assert run_sweep(spec.configs(), store, lambda d: quick, load=load) == []
+def test_an_unwritable_out_is_an_error_before_anything_runs(tmp_path: Path, capsys) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    started = time.monotonic()
+    assert main(["bench", NET, "--backend", "pytorch", "--out", str(blocker / "sub"), *QUICK_FLAGS]) == 2
+    err = capsys.readouterr().err
+    assert "cannot write results here" in err and str(blocker) in err and "Traceback" not in err
+    assert time.monotonic() - started < 30
 
 
 @pytest.mark.parametrize(("argv", "message"), [
@@ -106,6 +122,9 @@ def test_out_of_memory_is_recorded_and_the_sweep_goes_on(tmp_path: Path) -> None
     (["bench", NET, "--backend", "pytorch", "--device", "gpu0"], "unknown device 'gpu0'"),
     (["bench", "--backend", "pytorch"], "name networks"),
     (["bench", NET, "--backend", "pytorch", "--set", "novalue"], "KEY=VALUE"),
+    (["bench", NET, "--backend", ""], "--backend needs a value"),
+    (["bench", NET, "--backend", "pytorch", "--mode", ","], "--mode needs a value"),
+    (["bench", NET, "--backend", "pytorch", "--executor", "cloud"], "unknown executor 'cloud'"),
 ])
 def test_bad_input_gets_one_clear_message(argv: list[str], message: str, capsys, tmp_path: Path) -> None:
     assert main([*argv, "--out", str(tmp_path)]) == 2
@@ -168,3 +187,13 @@ def test_one_backend_prints_no_comparison(tmp_path: Path, capsys) -> None:
     backend = cpu_backend()
     assert main(["bench", NET, "--backend", backend, "--batch", "1", "--out", str(tmp_path), *QUICK_FLAGS]) == 0
     assert "Backends compared" not in capsys.readouterr().out
+
+
+def test_results_output_in_a_missing_folder_is_one_line(tmp_path: Path, capsys) -> None:
+    from harness.results.records import Config, Record
+    from harness.results.store import ResultsStore as Store
+
+    Store(tmp_path).append(Record(config=Config(NET, "pytorch", 1), status="failed", message="x"))
+    assert main(["results", str(tmp_path), "-o", str(tmp_path / "missing" / "r.csv")]) == 2
+    err = capsys.readouterr().err
+    assert "does not exist" in err and "Traceback" not in err

@@ -1,5 +1,7 @@
-"""The results store and sweeps that lose nothing: atomic appends, damaged lines, resume after a kill,
-no duplicates, --force. Workload: a real numpy matmul session (no backend needed)."""
+"""The results store and sweeps that lose nothing: one-line appends, damaged lines counted and kept,
+the one merge rule, resume after a kill, OOM inference, --force, a fallback for unwritable results.
+Workload: a real numpy matmul session measured in this process (the worker's own tests run real
+workers: tests/test_worker.py)."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -20,12 +23,14 @@ from harness.errors import BackendFailed, HarnessError, UnsupportedLayer
 from harness.ir.build import load_graph
 from harness.ir.graph import Graph
 from harness.measure.settings import apply_overrides
-from harness.measure.sweep import SweepSpec, run_config, run_sweep
+from harness.measure.sweep import SweepSpec, batch_series, run_series
 from harness.measure.sweep_file import load_sweep_yaml
 from harness.measure.timer import TimingProtocol
 from harness.measure.window import WindowSettings
+from harness.results.median import median_interval
 from harness.results.records import Config, Record
-from harness.results.store import RESULTS_FILE, ResultsStore
+from harness.results.store import RESULTS_FILE, ResultsStore, StoreWriteError, merge, read_results
+from harness.worker import run_config
 
 TINY = ('input: "data"\ninput_shape { dim: 1 dim: 3 dim: 8 dim: 8 }\n'
         'layer { name: "c" type: "Convolution" bottom: "data" top: "c"'
@@ -57,13 +62,29 @@ def matmul_loader(backend: str, target: RunTarget) -> Session:
     return MatmulSession(target.batch)
 
 
-def configs(n: int = 3) -> list[Config]:
-    return SweepSpec(networks=[f"net{i}" for i in range(n)], backends=["numpy"], batches=[1]).configs()
+def configs(n: int = 3, batches: tuple[int, ...] = (1,)) -> list[Config]:
+    return SweepSpec(networks=[f"net{i}" for i in range(n)], backends=["numpy"], batches=list(batches)).configs()
+
+
+def run_in_process(configs_: list[Config], store: ResultsStore, load=matmul_loader, force: bool = False,
+                   launched: list[str] | None = None) -> list[Record]:
+    """The sweep's series logic with each configuration measured in THIS process (run_config with a test
+    loader) instead of a worker: what resume, merge and OOM inference do does not depend on where."""
+
+    def launch(config: Config) -> Record:
+        if launched is not None:
+            launched.append(config.key())
+        record = run_config(config, QUICK, resolve=tiny, load=load)
+        store.append(record)
+        return record
+
+    known = store.read()
+    return [r for series in batch_series(configs_) for r in run_series(series, store, launch, known, force)]
 
 
 def test_record_round_trip_and_flat_row(tmp_path: Path) -> None:
     store = ResultsStore(tmp_path)
-    record = run_config(configs(1)[0], QUICK, tiny, matmul_loader)
+    record = run_config(configs(1)[0], QUICK, resolve=tiny, load=matmul_loader)
     assert record.status == "ok", record.message
     assert record.latency.iterations >= 3 and len(record.latencies_s) == record.latency.iterations
     assert record.latency.warmup_iters == 1  # the window's separate warmup phase is recorded
@@ -71,11 +92,13 @@ def test_record_round_trip_and_flat_row(tmp_path: Path) -> None:
     assert record.memory.host_rss_peak_bytes > 0
     assert record.macs_per_forward == 6 * 6 * 4 * 27  # analyzer, paper convention
     assert record.metadata["backend_framework"] == "numpy" and record.metadata["cpu_count"] >= 1
-    store.put(record)
+    assert record.metadata["input_distribution"].startswith("uniform[-1, 1) float32")
+    store.append(record)
     again = store.records()
     assert again == [record]
     row = again[0].flat()
     assert row["latency.median_s"] == record.latency.median_s and row["status"] == "ok"
+    assert row["latency.ci_coverage"] == record.latency.ci_coverage
     assert "timeline" not in row and "latencies_s" not in row
 
 
@@ -87,66 +110,105 @@ def test_failures_become_records_and_the_sweep_goes_on(tmp_path: Path) -> None:
             raise BackendFailed("the worker crashed")
         if target.network == "net2":
             raise ZeroDivisionError("a bug in a backend")
+        if target.network == "net3":
+            raise MemoryError()
         return MatmulSession(target.batch)
 
     store = ResultsStore(tmp_path)
-    done = run_sweep(configs(4), store, lambda d: QUICK, resolve=tiny, load=loader)
-    assert [r.status for r in done] == ["unsupported", "failed", "failed", "ok"]
+    done = run_in_process(configs(5), store, loader)
+    assert [r.status for r in done] == ["unsupported", "failed", "failed", "oom", "ok"]
     assert done[0].message == "unsupported: c Convolution"
     assert "ZeroDivisionError" in done[2].message and "traceback" in done[2].metadata
-    assert len(store.records()) == 4
+    assert done[3].message == "out of host memory: MemoryError"
+    assert len(store.records()) == 5
 
 
-def test_resume_skips_finished_and_retries_failed_without_duplicates(tmp_path: Path) -> None:
+def test_resume_skips_finished_and_retries_failed_without_hiding_results(tmp_path: Path) -> None:
     store = ResultsStore(tmp_path)
-    calls: list[str] = []
     attempts: list[str] = []
 
     def flaky(backend: str, target: RunTarget) -> Session:
-        calls.append(target.network)
         attempts.append(target.network)
         if target.network == "net1" and attempts.count("net1") == 1:
             raise BackendFailed("transient")
         return MatmulSession(target.batch)
 
-    run_sweep(configs(3), store, lambda d: QUICK, resolve=tiny, load=flaky)
+    run_in_process(configs(3), store, flaky)
     assert store.by_key()[configs(3)[1].key()].status == "failed"
-    calls.clear()
-    run_sweep(configs(3), store, lambda d: QUICK, resolve=tiny, load=flaky)
-    assert calls == ["net1"]  # only the failed one is redone
-    keys = [r.key for r in store.records()]
-    assert len(keys) == len(set(keys)) == 3
-    assert all(r.status == "ok" for r in store.records())
-    calls.clear()
-    run_sweep(configs(3), store, lambda d: QUICK, force=True, resolve=tiny, load=flaky)
-    assert calls == ["net0", "net1", "net2"]
-    keys = [json.loads(line)["key"] for line in store.path.read_text().splitlines()]
-    assert sorted(keys) == sorted({c.key() for c in configs(3)})
+    launched: list[str] = []
+    run_in_process(configs(3), store, flaky, launched=launched)
+    assert launched == [configs(3)[1].key()]  # only the failed one is redone
+    merged = store.read()
+    assert [r.status for r in merged.records] == ["ok", "ok", "ok"]
+    assert len(merged.superseded) == 1  # the failure stays on disk, superseded by the newer ok
+    launched.clear()
+    first_ok = {r.key: r.finished_at for r in merged.records}
+
+    def broken(backend: str, target: RunTarget) -> Session:
+        raise BackendFailed("broken now")
+
+    run_in_process(configs(3), store, broken, force=True, launched=launched)
+    assert len(launched) == 3
+    # --force measured again, but a failure never hides a result: the earlier ok records stand
+    assert {r.key: r.finished_at for r in store.records()} == first_ok
+    run_in_process(configs(3), store, force=True)
+    assert all(r.finished_at > first_ok[r.key] for r in store.records())  # a newer ok replaces an older one
+    lines = (tmp_path / RESULTS_FILE).read_text().splitlines()
+    assert len(lines) == 3 + 1 + 3 + 3  # append-only: every record ever written is still there
 
 
-def test_truncated_last_line_is_skipped_and_isolated(tmp_path: Path, capsys) -> None:
+def test_merge_rule_newest_final_wins() -> None:
+    config = configs(1)[0]
+
+    def rec(status: str, at: str) -> Record:
+        return Record(config=config, status=status, finished_at=at)  # type: ignore[arg-type]
+
+    old_ok, new_oom, newer_failed = rec("ok", "2026-01-01"), rec("oom", "2026-02-01"), rec("failed", "2026-03-01")
+    winners, superseded = merge([old_ok, newer_failed, new_oom])
+    assert winners == [new_oom] and superseded == [old_ok, newer_failed]
+    assert merge([newer_failed, rec("unavailable", "2026-04-01")])[0][0].status == "unavailable"
+    assert merge([rec("ok", "2026-05-01"), old_ok])[0] == [rec("ok", "2026-05-01")]
+
+
+def test_several_writers_and_directories_merge_by_the_same_rule(tmp_path: Path, capsys) -> None:
+    a, b = ResultsStore(tmp_path / "a", writer="node1-0"), ResultsStore(tmp_path / "a", writer="node2-0")
+    other = ResultsStore(tmp_path / "b")
+    first, second = (run_config(c, QUICK, resolve=tiny, load=matmul_loader) for c in configs(2))
+    a.append(first)
+    b.append(second)
+    other.append(replace(first, finished_at="9999-01-01", status="failed", message="later failure"))
+    assert sorted(p.name for p in (tmp_path / "a").iterdir()) == ["results-node1-0.jsonl", "results-node2-0.jsonl"]
+    assert [r.key for r in ResultsStore(tmp_path / "a").records()] == [first.key, second.key]
+    merged = read_results([tmp_path / "a", tmp_path / "b"])
+    assert [r.status for r in merged.records] == ["ok", "ok"] and len(merged.superseded) == 1
+    assert any("superseded" in line for line in merged.warnings())
+
+
+def test_damaged_lines_are_counted_kept_and_isolated(tmp_path: Path, capsys) -> None:
     store = ResultsStore(tmp_path)
-    first, second = (run_config(c, QUICK, tiny, matmul_loader) for c in configs(2))
-    store.put(first)
+    first, second = (run_config(c, QUICK, resolve=tiny, load=matmul_loader) for c in configs(2))
+    store.append(first)
+    with store.path.open("ab") as fh:
+        fh.write(b"\xff\xfe not utf-8\n[1, 2]\n\"a string\"\n")
     # what a writer killed in the middle of its write leaves: a prefix of a line, no newline
     line = json.dumps(second.to_dict())
     with store.path.open("a") as fh:
         fh.write(line[: len(line) // 2])
-    warning = f"warning: {store.path}:2: skipping a damaged record\n"
     capsys.readouterr()
     assert store.records() == [first]
-    assert capsys.readouterr().err == warning
-    store.put(second)
+    err = capsys.readouterr().err
+    assert err == (f"warning: {store.path}: skipped 4 unreadable line(s), kept on disk (first: line 2: "
+                   "UnicodeDecodeError: 'utf-8' codec can't decode byte 0xff in position 0: invalid start byte)\n")
+    size = store.path.stat().st_size
+    store.append(second)
+    assert store.path.stat().st_size > size  # nothing rewritten, nothing dropped
     assert [r.key for r in store.records()] == [first.key, second.key]
-    assert capsys.readouterr().err == warning
-    store.put(second)  # replacing rewrites the file and drops the damaged fragment
-    assert [r.key for r in store.records()] == [first.key, second.key]
-    assert capsys.readouterr().err == ""
+    assert [u.line for u in store.read().unreadable] == [2, 3, 4, 5]
 
 
 def test_non_finite_figures_are_stored_as_null(tmp_path: Path) -> None:
     record = Record(config=configs(1)[0], status="failed", message="x", metadata={"ratio": float("nan")})
-    ResultsStore(tmp_path).put(record)
+    ResultsStore(tmp_path).append(record)
     assert json.loads((tmp_path / RESULTS_FILE).read_text())["metadata"]["ratio"] is None
 
 
@@ -155,11 +217,85 @@ def test_status_is_checked() -> None:
         Record(config=configs(1)[0], status="great")  # type: ignore[arg-type]
 
 
+def test_unwritable_results_are_checked_first_and_a_record_is_never_lost(tmp_path: Path, monkeypatch) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    with pytest.raises(HarnessError, match="results directory is a file"):
+        ResultsStore(blocker).check_writable()
+    with pytest.raises(HarnessError, match="cannot write results here"):
+        ResultsStore(blocker / "sub").check_writable()
+    monkeypatch.setenv("HARNESS_FALLBACK_DIR", str(tmp_path / "fallback"))
+    (tmp_path / "fallback").mkdir()
+    record = run_config(configs(1)[0], QUICK, resolve=tiny, load=matmul_loader)
+    with pytest.raises(StoreWriteError) as err:
+        ResultsStore(blocker / "sub").append(record)
+    (saved,) = (tmp_path / "fallback").iterdir()
+    assert str(saved) in str(err.value) and "\n" not in str(err.value)
+    assert Record.from_dict(json.loads(saved.read_text())) == record
+
+
+def test_a_full_disk_leaves_no_half_record(tmp_path: Path, monkeypatch) -> None:
+    """The disk fills up in the middle of a record's write (os.write writes part, then ENOSPC): the
+    partial line is cut off again and the record goes to the fallback file."""
+    import errno
+
+    from harness.results import store as store_module
+
+    store = ResultsStore(tmp_path / "res")
+    first, second = (run_config(c, QUICK, resolve=tiny, load=matmul_loader) for c in configs(2))
+    store.append(first)
+    before = store.path.read_bytes()
+    real_write = os.write
+
+    def full_disk(fd: int, data: bytes) -> int:
+        if os.readlink(f"/proc/self/fd/{fd}") == str(store.path) and len(data) > 100:  # the results disk is full
+            real_write(fd, data[: len(data) // 2])
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_write(fd, data)
+
+    monkeypatch.setattr(store_module.os, "write", full_disk)
+    monkeypatch.setenv("HARNESS_FALLBACK_DIR", str(tmp_path))
+    with pytest.raises(StoreWriteError, match="No space left on device"):
+        store.append(second)
+    monkeypatch.setattr(store_module.os, "write", real_write)
+    assert store.path.read_bytes() == before
+    assert not list((tmp_path / "res").glob("*.tmp"))
+
+
+def test_schema_1_records_are_upgraded() -> None:
+    lines = (Path(__file__).parent / "data" / "results-cpu-2026-11-24" / "results.jsonl").read_text().splitlines()
+    old = json.loads(lines[0])
+    assert old["schema"] == 1 and "ci95_low_s" in old["latency"]
+    record = Record.from_dict(old)
+    low, high, coverage = median_interval(old["latencies_s"])
+    assert (record.latency.ci_low_s, record.latency.ci_high_s, record.latency.ci_coverage) == (low, high, coverage)
+    assert record.config.hardware is None and record.key == old["key"]
+
+
+def test_oom_is_final_and_larger_batches_are_inferred_not_run(tmp_path: Path) -> None:
+    def loader(backend: str, target: RunTarget) -> Session:
+        if target.batch >= 4:
+            raise MemoryError()
+        return MatmulSession(target.batch)
+
+    store = ResultsStore(tmp_path)
+    launched: list[str] = []
+    done = run_in_process(configs(2, batches=(8, 1, 4, 16)), store, loader, launched=launched)
+    assert [(r.config.network, r.config.batch, r.status) for r in done] == [
+        ("net0", 1, "ok"), ("net0", 4, "oom"), ("net0", 8, "oom"), ("net0", 16, "oom"),
+        ("net1", 1, "ok"), ("net1", 4, "oom"), ("net1", 8, "oom"), ("net1", 16, "oom")]
+    assert [k.split("|")[-2] for k in launched] == ["b1", "b4", "b1", "b4"]  # 8 and 16 never ran
+    assert done[2].inferred_from == done[1].key and done[1].inferred_from is None
+    assert "batch 4 of this series ran out of memory" in done[3].message
+    launched.clear()
+    assert run_in_process(configs(2, batches=(1, 4, 8, 16)), store, loader, launched=launched) == []
+    assert launched == []  # oom is final on resume, measured or inferred
+
+
 KILLED_SWEEP = textwrap.dedent("""
     import sys, time
     sys.path.insert(0, sys.argv[2])
     import test_results_store as t
-    from harness.measure.sweep import run_sweep
     from harness.results.store import ResultsStore
 
     def loader(backend, target):
@@ -167,7 +303,7 @@ KILLED_SWEEP = textwrap.dedent("""
             time.sleep(60)  # killed here, with net0 and net1 stored
         return t.MatmulSession(target.batch)
 
-    run_sweep(t.configs(4), ResultsStore(sys.argv[1]), lambda d: t.QUICK, resolve=t.tiny, load=loader)
+    t.run_in_process(t.configs(4), ResultsStore(sys.argv[1]), loader)
 """)
 
 
@@ -175,19 +311,14 @@ def test_killed_sweep_loses_only_the_running_configuration(tmp_path: Path) -> No
     proc = subprocess.Popen([sys.executable, "-c", KILLED_SWEEP, str(tmp_path), str(Path(__file__).parent)])
     store = ResultsStore(tmp_path)
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and (not store.path.exists() or len(store.records()) < 2):
+    while time.monotonic() < deadline and (not store.exists() or len(store.read().records) < 2):
         time.sleep(0.1)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     assert [r.config.network for r in store.records()] == ["net0", "net1"]
-    ran: list[str] = []
-
-    def loader(backend: str, target: RunTarget) -> Session:
-        ran.append(target.network)
-        return MatmulSession(target.batch)
-
-    run_sweep(configs(4), store, lambda d: QUICK, resolve=tiny, load=loader)
-    assert ran == ["net2", "net3"]
+    launched: list[str] = []
+    run_in_process(configs(4), store, launched=launched)
+    assert [k.split("|")[0] for k in launched] == ["net2", "net3"]
     assert [r.config.network for r in store.records()] == ["net0", "net1", "net2", "net3"]
 
 
@@ -244,7 +375,7 @@ def test_bad_sweep_yaml_is_one_line(tmp_path: Path, text: str, message: str) -> 
 def test_dataframe(tmp_path: Path) -> None:
     pytest.importorskip("pandas", reason="pandas (the report extra) is not installed")
     store = ResultsStore(tmp_path)
-    run_sweep(configs(2), store, lambda d: QUICK, resolve=tiny, load=matmul_loader)
+    run_in_process(configs(2), store)
     frame = store.dataframe()
     assert list(frame["network"]) == ["net0", "net1"]
     assert (frame["latency.median_s"] > 0).all() and frame["energy.energy_j"].isna().all()

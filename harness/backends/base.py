@@ -8,6 +8,7 @@ are looked up by name through :data:`BACKENDS` and imported only when used.
 from __future__ import annotations
 
 import importlib
+import sys
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -107,6 +108,38 @@ class Backend(ABC):
     def load(self, target: RunTarget) -> Session:
         """Load the network; raises UnsupportedLayer, DeviceOutOfMemory, BackendUnavailable or BackendFailed."""
 
+    def load_in_worker(self, target: RunTarget) -> Session:
+        """Load inside the per-configuration worker (:mod:`harness.worker`). A backend whose ``load``
+        keeps the network in a process of its own (Caffe) keeps it right there instead: the worker is
+        already that process."""
+        return self.load(target)
+
+    def worker_python(self) -> tuple[str, dict[str, str]]:
+        """The interpreter a worker of this backend runs under, and the environment it needs for that
+        (Caffe: the one that imports pycaffe). Raises BackendUnavailable where there is none."""
+        return sys.executable, {}
+
+    def worker_env(self, device: str, mode: str | None) -> dict[str, str]:
+        """Environment of the worker process that runs this backend on ``device`` in ``mode``.
+
+        On CUDA, ``fp32`` means IEEE fp32: NVIDIA_TF32_OVERRIDE=0 keeps cuBLAS and cuDNN from using TF32
+        behind a framework's back (their default on Ampere and newer). A backend with a TF32 mode leaves
+        it out there."""
+        return {"NVIDIA_TF32_OVERRIDE": "0"} if device.startswith("cuda") else {}
+
+    @classmethod
+    def explain_death(cls, log: str) -> tuple[str, str] | None:
+        """(status, message) for a worker of this backend that died with ``log`` on stderr, where the
+        backend recognises why (e.g. Caffe's fatal CHECK line); None leaves the generic message."""
+        return None
+
+
+def runs_on(info: BackendInfo, device: str) -> bool:
+    """Whether a probed backend runs on ``device``: its devices name it, or name ``cuda:N`` (any GPU)."""
+    if not info.available:
+        return False
+    return device in info.devices or (device.startswith("cuda:") and "cuda:N" in info.devices)
+
 
 # name -> "module:Class"; filled by the backend modules' issues. Imported lazily.
 BACKENDS: dict[str, str] = {
@@ -130,7 +163,17 @@ def get_backend(name: str) -> Backend:
     return backend_cls()
 
 
+#: recorded with every result: the input distribution changes CPU latency (ReLU and pooling branch on values)
+INPUT_DISTRIBUTION = "uniform[-1, 1) float32, numpy PCG64 seeded [seed + input index, 0x1A2B]"
+
+
 def make_input(shape: tuple[int, ...], seed: int = 0) -> np.ndarray:
-    """The deterministic input every backend gets for (shape, seed): uniform in [-1, 1), float32."""
+    """The deterministic input every backend gets for (shape, seed): uniform in [-1, 1), float32.
+
+    Drawn in float32 and scaled in place: a float64 draw of the paper's largest input (B=128) would
+    cost 154 MB more than the input itself."""
     rng = np.random.default_rng([seed, 0x1A2B])
-    return rng.uniform(-1.0, 1.0, size=shape).astype(np.float32)
+    x = rng.random(size=shape, dtype=np.float32)
+    x *= 2.0
+    x -= 1.0
+    return x

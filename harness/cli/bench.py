@@ -10,6 +10,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from rich.markup import escape
+
 from harness.cli.argtypes import backend_names, positive_int_list
 from harness.errors import HarnessError
 from harness.measure.sweep import CPU_BATCHES, PAPER_GPU_BATCHES, SweepSpec
@@ -34,6 +36,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="cpu or cuda:N, repeatable (default: cuda:0 when NVML sees a GPU, else cpu)")
     p.add_argument("--batch", type=positive_int_list, default=None, metavar="B,B,...",
                    help=f"batch sizes (default: CPU {_join(CPU_BATCHES)}; GPU {_join(PAPER_GPU_BATCHES)})")
+    p.add_argument("--mode", action="append", default=None, metavar="NAME[,NAME...]",
+                   help="backend modes (e.g. eager-fp32,tf32,compile); each applies to the selected backends "
+                        "that offer it; 'all': every mode of every backend (default: each backend's default)")
     p.add_argument("--config", type=Path, default=None, metavar="SWEEP.yaml",
                    help="sweep file (networks, backends, batches, devices, modes, seed, settings); "
                         "command-line options override it")
@@ -42,15 +47,23 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=Path, default=default_out(), metavar="DIR",
                    help=f"results directory (default: ${RESULTS_DIR_ENV} when set, else {DEFAULT_OUT}); "
                         "re-running resumes")
-    p.add_argument("--force", action="store_true", help="redo configurations already in the results")
+    p.add_argument("--force", action="store_true", help="measure configurations again even if they have results")
+    p.add_argument("--executor", default="local", metavar="NAME",
+                   help="where each configuration's worker runs: local (default)")
 
 
 def _join(values: tuple[int, ...]) -> str:
     return ",".join(map(str, values))
 
 
-def _split(values: list[str] | None) -> list[str] | None:
-    return None if values is None else [v.strip() for item in values for v in item.split(",") if v.strip()]
+def _split(values: list[str] | None, option: str) -> list[str] | None:
+    """Repeated or comma-separated values; an option given with nothing in it is a usage error."""
+    if values is None:
+        return None
+    names = [v.strip() for item in values for v in item.split(",") if v.strip()]
+    if not names:
+        raise HarnessError(f"{option} needs a value (got an empty one)")
+    return names
 
 
 def _setting(text: str) -> tuple[str, Any]:
@@ -76,8 +89,8 @@ def _gpu_present() -> bool:
 
 
 def available_backends(device: str) -> list[str]:
-    """Backends whose probe says they run on ``device`` (a cuda device matches "cuda" or "cuda:N")."""
-    from harness.backends.base import BACKENDS, get_backend
+    """Backends whose probe says they run on ``device``."""
+    from harness.backends.base import BACKENDS, get_backend, runs_on
     from harness.errors import BackendUnavailable
 
     names = []
@@ -86,14 +99,14 @@ def available_backends(device: str) -> list[str]:
             info = type(get_backend(name)).probe()
         except BackendUnavailable:
             continue
-        kind = device.partition(":")[0]
-        if info.available and (device in info.devices or kind in info.devices):
+        if runs_on(info, device):
             names.append(name)
     return names
 
 
 def build_spec(args: argparse.Namespace) -> SweepSpec:
     from harness import zoo
+    from harness.measure.devices import parse_device
 
     data = load_sweep_yaml(args.config) if args.config else {}
     networks = args.networks or data.get("networks") or []
@@ -103,13 +116,12 @@ def build_spec(args: argparse.Namespace) -> SweepSpec:
         networks = zoo.zoo_names()
     for network in networks:
         zoo.resolve(network)  # an unknown name or a bad prototxt is an error before anything runs
-    devices = _split(args.device) or data.get("devices") or (["cuda:0"] if _gpu_present() else ["cpu"])
+    devices = _split(args.device, "--device") or data.get("devices") or (["cuda:0"] if _gpu_present() else ["cpu"])
     for device in devices:
-        if device != "cpu" and not (device.startswith("cuda:") and device[5:].isdigit()):
-            raise HarnessError(f"unknown device '{device}' (use cpu or cuda:N)")
+        parse_device(device)
     gpu = any(d.startswith("cuda") for d in devices)
     batches = args.batch or data.get("batches") or list(PAPER_GPU_BATCHES if gpu else CPU_BATCHES)
-    backends = _split(args.backend) or data.get("backends")
+    backends = _split(args.backend, "--backend") or data.get("backends")
     if backends:
         backends = backend_names(",".join(backends))
     else:
@@ -119,7 +131,8 @@ def build_spec(args: argparse.Namespace) -> SweepSpec:
     settings = dict(data.get("settings") or {})
     settings.update(dict(_setting(s) for s in args.settings))
     spec = SweepSpec(networks=list(networks), backends=backends, batches=list(batches), devices=devices,
-                     modes=data.get("modes") or [None], seed=int(data.get("seed", 0)), settings=settings)
+                     modes=_split(args.mode, "--mode") or data.get("modes") or None, seed=int(data.get("seed", 0)),
+                     settings=settings)
     for device in devices:
         spec.window_settings(device)  # reject unknown settings before anything runs
     return spec
@@ -130,40 +143,47 @@ def run(args: argparse.Namespace) -> int:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from harness.cli.console import stdout_console
-    from harness.measure.sweep import run_sweep
+    from harness.executors import SweepRequest, get_executor
+    from harness.measure.sweep import backend_modes, check_modes
 
+    executor = get_executor(args.executor)()
     spec = build_spec(args)
     store = ResultsStore(args.out)
-    configs = spec.configs()
-    console = Console(stderr=True)
+    store.check_writable()  # an unwritable --out is an error before anything is measured
+    console = Console(stderr=True, highlight=False)
+    for note in check_modes(spec, backend_modes):
+        console.print(note, markup=False)
+    total = len(spec.configs(backend_modes))
     started = time.monotonic()
     counts: dict[str, int] = {}
+    keys: set[str] = set()
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console, transient=False) as progress:
-        task = progress.add_task("bench", total=len(configs))
+        task = progress.add_task("bench", total=total)
 
         def on_start(config: Config) -> None:
-            progress.update(task, description=f"{config.network} {config.backend} {config.device} "
-                                              f"B={config.batch}")
+            progress.update(task, description=escape(f"{config.network} {config.backend} {config.mode} "
+                                                     f"{config.device} B={config.batch}"))
 
         def on_done(record: Record | None, config: Config) -> None:
+            keys.add(config.key())
             status = record.status if record else "skipped"
             counts[status] = counts.get(status, 0) + 1
             if record is not None and record.status != "ok":
-                progress.console.print(f"{config.key()}: {record.status}: {record.message}")
+                progress.console.print(f"{config.key()}: {record.status}: {record.message}", markup=False)
             progress.advance(task)
 
-        run_sweep(configs, store, spec.window_settings, force=args.force, on_start=on_start, on_done=on_done)
+        request = SweepRequest(spec, args.out, force=args.force, on_start=on_start, on_done=on_done)
+        executor.run(request)
     elapsed = time.monotonic() - started
-    keys = {c.key() for c in configs}
     records = [r for r in store.records() if r.key in keys]
     stdout_console().print(summary_table(records))
     comparison = comparison_text(records)
     if comparison:
         print(comparison)
-    console.print(f"{len(configs)} configurations in {elapsed:.1f} s: "
+    console.print(f"{len(keys)} configurations in {elapsed:.1f} s: "
                   + ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
-                  + f"; results in {store.path}")
+                  + f"; results in {store.dir}", markup=False)
     attempted = sum(n for status, n in counts.items() if status != "skipped")
     # Exit 1 only when configurations ran and none was measured; an OOM at a large batch is a result.
     return 1 if attempted and not counts.get("ok") else 0

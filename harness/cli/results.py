@@ -1,4 +1,5 @@
-"""``harness results DIR``: export a results store through pandas (one row per configuration)."""
+"""``harness results DIR``: export a results store through pandas (one row per configuration, merged
+from every shard by the store's one rule; unreadable lines and superseded records are reported)."""
 
 from __future__ import annotations
 
@@ -21,8 +22,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     store = ResultsStore(args.directory)
-    if not store.path.exists():
-        raise HarnessError(f"{args.directory}: no results here (expected {store.path.name})")
+    if not store.exists():
+        raise HarnessError(f"{args.directory}: no results here (expected results*.jsonl)")
+    if args.output is not None and not args.output.parent.is_dir():
+        raise HarnessError(f"-o {args.output}: folder {args.output.parent} does not exist")
+    if args.output is not None and args.output.is_dir():
+        raise HarnessError(f"-o {args.output}: is a folder; give a file name")
     frame = store.dataframe()
     if args.format == "parquet":
         if args.output is None:

@@ -17,6 +17,14 @@ from harness.results.records import EnergyFigures, PollerFigures
 NVML_POWER_ACCURACY_W = 5.0
 
 
+def valid_samples(t: Sequence[float], values: Sequence[float | None]) -> tuple[np.ndarray, np.ndarray]:
+    """(t, values) without the samples a poller could not read (None) or that are not finite."""
+    ta = np.asarray(t, dtype=np.float64)
+    va = np.asarray([np.nan if v is None else v for v in values], dtype=np.float64)
+    keep = np.isfinite(va) & np.isfinite(ta)
+    return ta[keep], va[keep]
+
+
 def integrate(t: Sequence[float], p: Sequence[float], t0: float, t1: float) -> float:
     """Trapezoid integral of p(t) over [t0, t1]; p is linearly interpolated at the bounds
     (held constant beyond the first/last sample)."""
@@ -85,12 +93,55 @@ def poller_figures(t: Sequence[float], power_w: Sequence[float], requested_hz: f
                          power_update_interval_s=update_interval(t, power_w))
 
 
+#: power series of a poller timeline, most direct first, with the label each figure records
+POWER_SERIES = (("power_instant_w", "nvml-instant"), ("power_average_w", "nvml-power-usage"))
+
+
+def timeline_energy(timeline: dict[str, list], idle: Span, timed: Span, forwards: int, macs_per_forward: int | None,
+                    counter_j: float | None, usage_is_average: bool | None) -> tuple[EnergyFigures | None, list[str]]:
+    """Figures of one window from the poller's timeline: instant power where the GPU gave any, for idle,
+    average and peak power and the integrated energy; the averaged reading as the second series; the
+    energy counter, where it exists, as the primary energy. Samples the poller could not read are left
+    out; a series with no sample in a span is not used. Returns the figures (None when no power series
+    has samples in both spans) and notes on what was missing."""
+    notes: list[str] = []
+    series = []
+    for column, label in POWER_SERIES:
+        t, p = valid_samples(timeline.get("t", []), timeline.get(column, []) or [])
+        missing = len(timeline.get(column, []) or []) - p.size
+        if missing:
+            notes.append(f"{column}: {missing} sample(s) unreadable, left out")
+        if _covers(t, idle) and _covers(t, timed):
+            if column == "power_average_w":
+                label = {True: "nvml-average-1s", False: "nvml-power-usage-instant"}.get(usage_is_average, label)
+            series.append((t, p, label))
+    if not series:
+        notes.append("no power samples in the idle and timed spans: power and integrated energy not measured")
+        return None, notes
+    t, p, label = series[0]
+    figures = energy_figures(t, p, idle, timed, forwards, macs_per_forward, counter_j=counter_j, power_source=label)
+    if len(series) > 1:
+        t2, p2, _ = series[1]
+        figures.avg_power_averaged_w = integrate(t2, p2, timed.start, timed.end) / timed.duration
+        active = in_window(t2, p2, timed.start, timed.end)
+        figures.peak_power_averaged_w = float(active.max()) if active.size else None
+        figures.energy_integrated_averaged_j = figures.avg_power_averaged_w * timed.duration
+    return figures, notes
+
+
+def _covers(t: np.ndarray, span: Span) -> bool:
+    """At least one sample inside ``span`` (integration holds the nearest value beyond the samples)."""
+    return bool(np.any((t >= span.start) & (t <= span.end)))
+
+
 def energy_figures(t: Sequence[float], power_w: Sequence[float], idle: Span, timed: Span, forwards: int,
                    macs_per_forward: int | None, counter_j: float | None = None,
-                   sensor_accuracy_w: float = NVML_POWER_ACCURACY_W, source: str = "nvml") -> EnergyFigures:
+                   sensor_accuracy_w: float = NVML_POWER_ACCURACY_W, source: str = "nvml",
+                   power_source: str | None = None) -> EnergyFigures:
     """Power/energy figures of the timed span from a power timeline (W) sampled over idle and timed spans.
 
     ``counter_j``: the device energy counter's increase over ``timed`` (None where unsupported).
+    ``power_source``: which power series ``power_w`` is (recorded with the figures).
     """
     duration = timed.duration
     idle_power = integrate(t, power_w, idle.start, idle.end) / idle.duration
@@ -115,7 +166,9 @@ def energy_figures(t: Sequence[float], power_w: Sequence[float], idle: Span, tim
     above = energy - idle_power * duration
     gmacs, gmacs_unc, gmacs_above = efficiency(macs_per_forward, forwards, energy, energy_unc, above)
     return EnergyFigures(
-        source=source, duration_s=duration, forwards=forwards, idle_power_w=idle_power, avg_power_w=avg_power,
+        source=source, duration_s=duration, forwards=forwards, power_source=power_source,
+        energy_source="counter" if counter_j is not None else "integrated", idle_power_w=idle_power,
+        avg_power_w=avg_power,
         peak_power_w=peak_power, energy_counter_j=counter_j, energy_counter_unc_j=counter_unc,
         energy_integrated_j=integrated, energy_integrated_unc_j=integrated_unc, energy_above_idle_j=above,
         energy_above_idle_unc_j=above_unc, energy_j=energy, energy_unc_j=energy_unc,
@@ -147,8 +200,22 @@ def counter_figures(idle_j: float, idle: Span, timed_j: float, timed: Span, forw
     above_unc = float(np.hypot(unc, unc * timed.duration / idle.duration))
     gmacs, gmacs_unc, gmacs_above = efficiency(macs_per_forward, forwards, timed_j, unc, above)
     return EnergyFigures(
-        source=source, duration_s=timed.duration, forwards=forwards, idle_power_w=idle_power,
+        source=source, duration_s=timed.duration, forwards=forwards, power_source=source, energy_source="counter",
+        idle_power_w=idle_power,
         avg_power_w=timed_j / timed.duration, energy_counter_j=timed_j, energy_counter_unc_j=unc,
         energy_above_idle_j=above, energy_above_idle_unc_j=above_unc, energy_j=timed_j, energy_unc_j=unc,
         energy_per_forward_j=timed_j / forwards if forwards else None, gmacs_per_joule=gmacs,
         gmacs_per_joule_unc=gmacs_unc, gmacs_per_joule_above_idle=gmacs_above)
+
+
+def counter_figures_without_idle(counter_j: float, timed: Span, forwards: int,
+                                 macs_per_forward: int | None) -> EnergyFigures:
+    """Figures from a GPU's energy counter when no power sample could be read (no idle baseline, so
+    nothing above idle): the counter's resolution is 1 mJ, the sensor's accuracy as for sampled power."""
+    unc = NVML_POWER_ACCURACY_W * timed.duration
+    gmacs, gmacs_unc, _ = efficiency(macs_per_forward, forwards, counter_j, unc, None)
+    return EnergyFigures(
+        source="nvml", duration_s=timed.duration, forwards=forwards, energy_source="counter",
+        avg_power_w=counter_j / timed.duration, energy_counter_j=counter_j, energy_counter_unc_j=unc,
+        energy_j=counter_j, energy_unc_j=unc, energy_per_forward_j=counter_j / forwards if forwards else None,
+        gmacs_per_joule=gmacs, gmacs_per_joule_unc=gmacs_unc)

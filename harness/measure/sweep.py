@@ -1,32 +1,32 @@
-"""Sweeps: networks x backends x batch sizes x devices, each configuration measured in one window and
-stored at once, so that a sweep killed mid-way loses at most the configuration that was running.
+"""Sweeps: networks x backends x modes x batch sizes x devices, planned as batch series and run one
+configuration per fresh worker (:mod:`harness.worker`), each record stored as soon as it exists.
 
-A configuration that fails is recorded with its status (``oom`` for DeviceOutOfMemory - the paper's
-Inception-V2 at B=128 on a P100 -, ``unsupported``, ``unavailable``, ``failed``) and the sweep goes on.
+A configuration that fails is recorded with its status and the sweep goes on. Each network/backend/
+mode/device series runs in ascending batch order, so that an ``oom`` measured at one batch (the
+paper's Inception-V2 at B=128 on a P100) stands for every larger batch of the series: those are
+recorded ``oom`` without running, marked as inferred from the measured one (``Record.inferred_from``),
+and the report's verdicts use measured OOMs only.
 """
 
 from __future__ import annotations
 
 import itertools
-import traceback
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, field, replace
-from datetime import datetime, timezone
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from harness.analysis.analyzer import analyze
-from harness.backends.base import RunTarget, Session, get_backend
-from harness.errors import BackendUnavailable, DeviceOutOfMemory, HarnessError, UnsupportedLayer
-from harness.ir.graph import Graph
+from harness.backends.base import Session
+from harness.errors import HarnessError
 from harness.measure.settings import apply_overrides, default_settings
-from harness.measure.window import MeasurementWindow, WindowResult, WindowSettings
-from harness.results.metadata import host_metadata, run_metadata
-from harness.results.records import Config, LatencyFigures, Record
-from harness.results.store import ResultsStore
+from harness.measure.window import WindowSettings
+from harness.results.records import Config, Record
+from harness.results.store import FINAL, Merged, ResultsStore
 
 #: The paper's batch sizes on the P100 (Table III at B=1, efficiency at B=4, memory growth up to 128).
 PAPER_GPU_BATCHES = (1, 4, 8, 16, 32, 64, 128)
 CPU_BATCHES = (1, 4)
+#: ``--mode all``: every mode each backend offers on each device
+ALL_MODES = "all"
 
 
 @dataclass
@@ -35,123 +35,127 @@ class SweepSpec:
     backends: list[str]
     batches: list[int]
     devices: list[str] = field(default_factory=lambda: ["cpu"])
-    modes: list[str | None] = field(default_factory=lambda: [None])
+    #: requested modes; None: each backend's default mode; ["all"]: every mode of every backend
+    modes: list[str] | None = None
     seed: int = 0
-    #: overrides of WindowSettings / TimingProtocol fields (from YAML), applied on top of the device default
+    #: overrides of WindowSettings / TimingProtocol fields (from YAML or --set), on top of the device default
     settings: dict[str, Any] = field(default_factory=dict)
 
-    def configs(self) -> list[Config]:
-        return [Config(network=n, backend=b, batch=bs, device=d, mode=m, seed=self.seed)
-                for d, b, n, bs, m in itertools.product(self.devices, self.backends, self.networks,
-                                                        self.batches, self.modes)]
+    def configs(self, modes_of: Callable[[str, str], list[str]] | None = None) -> list[Config]:
+        """Every configuration, as batch series: device, backend, network, mode, then ascending batch.
+        ``modes_of(backend, device)`` gives a backend's modes on a device, default first (see
+        :func:`backend_modes`); without it modes stay unresolved (None: the default)."""
+        out = []
+        for device, backend, network in itertools.product(self.devices, self.backends, self.networks):
+            modes: list[str | None] = [None] if modes_of is None else list(select_modes(
+                self.modes, backend, modes_of(backend, device)))
+            for mode in modes:
+                out.extend(Config(network=network, backend=backend, batch=b, device=device, mode=mode, seed=self.seed)
+                           for b in sorted(set(self.batches)))
+        return out
 
     def window_settings(self, device: str) -> WindowSettings:
         return apply_overrides(default_settings(device), self.settings)
 
 
-def now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+def backend_modes(backend: str, device: str) -> list[str]:
+    """The modes ``backend`` offers on ``device``, its default first."""
+    from harness.backends.base import get_backend
+
+    return get_backend(backend).modes(device)
 
 
-#: resolves a network name (zoo name or prototxt path) to a Graph
-GraphResolver = Callable[[str], Graph]
+def select_modes(requested: list[str] | None, backend: str, offered: list[str]) -> list[str]:
+    """Which of ``requested`` a backend runs: its default when none were asked for, all of them for
+    ``all``, otherwise those it offers (possibly none: the backend then sits this sweep out)."""
+    if not requested:
+        return offered[:1]
+    if ALL_MODES in requested:
+        return list(offered)
+    return [m for m in requested if m in offered]
 
 
-def resolve_network(name: str) -> Graph:
-    from harness import zoo
-
-    return zoo.resolve(name)
-
-
-#: loads a configuration into a session: (backend name, target) -> Session
-SessionLoader = Callable[[str, RunTarget], Session]
-
-
-def load_session(backend: str, target: RunTarget) -> Session:
-    return get_backend(backend).load(target)
-
-
-def open_session(backend: str, network: str, batch: int, device: str = "cpu", mode: str | None = None) -> Session:
-    """A loaded session for a zoo network or prototxt (what the benchmarks/ scripts measure)."""
-    target = RunTarget(graph=resolve_network(network), network=network, batch=batch, device=device, mode=mode)
-    return load_session(backend, target)
+def check_modes(spec: SweepSpec, modes_of: Callable[[str, str], list[str]]) -> list[str]:
+    """Notes on backends that offer none of the requested modes; HarnessError when no backend offers
+    any of them on any device (naming each backend's modes)."""
+    if not spec.modes or ALL_MODES in spec.modes:
+        return []
+    offered = {(b, d): modes_of(b, d) for b in spec.backends for d in spec.devices}
+    notes = [f"{b} on {d} offers none of {', '.join(spec.modes)} (its modes: {', '.join(m)}): not run"
+             for (b, d), m in offered.items() if not set(spec.modes) & set(m)]
+    if len(notes) == len(offered):
+        listing = "; ".join(f"{b} on {d}: {', '.join(m)}" for (b, d), m in offered.items())
+        raise HarnessError(f"no selected backend offers mode(s) {', '.join(spec.modes)} ({listing})")
+    return notes
 
 
-def run_config(config: Config, settings: WindowSettings, resolve: GraphResolver = resolve_network,
-               load: SessionLoader = load_session) -> Record:
-    """Measure one configuration; every failure becomes a record with its status, never an exception
-    (KeyboardInterrupt excepted)."""
-    record = Record(config=config, status="ok", started_at=now_iso())
-    settings_dict = asdict(replace(settings, protocol=replace(settings.protocol, sync=None)))
-    del settings_dict["protocol"]["sync"]
-    try:
-        graph = resolve(config.network)
-        record.macs_per_forward = analyze(graph, "paper", batch=config.batch, network=config.network).totals.macs
-        window = MeasurementWindow(config.device, settings)
-        window.begin()
-        try:
-            target = RunTarget(graph=graph, network=config.network, batch=config.batch, device=config.device,
-                               mode=config.mode, seed=config.seed)
-            with load(config.backend, target) as session:
-                result = window.measure(session, config.batch, record.macs_per_forward)
-                info = dict(session.info)
-        except BaseException:
-            window.abort()
-            raise
-        _fill(record, result, config.batch)
-        record.metadata = run_metadata(info, result.device_info, settings_dict)
-        if result.notes:
-            record.metadata["notes"] = result.notes
-    except DeviceOutOfMemory as exc:
-        _fail(record, "oom", exc)
-    except UnsupportedLayer as exc:
-        _fail(record, "unsupported", exc)
-    except BackendUnavailable as exc:
-        _fail(record, "unavailable", exc)
-    except HarnessError as exc:
-        _fail(record, "failed", exc)
-    except Exception as exc:  # a backend bug must not end the sweep: record where it happened
-        _fail(record, "failed", exc, detail="".join(traceback.format_exception(exc)[-3:]))
-    record.finished_at = now_iso()
-    return record
+def series_key(config: Config) -> tuple[Any, ...]:
+    return (config.network, config.backend, config.mode, config.device, config.seed, config.hardware)
 
 
-def _fill(record: Record, result: WindowResult, batch: int) -> None:
-    t = result.timing
-    record.latency = LatencyFigures(**t.summary(), throughput_fps=t.throughput(batch))
-    record.latencies_s = list(t.latencies_s)
-    record.memory = result.memory
-    record.energy = result.energy
-    record.poller = result.poller
-    record.timeline = result.timeline
-
-
-def _fail(record: Record, status: str, exc: BaseException, detail: str | None = None) -> None:
-    record.status = status  # type: ignore[assignment]  # one of STATUSES by construction
-    record.message = str(exc) if isinstance(exc, HarnessError) else f"{type(exc).__name__}: {exc}"
-    if detail:
-        record.metadata["traceback"] = detail
-    record.metadata = {**host_metadata(), **record.metadata}
-
-
-def run_sweep(configs: Iterable[Config], store: ResultsStore, settings_for: Callable[[str], WindowSettings],
-              force: bool = False, on_start: Callable[[Config], None] | None = None,
-              on_done: Callable[[Record | None, Config], None] | None = None,
-              resolve: GraphResolver = resolve_network, load: SessionLoader = load_session) -> list[Record]:
-    """Run every configuration not already finished in ``store`` (all of them with ``force``), storing
-    each record as soon as it exists. ``on_done`` gets None for a skipped configuration."""
-    finished = set() if force else store.finished()
-    done = []
+def batch_series(configs: Iterable[Config]) -> list[list[Config]]:
+    """Configurations grouped into series (all but the batch equal), each in ascending batch order."""
+    series: dict[tuple[Any, ...], list[Config]] = {}
     for config in configs:
-        if config.key() in finished:
+        series.setdefault(series_key(config), []).append(config)
+    return [sorted(group, key=lambda c: c.batch) for group in series.values()]
+
+
+def inferred_oom(config: Config, measured: Record, started_at: str) -> Record:
+    """The record of a batch larger than one that ran out of memory: not run, inferred."""
+    return Record(config=config, status="oom", started_at=started_at, finished_at=started_at,
+                  message=f"not run: batch {measured.config.batch} of this series ran out of memory "
+                          f"({measured.message})",
+                  inferred_from=measured.key, metadata={"inferred": True}, placement=measured.placement)
+
+
+#: runs one configuration in a fresh worker and returns its (stored) record
+Launch = Callable[[Config], Record]
+
+
+def run_series(series: list[Config], store: ResultsStore, launch: Launch, known: Merged, force: bool = False,
+               on_start: Callable[[Config], None] | None = None,
+               on_done: Callable[[Record | None, Config], None] | None = None) -> list[Record]:
+    """One batch series in ascending order: finished configurations skipped (unless ``force``), the
+    rest launched, larger batches after a measured ``oom`` recorded as inferred OOMs."""
+    from harness.worker import now_iso
+
+    done: list[Record] = []
+    known_records = {} if force else known.by_key()  # --force: earlier records neither skip nor infer
+    oom: Record | None = None
+    for config in series:
+        previous = known_records.get(config.key())
+        if previous is not None and previous.status == "oom" and previous.inferred_from is None:
+            oom = oom or previous
+        if previous is not None and previous.status in FINAL:
             if on_done:
                 on_done(None, config)
             continue
-        if on_start:
-            on_start(config)
-        record = run_config(config, settings_for(config.device), resolve, load)
-        store.append(record)
+        if oom is not None and config.batch > oom.config.batch:
+            record = inferred_oom(config, oom, now_iso())
+            store.append(record)
+        else:
+            if on_start:
+                on_start(config)
+            record = launch(config)
+            if record.status == "oom" and record.inferred_from is None:
+                oom = record
         done.append(record)
         if on_done:
             on_done(record, config)
     return done
+
+
+def open_session(backend: str, network: str, batch: int, device: str = "cpu", mode: str | None = None) -> Session:
+    """A loaded session for a zoo network or prototxt in THIS process (what the benchmarks/ scripts and
+    verify use; measurements of a sweep run in fresh workers instead)."""
+    from harness.backends.base import RunTarget, get_backend
+    from harness.worker import resolve_network
+
+    target = RunTarget(graph=resolve_network(network), network=network, batch=batch, device=device, mode=mode)
+    return get_backend(backend).load(target)
+
+
+def with_hardware(configs: Iterable[Config], hardware: dict[str, str | None]) -> list[Config]:
+    """Configurations with the model of the device each runs on (``hardware``: device -> model)."""
+    return [replace(c, hardware=hardware.get(c.device)) for c in configs]

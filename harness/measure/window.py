@@ -2,13 +2,15 @@
 
 In the style of Zeus's ``begin_window``/``end_window``::
 
-    window = MeasurementWindow("cuda:0", settings)
+    window = MeasurementWindow("cuda:0", settings, gpu=GpuTarget(uuid, poller_python))
     window.begin()                       # poller on, optional cooldown, idle baseline, RSS peak reset
     session = backend.load(target)       # loading is inside the window: its memory peak counts
     result = window.measure(session, batch=4, macs_per_forward=macs)   # warmup, timed phase, end
 
 The timed phase is stretched to ``min_window_s`` so that a short run still spans many power-sensor
-updates. Energy counters are read right before and after the timed phase (warmup excluded).
+updates. Energy counters are read right before and after the timed phase (warmup excluded). Every
+NVML reading goes through the poller process, so the process that runs the network (a Caffe worker
+under pycaffe's interpreter, say) needs no NVML itself.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from typing import Any
 from harness.backends.base import Session
 from harness.measure import cpu_energy, energy
 from harness.measure.memory import peak_rss_bytes, reset_peak_rss
-from harness.measure.nvml_poller import DEFAULT_RATE_HZ, NvmlPoller, nvml_index, nvml_init, read_energy_j
+from harness.measure.nvml_poller import DEFAULT_RATE_HZ, NvmlPoller
 from harness.measure.timer import Timing, TimingProtocol
 from harness.results.records import EnergyFigures, MemoryFigures, PollerFigures
 
@@ -37,6 +39,19 @@ class WindowSettings:
     cooldown_to_c: float | None = None  # wait until the GPU is at most this warm (None: no cooldown)
     cooldown_timeout_s: float = 300.0
     poll_hz: float = DEFAULT_RATE_HZ
+    #: how long a worker may take before it counts as stuck (None: from the other settings)
+    worker_timeout_s: float | None = None
+    #: RLIMIT_AS of each worker in bytes (None: no limit): caps host memory, so a configuration that
+    #: needs more ends as ``oom`` instead of swapping or meeting the kernel's OOM killer
+    worker_address_space_bytes: float | None = None
+
+
+@dataclass(frozen=True)
+class GpuTarget:
+    """The GPU a window samples: its UUID, and the interpreter that has nvidia-ml-py for the poller."""
+
+    uuid: str
+    poller_python: str | None = None
 
 
 @dataclass
@@ -51,28 +66,25 @@ class WindowResult:
 
 
 class MeasurementWindow:
-    def __init__(self, device: str, settings: WindowSettings) -> None:
+    def __init__(self, device: str, settings: WindowSettings, gpu: GpuTarget | None = None) -> None:
+        if device.startswith("cuda") and gpu is None:
+            raise ValueError("a CUDA window needs the GPU's UUID (harness.measure.devices.identify)")
         self.device = device
         self.settings = settings
+        self.gpu = gpu if device.startswith("cuda") else None
         self.notes: list[str] = []
         self._poller: NvmlPoller | None = None
-        self._nvml: Any = None
-        self._handle: Any = None
+        self._start: dict[str, Any] = {}
         self._rapl = cpu_energy.open_rapl() if device == "cpu" else None
         self._idle = energy.Span(0.0, 0.0)
         self._idle_rapl_j: float | None = None
 
-    @property
-    def gpu(self) -> bool:
-        return self.device.startswith("cuda")
-
     def begin(self) -> None:
-        """Start sampling, cool down if asked, then measure the idle baseline."""
-        if self.gpu:
-            self._nvml = nvml_init()
-            self._handle = self._nvml.nvmlDeviceGetHandleByIndex(nvml_index(self.device))
+        """Start sampling, cool down if asked, read memory at window start, then the idle baseline."""
+        if self.gpu is not None:
+            self._poller = NvmlPoller(self.gpu.uuid, self.settings.poll_hz, python=self.gpu.poller_python).start()
             self._cooldown()
-            self._poller = NvmlPoller(self.device, self.settings.poll_hz).start()
+            self._start = self._poller.request("now")
         reset_peak_rss()
         start = time.time()
         rapl_start = self._rapl.read() if self._rapl else None
@@ -83,21 +95,26 @@ class MeasurementWindow:
 
     def _cooldown(self) -> None:
         target = self.settings.cooldown_to_c
-        if target is None:
+        if target is None or self._poller is None:
             return
         deadline = time.monotonic() + self.settings.cooldown_timeout_s
-        temp = self._nvml.nvmlDeviceGetTemperature(self._handle, self._nvml.NVML_TEMPERATURE_GPU)
-        while temp > target and time.monotonic() < deadline:
+        temp = self._poller.request("now")["temperature_c"]
+        while temp is not None and temp > target and time.monotonic() < deadline:
             time.sleep(1.0)
-            temp = self._nvml.nvmlDeviceGetTemperature(self._handle, self._nvml.NVML_TEMPERATURE_GPU)
-        if temp > target:
+            temp = self._poller.request("now")["temperature_c"]
+        if temp is None:
+            self.notes.append("cooldown skipped: this GPU reports no temperature")
+        elif temp > target:
             self.notes.append(f"cooldown to {target} C timed out at {temp} C")
 
     def abort(self) -> None:
         """Stop sampling after a failed configuration (nothing is derived)."""
         if self._poller is not None:
-            self._poller.stop()
-            self._poller = None
+            poller, self._poller = self._poller, None
+            try:
+                poller.stop()
+            except Exception:  # the poller's own failure must not hide the configuration's
+                self.notes.append("the NVML poller could not be stopped cleanly")
 
     def measure(self, session: Session, batch: int, macs_per_forward: int | None) -> WindowResult:
         protocol = self.settings.protocol
@@ -106,44 +123,57 @@ class MeasurementWindow:
         timing = session.run_timed(protocol.timed_only(self.settings.min_window_s))
         counter_end = self._read_counter()
         timing.warmup_iters, timing.warmup_s = warmup.warmup_iters, warmup.warmup_s
-        timeline = self._poller.stop() if self._poller is not None else {}
-        device_info = self._poller.device_info if self._poller is not None else {}
-        self._poller = None
+        poller, self._poller = self._poller, None
+        timeline = poller.stop() if poller is not None else {}
+        device_info = poller.device_info if poller is not None else {}
 
-        pid = session.info.get("pid", os.getpid())
-        memory = MemoryFigures(host_rss_peak_bytes=peak_rss_bytes(pid),
+        pids = {os.getpid(), session.info.get("pid", os.getpid())}
+        memory = MemoryFigures(host_rss_peak_bytes=peak_rss_bytes(session.info.get("pid")),
                                framework_bytes=session.framework_memory_bytes())
         timed = energy.Span(timing.wall_start, timing.wall_end)
-        figures = poller = None
-        if timeline.get("t"):
-            memory.device_used_peak_bytes = max(timeline["memory_used_bytes"], default=None)
-            memory.device_used_idle_bytes = timeline["memory_used_bytes"][0]
-            memory.process_device_peak_bytes = _process_peak(timeline.get("process_memory"), {os.getpid(), pid})
-            poller = energy.poller_figures(timeline["t"], timeline["power_w"], self.settings.poll_hz)
+        figures = poller_figures = None
+        if self.gpu is not None:
+            memory.device_used_start_bytes = self._start.get("memory_used_bytes")
+            memory.process_device_start_bytes = _ours(self._start.get("processes"), pids)
+            used = [v for v in timeline.get("memory_used_bytes", []) if v is not None]
+            memory.device_used_peak_bytes = max(used, default=None)
+            memory.process_device_peak_bytes = _process_peak(timeline.get("process_memory"), pids)
             counter = None if counter_start is None or counter_end is None else counter_end - counter_start
-            figures = energy.energy_figures(timeline["t"], timeline["power_w"], self._idle, timed,
-                                            timing.iterations, macs_per_forward, counter_j=counter)
+            figures, notes = energy.timeline_energy(timeline, self._idle, timed, timing.iterations, macs_per_forward,
+                                                    counter, device_info.get("power_usage_is_1s_average"))
+            self.notes.extend(notes)
+            if figures is None and counter is not None:
+                figures = energy.counter_figures_without_idle(counter, timed, timing.iterations, macs_per_forward)
+            if timeline.get("t"):
+                primary = next((timeline[c] for c, _ in energy.POWER_SERIES if timeline.get(c)), [])
+                poller_figures = energy.poller_figures(timeline["t"], primary, self.settings.poll_hz)
         elif self._rapl is not None and self._idle_rapl_j is not None and counter_start is not None:
             timed_j = self._rapl.joules_between(counter_start, counter_end)
             figures = energy.counter_figures(self._idle_rapl_j, self._idle, timed_j, timed, timing.iterations,
                                              macs_per_forward, RAPL_RESOLUTION_J, "rapl")
-        elif not self.gpu:
+        else:
             self.notes.append("CPU power/energy unavailable: RAPL (/sys/class/powercap) is not readable here")
-        return WindowResult(timing, memory, figures, poller, timeline, device_info, self.notes)
+        return WindowResult(timing, memory, figures, poller_figures, timeline, device_info, self.notes)
 
     def _read_counter(self) -> Any:
         """Energy so far in J (GPU) or raw RAPL readings (CPU); None where there is no counter."""
-        if self.gpu:
-            return read_energy_j(self._nvml, self._handle)
+        if self._poller is not None:
+            return self._poller.energy_j()
         if self._rapl is not None:
             return self._rapl.read()
         return None
 
 
-def _process_peak(samples: list[list[list[int]]] | None, pids: set[int]) -> int | None:
+def _ours(processes: list[list[int]] | None, pids: set[int]) -> int | None:
+    """Device memory NVML attributes to ``pids`` in one reading; None when it lists none of them."""
+    if not processes:
+        return None
+    mine = [b for p, b in processes if p in pids]
+    return sum(mine) if mine else None
+
+
+def _process_peak(samples: list[list[list[int]] | None] | None, pids: set[int]) -> int | None:
     """Peak over samples of the device memory NVML attributes to ``pids`` (None if never seen: NVML
     reports host PIDs, which differ from ours inside a container)."""
-    if not samples:
-        return None
-    totals = [sum(b for p, b in sample if p in pids) for sample in samples if sample]
+    totals = [t for t in (_ours(sample, pids) for sample in samples or []) if t is not None]
     return max(totals) if totals and max(totals) > 0 else None

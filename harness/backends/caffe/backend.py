@@ -1,10 +1,18 @@
-"""The ``caffe`` backend: real BVLC Caffe through pycaffe, one worker process per network.
+"""The ``caffe`` backend: real BVLC Caffe through pycaffe, never in the harness's own process.
 
-A failed CHECK inside Caffe aborts its process, so the harness never imports pycaffe itself: every
-network lives in a worker (:mod:`harness.backends.caffe.worker`). A worker that aborts, is killed
-by a signal or stays silent past the timeout becomes a :class:`BackendFailed` whose message is
-Caffe's own fatal log line (``caffe aborted: F... <file>:<line>] Check failed: ...``), and the
-caller goes on with the next configuration.
+A failed CHECK inside Caffe aborts its process. In a sweep, each configuration runs in a fresh worker
+(:mod:`harness.worker`) started under the interpreter that has pycaffe (:meth:`CaffeBackend.worker_python`),
+and the network lives right there (:meth:`CaffeBackend.load_in_worker`): an abort ends that worker,
+whose log's fatal line becomes the record (``caffe aborted: F... <file>:<line>] Check failed: ...``,
+:meth:`CaffeBackend.explain_death`). Anywhere else (``harness verify``, profiling, benchmarks) a network
+lives in a net process of its own (:mod:`harness.backends.caffe.worker`) that the caller talks to; a
+net process that aborts, is killed by a signal or stays silent past the timeout becomes a
+:class:`BackendFailed` with the same message, and the caller goes on.
+
+Modes are Caffe's engines: ``cudnn`` (the default on a GPU with a cuDNN build: layer_factory.cpp's
+choice for DEFAULT) and ``caffe`` (Caffe's own im2col+GEMM and loops, set on every layer that has an
+engine by rewriting the prototxt it loads with Caffe's own protobuf classes; recorded). On the CPU,
+``caffe`` is the only mode: a cuDNN build would pick CUDNN there too and abort without a GPU.
 
 pycaffe is found through ``CAFFE_ROOT`` (``$CAFFE_ROOT/python``), then ``/opt/caffe`` (the default
 prefix of ``docker/build-caffe.sh``), then a plain ``import caffe``. The worker runs under
@@ -55,6 +63,10 @@ BUILD_HINT = "build it with docker/build-caffe.sh and set CAFFE_ROOT (see docs/c
 DEFAULT_TIMEOUT_S = float(os.environ.get("HARNESS_CAFFE_TIMEOUT", "900"))
 _GLOG_FATAL = re.compile(r"^F(?:\d{4})?\d{4} .*$", re.MULTILINE)  # glog >= 0.6 prints the year
 _PARSE_ERROR = re.compile(r"Error parsing text-format [^\n]*")
+#: fatal lines of allocation failures: CUDA's out of memory CHECK (syncedmem.cpp, cudnn), host allocation
+OUT_OF_MEMORY = re.compile(r"out of memory|host allocation of size|cudaErrorMemoryAllocation|"
+                           r"CUDNN_STATUS_ALLOC_FAILED|bad_alloc|Cannot allocate memory", re.IGNORECASE)
+CUDNN_ENGINE, CAFFE_ENGINE = "cudnn", "caffe"
 
 
 # ---- finding pycaffe ----------------------------------------------------------------------------
@@ -102,7 +114,7 @@ def _harness_path() -> str:
     return str(shim)
 
 
-def worker_env() -> dict[str, str]:
+def pycaffe_env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONHOME", "PYTHONSTARTUP")}
     paths = [_harness_path()]
     root = caffe_root()
@@ -133,7 +145,7 @@ def candidate_pythons() -> list[str]:
 def find_pycaffe() -> PycaffeEnv:
     """The first candidate interpreter that imports pycaffe; raises BackendUnavailable naming why
     each one failed."""
-    env = worker_env()
+    env = pycaffe_env()
     reasons = []
     for python in candidate_pythons():
         try:
@@ -218,11 +230,12 @@ def fatal_message(log: str) -> str | None:
 class Worker:
     """One worker process and its request/reply channel, with a deadline on every reply."""
 
-    def __init__(self, pycaffe: PycaffeEnv, timeout_s: float, label: str) -> None:
+    def __init__(self, pycaffe: PycaffeEnv, timeout_s: float, label: str, env: dict[str, str] | None = None) -> None:
         self.timeout_s, self.label = timeout_s, label
         # Caffe's log; a file, not a pipe, so a chatty worker can never block on it.
         self.log = tempfile.TemporaryFile(prefix="harness-caffe-")  # noqa: SIM115 - closed in close()
-        self.proc = subprocess.Popen([pycaffe.python, "-m", "harness.backends.caffe.worker"], env=pycaffe.env,
+        self.proc = subprocess.Popen([pycaffe.python, "-m", "harness.backends.caffe.worker"],
+                                     env={**pycaffe.env, **(env or {})},
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log)
         self.hello = self._reply("start")[0]
 
@@ -333,9 +346,53 @@ def engine_overrides(graph: Graph) -> dict[str, str]:
 
 # ---- session and backend ------------------------------------------------------------------------
 
-class CaffeSession(Session):
-    def __init__(self, worker: Worker, loaded: dict[str, Any], output: str, info: dict[str, Any]) -> None:
+class RemoteNet:
+    """A NetHolder in a net process of its own, behind the request channel."""
+
+    def __init__(self, worker: Worker) -> None:
         self.worker = worker
+
+    def forward(self) -> None:
+        self.worker.request({"op": "forward"})
+
+    def timed(self, fields: dict[str, Any]) -> dict[str, Any]:
+        return self.worker.request({"op": "timed", "protocol": fields})[0]["timing"]
+
+    def blobs(self, names: list[str] | None) -> dict[str, np.ndarray]:
+        return self.worker.request({"op": "blobs", "names": names})[1]
+
+    def close(self) -> None:
+        self.worker.close()
+
+
+class LocalNet:
+    """A NetHolder in this process (the per-configuration worker)."""
+
+    def __init__(self, holder: Any) -> None:
+        self.holder = holder
+
+    def forward(self) -> None:
+        self.holder.forward()
+
+    def timed(self, fields: dict[str, Any]) -> dict[str, Any]:
+        return self.holder.timed(fields)
+
+    def blobs(self, names: list[str] | None) -> dict[str, np.ndarray]:
+        return self.holder.blobs(names)
+
+    def close(self) -> None:
+        self.holder.net = None  # Caffe frees the net's memory when pycaffe drops it
+
+
+def _with_engine(info: dict[str, Any], loaded: dict[str, Any]) -> dict[str, Any]:
+    if loaded.get("engine_rewritten_layers"):
+        info["engine_rewrite"] = f"engine: CAFFE set on {loaded['engine_rewritten_layers']} layers of the prototxt"
+    return info
+
+
+class CaffeSession(Session):
+    def __init__(self, net: RemoteNet | LocalNet, loaded: dict[str, Any], output: str, info: dict[str, Any]) -> None:
+        self.net = net
         self.blob_shapes = {k: tuple(v) for k, v in loaded["blob_shapes"].items()}
         self.param_shapes = {k: [tuple(s) for s in v] for k, v in loaded["param_shapes"].items()}
         self.memory = {"blob_bytes": loaded["blob_bytes"], "param_bytes": loaded["param_bytes"]}
@@ -343,13 +400,13 @@ class CaffeSession(Session):
         self.info = info
 
     def forward(self) -> None:
-        self.worker.request({"op": "forward"})
+        self.net.forward()
 
     def output(self) -> np.ndarray:
         return self.blobs([self.output_name])[self.output_name]
 
     def blobs(self, names: list[str] | None = None) -> dict[str, np.ndarray]:
-        return self.worker.request({"op": "blobs", "names": names})[1]
+        return self.net.blobs(names)
 
     def framework_memory_bytes(self) -> int | None:
         """Bytes of the data of every blob Caffe allocated: activations (in-place tops share theirs)
@@ -359,11 +416,10 @@ class CaffeSession(Session):
     def run_timed(self, protocol: TimingProtocol) -> Timing:
         from harness.measure.timer import Timing
 
-        fields = protocol.__getstate__()
-        return Timing.from_dict(self.worker.request({"op": "timed", "protocol": fields})[0]["timing"])
+        return Timing.from_dict(self.net.timed(protocol.__getstate__()))
 
     def close(self) -> None:
-        self.worker.close()
+        self.net.close()
 
 
 class CaffeBackend(Backend):
@@ -379,7 +435,7 @@ class CaffeBackend(Backend):
         except BackendUnavailable as exc:
             return BackendInfo(cls.name, False, reason=str(exc).removesuffix(f"; {BUILD_HINT}"), hint=BUILD_HINT)
         details = build_details(pycaffe)
-        devices = ["cpu"] + (["cuda:N"] if details["gpu_build"] else [])
+        devices = ["cpu"] + (["cuda:N"] if details["gpu_build"] else [])  # any GPU the build's arch runs on
         build = "GPU" if details["gpu_build"] else "CPU-only"
         cudnn = "yes" if details["cudnn"] else "no"
         origin = (f"BVLC Caffe {details['commit']} at {details['caffe_root']} ({build} build, cuDNN {cudnn}, "
@@ -388,39 +444,83 @@ class CaffeBackend(Backend):
                            devices=devices, details=details)
 
     def modes(self, device: str) -> list[str]:
-        # One mode: the engines the prototxt and the build choose, as Caffe itself runs it.
-        return ["default"]
+        if not device.startswith("cuda"):
+            return [CAFFE_ENGINE]
+        try:
+            cudnn = build_details(find_pycaffe())["cudnn"]
+        except BackendUnavailable:
+            cudnn = True  # unknown until built: offer both, load says why it cannot run
+        return [CUDNN_ENGINE, CAFFE_ENGINE] if cudnn else [CAFFE_ENGINE]
+
+    def worker_python(self) -> tuple[str, dict[str, str]]:
+        pycaffe = find_pycaffe()
+        return pycaffe.python, pycaffe.env
+
+    @classmethod
+    def explain_death(cls, log: str) -> tuple[str, str] | None:
+        message = fatal_message(log)
+        if message is None:
+            return None
+        return ("oom" if OUT_OF_MEMORY.search(message) else "failed"), message
 
     def load(self, target: RunTarget) -> Session:
-        if target.mode not in (None, "default"):
-            raise HarnessError(f"caffe backend has no mode '{target.mode}' (modes: default)")
+        """The network in a net process of its own (see the module docstring)."""
+        request, arrays, info = self._prepare(target)
+        pycaffe = find_pycaffe()
+        worker = Worker(pycaffe, self.timeout_s, f"{target.network} batch {target.batch} on {target.device}",
+                        self.worker_env(target.device, target.mode))
+        try:
+            loaded, _ = worker.request(request, arrays)
+        except BaseException:
+            worker.close()
+            raise
+        info["pid"] = worker.pid  # the measurement window reads this process's peak RSS
+        return CaffeSession(RemoteNet(worker), loaded, request["output"], _with_engine(info, loaded))
+
+    def load_in_worker(self, target: RunTarget) -> Session:
+        """The network in this very process: the per-configuration worker, already under pycaffe's
+        interpreter, is the process an abort may end."""
+        import caffe
+
+        from harness.backends.caffe.worker import NetHolder
+
+        request, arrays, info = self._prepare(target)
+        holder = NetHolder(caffe)
+        loaded = holder.load(request, arrays)
+        return CaffeSession(LocalNet(holder), loaded, request["output"], _with_engine(info, loaded))
+
+    def _prepare(self, target: RunTarget) -> tuple[dict[str, Any], dict[str, np.ndarray], dict[str, Any]]:
+        """The load request, the input arrays and the record's info for ``target`` (checks first)."""
+        on_gpu = target.device.startswith("cuda")
+        mode = target.mode or self.modes(target.device)[0]
+        if mode not in self.modes(target.device):
+            raise HarnessError(f"caffe mode '{mode}' is not available on {target.device} "
+                               f"(modes: {', '.join(self.modes(target.device))})")
         prototxt = prototxt_file(target.graph, "caffe")
         if target.weights is not None and not Path(target.weights).is_file():
             raise HarnessError(f"caffemodel not found: {target.weights}")
         pycaffe = find_pycaffe()
         details = build_details(pycaffe)
-        if target.device.startswith("cuda") and not details["gpu_build"]:
+        if on_gpu and not details["gpu_build"]:
             raise BackendUnavailable(f"caffe at {details['caffe_root']} is a CPU-only build; "
                                      "rebuild with CPU_ONLY=0 for --device cuda:N")
         graph = target.graph.with_inputs(batch=target.batch)
         caffemodel = WeightSource(graph, target.seed, target.weights).caffemodel()
-        output = output_blob(graph)
-        label = f"{target.network} batch {target.batch} on {target.device}"
-        worker = Worker(pycaffe, self.timeout_s, label)
-        try:
-            loaded, _ = worker.request({"op": "load", "prototxt": str(prototxt.resolve()),
-                                        "caffemodel": str(Path(caffemodel).resolve()),
-                                        "batch": target.batch, "device": target.device, "output": output},
-                                       network_inputs(graph, target.seed))
-        except BaseException:
-            worker.close()
-            raise
-        engines = engine_overrides(target.graph)
+        # The rewrite is needed where the build has cuDNN; a CPU-only build only knows CAFFE already.
+        rewrite = mode == CAFFE_ENGINE and details["cudnn"]
+        request = {"op": "load", "prototxt": str(prototxt.resolve()), "caffemodel": str(Path(caffemodel).resolve()),
+                   "batch": target.batch, "device": target.device, "output": output_blob(graph),
+                   "engine": "CAFFE" if rewrite else None}
         info = {"framework": "caffe", "caffe_version": pycaffe.probe.get("caffe_version"),
                 "caffe_commit": details["commit"], "gpu_build": details["gpu_build"],
-                "cudnn_build": details["cudnn"],
-                "blas": details["blas"], "python": pycaffe.python, "mode": "default", "device": target.device,
-                "engine": "CUDNN" if details["cudnn"] else "CAFFE", "engine_overrides": engines,
-                "weights": "caffemodel" if target.weights else f"deterministic seed {target.seed}",
-                "pid": worker.pid}  # the measurement window reads this process's peak RSS
-        return CaffeSession(worker, loaded, output, info)
+                "cudnn_build": details["cudnn"], "blas": details["blas"], "python": pycaffe.python, "mode": mode,
+                "device": target.device, "precision": "fp32",
+                "engine": "CUDNN" if mode == CUDNN_ENGINE else "CAFFE",
+                "engine_overrides": engine_overrides(target.graph),
+                "weights": "caffemodel" if target.weights else f"deterministic seed {target.seed}"}
+        if on_gpu:  # the net's process gets worker_env(): in a worker through spawn_worker, else through Worker
+            tf32 = self.worker_env(target.device, mode).get("NVIDIA_TF32_OVERRIDE",
+                                                             os.environ.get("NVIDIA_TF32_OVERRIDE"))
+            info["tf32"] = ("disabled (NVIDIA_TF32_OVERRIDE=0)" if tf32 == "0"
+                            else f"cuBLAS/cuDNN default (NVIDIA_TF32_OVERRIDE={tf32})")
+        return request, network_inputs(graph, target.seed), info

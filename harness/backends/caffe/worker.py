@@ -7,8 +7,13 @@ stdout with :mod:`harness.backends.caffe.protocol`, and reads Caffe's log (stder
 This module runs under the interpreter pycaffe was built for, which need not be the harness's: it
 imports only the standard library, numpy, pycaffe, the protocol and the timer.
 
+The same :class:`NetHolder` also serves in-process, inside the per-configuration worker
+(:mod:`harness.worker`, which runs under this interpreter for Caffe): there that whole process is
+the sacrificial one.
+
 Requests (``op``) and replies:
-- ``load``: prototxt, caffemodel, batch, device, input arrays -> blob shapes, parameter shapes, memory
+- ``load``: prototxt, caffemodel, batch, device, engine, input arrays -> blob shapes, parameter shapes,
+  memory, the engine rewrite
 - ``forward``: one forward pass
 - ``timed``: a TimingProtocol's fields -> the Timing, measured here around forward passes
 - ``blobs``: names -> those blobs' data (all blobs when names is null)
@@ -27,6 +32,41 @@ import numpy as np
 from harness.backends.caffe.protocol import ChannelClosed, recv, send
 
 FLOAT_BYTES = 4  # pycaffe is built with Dtype = float
+#: layer type -> its parameter that carries an ``engine`` (CAFFE or CUDNN) in BVLC's caffe.proto; these are
+#: the types layer_factory.cpp builds with cuDNN when the engine is DEFAULT in a cuDNN build
+ENGINE_PARAMS = {"Convolution": "convolution_param", "Pooling": "pooling_param", "ReLU": "relu_param",
+                 "Sigmoid": "sigmoid_param", "Softmax": "softmax_param", "TanH": "tanh_param", "LRN": "lrn_param",
+                 "SPP": "spp_param"}
+
+
+def rewrite_engine(prototxt: str, engine: str) -> tuple[str, int]:
+    """A copy of ``prototxt`` with ``engine`` set on every layer that has an engine parameter, parsed
+    and written by Caffe's own protobuf classes (so the copy means to Caffe exactly what the original
+    does, but for the engine); (path of the copy, number of layers changed).
+
+    Why: a cuDNN build picks the CUDNN engine for DEFAULT even in CPU mode, where it aborts; and the
+    ``caffe`` mode on a GPU measures Caffe's own im2col+GEMM kernels, as in the paper's kernel study."""
+    import tempfile
+
+    from caffe.proto import caffe_pb2
+    from google.protobuf import text_format
+
+    net = caffe_pb2.NetParameter()
+    with open(prototxt, encoding="utf-8") as fh:
+        text_format.Merge(fh.read(), net)
+    value = getattr(caffe_pb2.ConvolutionParameter, engine)  # the Engine enum is the same in every parameter
+    changed = 0
+    v1_names = {t.upper(): param for t, param in ENGINE_PARAMS.items()}  # V1 files name types by enum
+    typed = [(layer, ENGINE_PARAMS.get(layer.type)) for layer in net.layer]
+    typed += [(layer, v1_names.get(caffe_pb2.V1LayerParameter.LayerType.Name(layer.type))) for layer in net.layers]
+    for layer, param in typed:
+        if param is not None:
+            getattr(layer, param).engine = value
+            changed += 1
+    with tempfile.NamedTemporaryFile("w", suffix=f"-engine-{engine.lower()}.prototxt", delete=False,
+                                     encoding="utf-8") as out:
+        out.write(text_format.MessageToString(net))
+    return out.name, changed
 
 
 class NetHolder:
@@ -43,7 +83,14 @@ class NetHolder:
         else:
             caffe.set_device(int(device.split(":", 1)[1]))
             caffe.set_mode_gpu()
-        self.net = net = caffe.Net(req["prototxt"], caffe.TEST)
+        prototxt, rewritten = req["prototxt"], 0
+        if req.get("engine"):
+            prototxt, rewritten = rewrite_engine(prototxt, req["engine"])
+        try:
+            self.net = net = caffe.Net(prototxt, caffe.TEST)
+        finally:
+            if req.get("engine"):
+                os.unlink(prototxt)
         for name, array in inputs.items():
             if name not in net.blobs:
                 raise KeyError(f"the prototxt has no input blob '{name}' (blobs: {', '.join(net.inputs)})")
@@ -62,6 +109,7 @@ class NetHolder:
             "blob_bytes": blob_bytes,
             "param_bytes": param_bytes,
             "layer_types": {name: layer.type for name, layer in zip(net._layer_names, net.layers, strict=True)},
+            "engine_rewritten_layers": rewritten,
         }
 
     def forward(self) -> None:

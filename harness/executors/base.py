@@ -1,0 +1,51 @@
+"""What every executor gets, and what it shares: the sweep, where its records go, progress callbacks."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import ClassVar
+
+from harness.measure.devices import DeviceIdentity
+from harness.measure.sweep import SweepSpec
+from harness.results.records import Config, Placement, Record
+from harness.worker import Job
+
+
+@dataclass
+class SweepRequest:
+    spec: SweepSpec
+    results_dir: Path
+    force: bool = False
+    on_start: Callable[[Config], None] | None = None
+    #: called once per configuration: its new record, or None when an earlier final record stands
+    on_done: Callable[[Record | None, Config], None] | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+class Executor(ABC):
+    name: ClassVar[str]
+
+    @abstractmethod
+    def run(self, request: SweepRequest) -> list[Record]:
+        """Run every configuration of the sweep that has no final record (all with ``force``); return the
+        records made by this run."""
+
+
+def poller_python() -> str | None:
+    """This interpreter when it has nvidia-ml-py (the poller's), else None (GPU windows then say so)."""
+    return sys.executable if importlib.util.find_spec("pynvml") is not None else None
+
+
+def make_job(config: Config, request: SweepRequest, identity: DeviceIdentity, placement: Placement,
+             writer: str | None = None) -> Job:
+    """The job of one configuration on the device ``identity`` names; a GPU worker is pinned to it by UUID
+    and sees it as ``cuda:0``."""
+    pinned = identity.uuid is not None
+    return Job(config=config, settings=request.spec.window_settings(config.device),
+               results_dir=str(request.results_dir), writer=writer, device="cuda:0" if pinned else config.device,
+               gpu_uuid=identity.uuid, poller_python=poller_python() if pinned else None, placement=placement)

@@ -1,0 +1,344 @@
+"""The one way to run a configuration: a fresh worker process that loads, measures and records it.
+
+``python -m harness.worker`` reads one :class:`Job` (JSON on stdin), loads the network in the backend,
+measures it in one window and appends the record to the results directory itself; it also sends the
+record back on its stdout. Every configuration of every backend gets a fresh worker, so no cached
+allocator pool, CUDA context, cuDNN autotuning, dynamo cache or crashed state of one configuration
+can reach the next one's measurement.
+
+The parent side is :func:`spawn_worker`, which executors (``harness.executors``: local, multi-GPU,
+Slurm) call wherever they decide a worker runs. It starts the worker under the interpreter the
+backend names (:meth:`Backend.worker_python`: pycaffe's for Caffe, this one otherwise), pinned to one
+GPU by UUID (the worker then sees ``cuda:0``), and turns a worker that dies - Caffe's CHECK failure
+aborts its process, an allocator can be killed - or hangs into a record, never a dead sweep.
+
+This module is imported under pycaffe's interpreter too: standard library and numpy only at the top.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import selectors
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
+from datetime import datetime, timezone
+from typing import Any
+
+from harness.backends.base import INPUT_DISTRIBUTION, RunTarget, Session, get_backend
+from harness.errors import BackendUnavailable, DeviceOutOfMemory, HarnessError, UnsupportedLayer
+from harness.ir.graph import Graph
+from harness.measure.timer import TimingProtocol
+from harness.measure.window import GpuTarget, MeasurementWindow, WindowResult, WindowSettings
+from harness.results.metadata import host_metadata, run_metadata
+from harness.results.records import Config, LatencyFigures, Placement, Record
+from harness.results.store import ResultsStore, StoreWriteError
+
+#: a worker that has not replied by then is stuck: killed and recorded (``worker_timeout_s`` setting)
+BASE_TIMEOUT_S = 600.0
+#: exit status of a worker whose record could not be appended (it is in the fallback file it names)
+EXIT_NOT_STORED = 3
+#: how much of a dead worker's log a failure record quotes
+LOG_TAIL_LINES = 3
+
+
+@dataclass
+class Job:
+    """Everything one worker needs, as JSON: what to run, how to measure, where to record it."""
+
+    config: Config
+    settings: WindowSettings
+    results_dir: str
+    writer: str | None = None  # the store's shard (None: results.jsonl)
+    device: str | None = None  # the device as the worker sees it (cuda:0 when pinned); None: config.device
+    gpu_uuid: str | None = None
+    poller_python: str | None = None  # the interpreter with nvidia-ml-py, for the NVML poller
+    placement: Placement | None = None
+
+    def to_json(self) -> str:
+        data = asdict(self)
+        data["settings"]["protocol"].pop("sync", None)
+        return json.dumps(data)
+
+    @classmethod
+    def from_json(cls, text: str) -> Job:
+        data = json.loads(text)
+        settings = dict(data["settings"])
+        settings["protocol"] = TimingProtocol(**settings["protocol"])
+        placement = data.get("placement")
+        return cls(**{**data, "config": Config(**data["config"]), "settings": WindowSettings(**settings),
+                      "placement": Placement(**placement) if placement else None})
+
+    @property
+    def label(self) -> str:
+        return self.config.key()
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+# ---- in the worker ------------------------------------------------------------------------------
+
+#: resolves a network name (zoo name or prototxt path) to a Graph
+GraphResolver = Callable[[str], Graph]
+#: loads a configuration into a session: (backend name, target) -> Session
+SessionLoader = Callable[[str, RunTarget], Session]
+
+
+def resolve_network(name: str) -> Graph:
+    from harness import zoo
+
+    return zoo.resolve(name)
+
+
+def load_session(backend: str, target: RunTarget) -> Session:
+    return get_backend(backend).load_in_worker(target)
+
+
+def run_config(config: Config, settings: WindowSettings, device: str | None = None, gpu: GpuTarget | None = None,
+               resolve: GraphResolver = resolve_network, load: SessionLoader = load_session) -> Record:
+    """Measure one configuration in this process; every failure becomes a record with its status,
+    never an exception (KeyboardInterrupt excepted). ``device``: the device as this process sees it."""
+    from harness.analysis.analyzer import analyze
+
+    record = Record(config=config, status="ok", started_at=now_iso())
+    settings_dict = asdict(replace(settings, protocol=replace(settings.protocol, sync=None)))
+    del settings_dict["protocol"]["sync"]
+    window = None
+    try:
+        graph = resolve(config.network)
+        record.macs_per_forward = analyze(graph, "paper", batch=config.batch, network=config.network).totals.macs
+        window = MeasurementWindow(config.device, settings, gpu)
+        window.begin()
+        target = RunTarget(graph=graph, network=config.network, batch=config.batch, device=device or config.device,
+                           mode=config.mode, seed=config.seed)
+        with load(config.backend, target) as session:
+            result = window.measure(session, config.batch, record.macs_per_forward)
+            info = dict(session.info)
+        window = None
+        _fill(record, result)
+        record.metadata = run_metadata(info, result.device_info, settings_dict)
+        record.metadata["input_distribution"] = INPUT_DISTRIBUTION
+        record.metadata["weights"] = (f"caffemodel {target.weights}" if target.weights else
+                                      f"deterministic set of harness.convert.weights, seed {config.seed}")
+        if result.notes:
+            record.metadata["notes"] = result.notes
+    except DeviceOutOfMemory as exc:
+        _fail(record, "oom", exc)
+    except MemoryError as exc:  # host memory ran out outside a backend's own mapping (weights, input)
+        _fail(record, "oom", HarnessError(f"out of host memory: {type(exc).__name__} {exc}".strip()))
+    except UnsupportedLayer as exc:
+        _fail(record, "unsupported", exc)
+    except BackendUnavailable as exc:
+        _fail(record, "unavailable", exc)
+    except HarnessError as exc:
+        _fail(record, "failed", exc)
+    except Exception as exc:  # a backend bug must not end the sweep: record where it happened
+        _fail(record, "failed", exc, detail="".join(traceback.format_exception(exc)[-3:]))
+    finally:
+        if window is not None:
+            window.abort()
+    record.finished_at = now_iso()
+    return record
+
+
+def _fill(record: Record, result: WindowResult) -> None:
+    t = result.timing
+    record.latency = LatencyFigures(**t.summary(), throughput_fps=t.throughput(record.config.batch))
+    record.latencies_s = list(t.latencies_s)
+    record.memory = result.memory
+    record.energy = result.energy
+    record.poller = result.poller
+    record.timeline = result.timeline
+
+
+def _fail(record: Record, status: str, exc: BaseException, detail: str | None = None) -> None:
+    record.status = status  # type: ignore[assignment]  # one of STATUSES by construction
+    record.message = one_line(str(exc) if isinstance(exc, HarnessError) else f"{type(exc).__name__}: {exc}")
+    if detail:
+        record.metadata["traceback"] = detail
+    record.metadata = {**host_metadata(), **record.metadata}
+
+
+def one_line(text: str, limit: int = 500) -> str:
+    """A message as one line of at most ``limit`` characters (records and consoles show it as is)."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
+
+
+def run_job(job: Job) -> Record:
+    """The worker's whole life: limits, measurement, placement, the record appended to the store."""
+    limit = job.settings.worker_address_space_bytes
+    if limit:
+        resource.setrlimit(resource.RLIMIT_AS, (int(limit), int(limit)))
+    gpu = GpuTarget(job.gpu_uuid, job.poller_python) if job.gpu_uuid else None
+    record = run_config(job.config, job.settings, job.device, gpu)
+    placement = job.placement or Placement(executor="direct", host=socket.gethostname())
+    shard = ResultsStore(job.results_dir, job.writer).path.name
+    record.placement = replace(placement, worker_pid=os.getpid(), shard=shard)
+    return record
+
+
+def main() -> int:
+    # The protocol owns the original stdout; anything a framework prints goes to stderr, the log.
+    replies = os.fdopen(os.dup(1), "w")
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    job = Job.from_json(sys.stdin.read())
+    record = run_job(job)
+    reply: dict[str, Any] = {"record": record.to_dict()}
+    status = 0
+    try:
+        ResultsStore(job.results_dir, job.writer).append(record)
+    except StoreWriteError as exc:
+        print(f"harness worker: {exc}", file=sys.stderr)
+        reply["not_stored"] = str(exc)
+        status = EXIT_NOT_STORED
+    replies.write(json.dumps(reply, allow_nan=False, default=str) + "\n")
+    replies.flush()
+    return status
+
+
+# ---- in the parent ------------------------------------------------------------------------------
+
+def worker_timeout_s(settings: WindowSettings) -> float:
+    """How long a worker may take before it counts as stuck: loading and compiling, the idle baseline and
+    cooldown, warmup and the timed phase, with room to spare."""
+    if settings.worker_timeout_s is not None:
+        return settings.worker_timeout_s
+    p = settings.protocol
+    timed = max(p.min_s, settings.min_window_s, p.max_s or 0.0)
+    cooldown = settings.cooldown_timeout_s if settings.cooldown_to_c is not None else 0.0
+    return BASE_TIMEOUT_S + settings.idle_s + cooldown + 2.0 * (p.warmup_s + timed)
+
+
+@dataclass
+class WorkerOutcome:
+    """What the parent learned: the record, and whether the parent must store it (the worker died
+    before it could, or could not write it)."""
+
+    record: Record
+    stored: bool
+    log_tail: list[str] = field(default_factory=list)
+
+
+def spawn_worker(job: Job, env_extra: dict[str, str] | None = None) -> WorkerOutcome:
+    """Run ``job`` in a fresh worker and wait for it; a death or hang becomes a ``failed`` (or ``oom``)
+    record that the parent stores, since the worker could not."""
+    config = job.config
+    try:
+        backend = get_backend(config.backend)
+        python, python_env = backend.worker_python()
+    except BackendUnavailable as exc:
+        return _parent_record(job, "unavailable", str(exc))
+    env = {**os.environ, **python_env, **backend.worker_env(config.device, config.mode), **(env_extra or {})}
+    if job.gpu_uuid:
+        env.update(CUDA_VISIBLE_DEVICES=job.gpu_uuid, CUDA_DEVICE_ORDER="PCI_BUS_ID")
+    deadline = worker_timeout_s(job.settings)
+    with tempfile.TemporaryFile(prefix="harness-worker-") as log:
+        try:
+            proc = subprocess.Popen([python, "-m", "harness.worker"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                    stderr=log, env=env, start_new_session=True)
+        except OSError as exc:
+            return _parent_record(job, "failed", f"cannot start a worker with {python}: {exc.strerror}")
+        reply, timed_out = _exchange(proc, job.to_json().encode(), deadline)
+        log.seek(0)
+        text = log.read().decode(errors="replace")
+    tail = [line for line in text.strip().splitlines() if line.strip()][-LOG_TAIL_LINES:]
+    if reply is not None and "record" in reply:
+        record = Record.from_dict(reply["record"])
+        return WorkerOutcome(record, stored="not_stored" not in reply, log_tail=tail)
+    if timed_out:
+        return _parent_record(job, "failed", f"worker stuck: no result within {deadline:.0f} s; killed it "
+                                             "(the worker_timeout_s setting sets the limit)", tail)
+    explained = type(backend).explain_death(text)
+    if explained is not None:
+        status, message = explained
+        return _parent_record(job, status, message, tail)
+    return _parent_record(job, "failed", describe_exit(proc.returncode, tail), tail)
+
+
+def _exchange(proc: subprocess.Popen[bytes], job: bytes, timeout_s: float) -> tuple[dict[str, Any] | None, bool]:
+    """Send the job, wait for the reply line and the exit; (reply or None, timed out)."""
+    assert proc.stdin is not None and proc.stdout is not None
+    try:
+        proc.stdin.write(job)
+        proc.stdin.close()
+    except OSError:
+        pass  # died at once: its exit status and log say why
+    deadline = time.monotonic() + timeout_s
+    out = b""
+    with selectors.DefaultSelector() as sel:
+        sel.register(proc.stdout, selectors.EVENT_READ)
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                _kill_group(proc)
+                return None, True
+            if not sel.select(left):
+                continue
+            chunk = os.read(proc.stdout.fileno(), 1 << 20)
+            if not chunk:
+                break
+            out += chunk
+    proc.stdout.close()
+    try:
+        proc.wait(timeout=max(1.0, deadline - time.monotonic()))
+    except subprocess.TimeoutExpired:
+        _kill_group(proc)
+    try:
+        reply = json.loads(out.splitlines()[-1]) if out.strip() else None
+    except ValueError:
+        reply = None
+    return (reply if isinstance(reply, dict) else None), False
+
+
+def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+    """Kill the worker and whatever it started (its own process group: start_new_session)."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        proc.kill()
+    proc.wait()
+
+
+def describe_exit(code: int | None, tail: list[str]) -> str:
+    if code is not None and code < 0:
+        what = f"worker killed by signal {signal.Signals(-code).name}"
+        if -code == signal.SIGKILL:
+            what += " (the kernel's OOM killer, a scheduler or a user)"
+    else:
+        what = f"worker exited with status {code} before recording"
+    return one_line(what + (": " + " | ".join(tail) if tail else ""))
+
+
+def _parent_record(job: Job, status: str, message: str, tail: list[str] | None = None) -> WorkerOutcome:
+    now = now_iso()
+    record = Record(config=job.config, status=status, message=one_line(message),  # type: ignore[arg-type]
+                    started_at=now, finished_at=now, metadata={**host_metadata(), "recorded_by": "parent"})
+    if tail:
+        record.metadata["worker_log_tail"] = tail
+    placement = job.placement or Placement(executor="direct", host=socket.gethostname())
+    record.placement = replace(placement, shard=ResultsStore(job.results_dir, job.writer).path.name)
+    return WorkerOutcome(record, stored=False, log_tail=tail or [])
+
+
+def spawn_and_store(job: Job, env_extra: dict[str, str] | None = None) -> Record:
+    """:func:`spawn_worker`, then store the record if the worker could not (the same shard)."""
+    outcome = spawn_worker(job, env_extra)
+    if not outcome.stored:
+        ResultsStore(job.results_dir, job.writer).append(outcome.record)
+    return outcome.record
+
+
+if __name__ == "__main__":
+    sys.exit(main())
