@@ -215,3 +215,56 @@ def test_a_real_out_of_memory_is_recorded_oom_and_final(backend: str, tmp_path: 
     records = get_executor("local")().run(SweepRequest(spec, tmp_path / "res", on_start=lambda c: launched.append(c)))
     assert [r.status for r in records] == ["oom", "oom"], [r.message for r in records]
     assert records[1].inferred_from == records[0].key and [c.batch for c in launched] == [512]
+
+
+SYNTHETIC_NVML = Path(__file__).parent / "data" / "synthetic_nvml"
+
+
+def test_cuda_n_is_pinned_by_uuid_and_recorded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`bench --device cuda:1` on a machine with two (synthetic, see tests/data/synthetic_nvml) GPUs: the
+    worker is pinned to the second GPU's UUID, the record carries its UUID and model, and its key the
+    model, so results of another GPU model never stand for it. This torch has no CUDA: the configuration
+    ends `unavailable`, with the reason, after a real worker and a real poller process ran."""
+    needs("torch")
+    import json
+
+    from harness.cli.main import main
+    from harness.measure import devices
+
+    gpus = [{"uuid": "GPU-5e000000-0000-4000-8000-00000000000a", "name": "Synthetic A"},
+            {"uuid": "GPU-5e000000-0000-4000-8000-00000000000b", "name": "Synthetic B"}]
+    monkeypatch.setenv("HARNESS_SYNTHETIC_NVML", json.dumps({"gpus": gpus}))
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(SYNTHETIC_NVML), os.environ.get("PYTHONPATH", "")]))
+    monkeypatch.syspath_prepend(str(SYNTHETIC_NVML))
+    monkeypatch.delitem(sys.modules, "pynvml", raising=False)
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    monkeypatch.setattr(devices, "cuda_driver_uuids", lambda: None)  # no libcuda here: the NVML route
+    (net,) = tiny_nets(tmp_path, 1)
+    flags = [f"--set={k}={v}" for k, v in QUICK.items()]
+    assert main(["bench", net, "--backend", "pytorch", "--device", "cuda:1", "--batch", "1",
+                 "--out", str(tmp_path / "res"), *flags]) == 1  # ran, nothing measured
+    (record,) = ResultsStore(tmp_path / "res").records()
+    assert record.status == "unavailable" and "CUDA device" in record.message
+    assert record.config.device == "cuda:1" and record.config.hardware == "Synthetic B"
+    assert "|cuda[Synthetic B]|" in record.key
+    assert record.placement.gpu_uuid == gpus[1]["uuid"] and record.placement.cuda_visible_devices == gpus[1]["uuid"]
+
+
+def test_a_gpu_build_of_caffe_is_selected_for_any_cuda_device(monkeypatch: pytest.MonkeyPatch) -> None:
+    from harness.backends.caffe import backend as caffe_backend
+    from harness.cli.bench import available_backends
+
+    root = Path(os.environ.get("HARNESS_TEST_CAFFE_GPU_ROOT", "/opt/caffe-cuda"))
+    if caffe_backend.read_build_info(root).get("CAFFE_CPU_ONLY") != "0":
+        pytest.skip(f"no GPU build of Caffe at {root} (HARNESS_TEST_CAFFE_GPU_ROOT names one)")
+    monkeypatch.setenv("CAFFE_ROOT", str(root))
+    caffe_backend.find_pycaffe.cache_clear()
+    try:
+        info = caffe_backend.CaffeBackend.probe()
+        assert info.available, info.reason
+        assert "cuda:N" in info.devices and info.details["cudnn"] is True
+        assert "caffe" in available_backends("cuda:3")
+        assert caffe_backend.CaffeBackend().modes("cuda:3") == ["cudnn", "caffe"]
+        assert caffe_backend.CaffeBackend().modes("cpu") == ["caffe"]
+    finally:
+        caffe_backend.find_pycaffe.cache_clear()

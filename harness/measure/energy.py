@@ -107,8 +107,10 @@ def timeline_energy(timeline: dict[str, list], idle: Span, timed: Span, forwards
     notes: list[str] = []
     series = []
     for column, label in POWER_SERIES:
-        t, p = valid_samples(timeline.get("t", []), timeline.get(column, []) or [])
-        missing = len(timeline.get(column, []) or []) - p.size
+        if not timeline.get(column):
+            continue  # a series this GPU does not answer (the poller lists it as unsupported)
+        t, p = valid_samples(timeline["t"], timeline[column])
+        missing = len(timeline[column]) - p.size
         if missing:
             notes.append(f"{column}: {missing} sample(s) unreadable, left out")
         if _covers(t, idle) and _covers(t, timed):
