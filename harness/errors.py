@@ -1,11 +1,9 @@
-"""The harness's error types. The CLI turns each into one line on stderr and exit status 2."""
+"""The harness's error types. The CLI turns each into one line on stderr and exit status 2.
+
+This module imports nothing from the harness, so that every other module can import it.
+"""
 
 from __future__ import annotations
-
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from harness.ir.textformat import Location
 
 
 class HarnessError(Exception):
@@ -13,12 +11,16 @@ class HarnessError(Exception):
 
 
 class PrototxtError(HarnessError):
-    """A prototxt that cannot be read: the message names file:line:column."""
+    """A prototxt that cannot be read: the message names file:line:column.
 
-    def __init__(self, message: str, loc: Location | None = None) -> None:
-        self.loc = loc
+    ``loc`` is anything that prints as ``file:line:column`` (a :class:`harness.ir.textformat.Location`);
+    only its text is kept, so that this module needs nothing from the reader.
+    """
+
+    def __init__(self, message: str, loc: object | None = None) -> None:
+        self.where = None if loc is None else str(loc)
         self.reason = message
-        super().__init__(f"{loc}: {message}" if loc is not None else message)
+        super().__init__(f"{self.where}: {message}" if self.where is not None else message)
 
 
 class GraphError(HarnessError):

@@ -7,8 +7,10 @@ from __future__ import annotations
 import pytest
 
 from harness.analysis.analyzer import analyze
-from harness.errors import GraphError, UnknownLayerError
+from harness.errors import GraphError, PrototxtError, UnknownLayerError
 from harness.ir.build import load_graph
+from harness.layers import known_types
+from harness.layers.base import handlers
 
 
 def net(body: str, shape: str = "dim: 1 dim: 3 dim: 8 dim: 8") -> str:
@@ -141,11 +143,62 @@ def test_string_where_a_number_belongs() -> None:
                  "'num_output' must be an integer")
 
 
-def test_absurdly_large_dimensions_are_computed() -> None:
-    p = "convolution_param { num_output: 1000000 kernel_size: 1 }"
-    a = run(net(layer("c", "Convolution", "data", "c", p), "dim: 1000000 dim: 3 dim: 100000 dim: 100000"))
-    assert a.totals.macs == 3 * 10**6 * 10**6 * 10**10
+def test_blobs_beyond_caffes_int_max_are_refused_as_caffe_does() -> None:
+    # blob.cpp: CHECK_LE(shape[i], INT_MAX / count_) << "blob size exceeds INT_MAX"
+    conv = layer("c", "Convolution", "data", "c", "convolution_param { num_output: 100000000 kernel_size: 1 }")
+    _graph_error(conv, r"layer 'c' \(Convolution\).*: top 'c' would hold 6,400,000,000 elements .*INT_MAX")
+    _graph_error(conv, r"input 'data' would hold 3,000,000,000,000 elements", "dim: 1 dim: 3 dim: 1000000 dim: 1000000")
+    ip = layer("ip", "InnerProduct", "data", "ip", "inner_product_param { num_output: 20000000 }")
+    _graph_error(ip, "parameter blob 0 would hold 3,840,000,000 elements")
+    # Within the limit, large networks are counted exactly (Python integers do not overflow).
+    big = layer("c", "Convolution", "data", "c", "convolution_param { num_output: 1000 kernel_size: 1 }")
+    a = run(net(big, "dim: 1000 dim: 3 dim: 40 dim: 40"))
+    assert a.totals.macs == 3 * 1000 * 1000 * 1600
+
+
+def test_integers_beyond_int32_are_refused_as_caffe_does() -> None:
+    _graph_error(layer("c", "Convolution", "data", "c", "convolution_param { num_output: 3000000000 kernel_size: 1 }"),
+                 r"field 'num_output' must be between 1 and 2147483647 .*got 3000000000 at t.prototxt:3:83")
+    with pytest.raises(PrototxtError, match="dim is 2147483648, beyond INT_MAX"):
+        run(net("", "dim: 1 dim: 2147483648"))
 
 
 def test_wrong_arity() -> None:
     _graph_error(layer("e", "Eltwise", "data", "e"), "takes at least 2 bottom")
+
+
+# Enough hyperparameters for each type to reach its shape rules (types not listed need none).
+REQUIRED_PARAMS = {
+    "Convolution": "convolution_param { num_output: 2 kernel_size: 1 }",
+    "Deconvolution": "convolution_param { num_output: 2 kernel_size: 1 }",
+    "InnerProduct": "inner_product_param { num_output: 2 }",
+    "Pooling": "pooling_param { kernel_size: 1 }",
+    "Reshape": "reshape_param { shape { dim: -1 } }",
+}
+
+
+@pytest.mark.parametrize("type_", known_types())
+@pytest.mark.parametrize("rank", range(6))
+def test_a_bottom_of_any_rank_is_a_result_or_a_graph_error(type_: str, rank: int) -> None:
+    """Every handler, fed a blob of 0 to 5 axes: a result or one GraphError naming the layer, never an
+    IndexError (the rank each type needs is checked in the handler table's common path)."""
+    handler = handlers()[type_]
+    bottoms = ",".join(["data"] * max(handler.bottoms[0], 1))
+    tops = ",".join(f"t{i}" for i in range(max(handler.tops[0], 1)))
+    text = net(layer("x", type_, bottoms, tops, REQUIRED_PARAMS.get(type_, "")), " ".join(["dim: 2"] * rank))
+    for convention in ("paper", "caffe"):
+        try:
+            a = run(text, convention)
+        except GraphError as exc:
+            assert "layer 'x'" in str(exc) and "\n" not in str(exc)
+        else:
+            assert len(a.layers[0].output_shapes) == len(tops.split(","))
+
+
+def test_wrong_rank_names_the_layer_and_the_axes_needed() -> None:
+    body = layer("fc", "InnerProduct", "data", "fc", "inner_product_param { num_output: 3 axis: 0 }")
+    with pytest.raises(GraphError, match=r"layer 'pool' \(Pooling\).*needs a bottom with 4 axes, got 'fc' of "
+                                         r"shape \(3,\)"):
+        run(net(body + layer("pool", "Pooling", "fc", "p", "pooling_param { kernel_size: 1 }"), "dim: 2"), "caffe")
+    _graph_error(layer("acc", "Accuracy", "data,data", "a"), r"layer 'acc' \(Accuracy\).*axis 1 is out of range "
+                 r"for a 1-D input", "dim: 2")

@@ -50,5 +50,5 @@ def test_scales_are_sensible() -> None:
 
 
 def test_every_type_with_parameters_has_an_initializer() -> None:
-    overriding = {t for t, h in handlers().items() if type(h).param_shapes is not LayerHandler.param_shapes}
+    overriding = {t for t, h in handlers().items() if type(h).compute_params is not LayerHandler.compute_params}
     assert overriding == set(INITIALIZERS)

@@ -7,13 +7,14 @@ produce. Fields unknown to BVLC Caffe's ``caffe.proto`` are kept and reported as
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from harness.errors import GraphError, PrototxtError
-from harness.ir.graph import Graph, InputSpec, Layer, Shape
-from harness.ir.textformat import Field, Message, parse_file, parse_text
+from harness.ir.graph import INT_MAX, Graph, InputSpec, Layer, Shape, check_blob_size
+from harness.ir.textformat import NAME_CHARS, Enum, Field, Message, describe, excerpt, parse_file, parse_text
 from harness.layers import canonical_type
-from harness.layers.base import handlers, int_field
+from harness.layers.base import bool_field, handlers, int_field
 
 NET_FIELDS = frozenset({"name", "input", "input_shape", "input_dim", "force_backward", "state", "debug_info",
                         "layer", "layers"})
@@ -38,23 +39,76 @@ DATA_LAYERS = {"Data": "data_param", "ImageData": "image_data_param", "MemoryDat
 DEFAULT_DATA_SIZE = 224
 
 
+# V1LayerParameter.LayerType by number (caffe.proto): a V1 file may give an enum by its number.
+V1_LAYER_TYPES = {
+    0: "NONE", 1: "ACCURACY", 2: "BNLL", 3: "CONCAT", 4: "CONVOLUTION", 5: "DATA", 6: "DROPOUT",
+    7: "EUCLIDEAN_LOSS", 8: "FLATTEN", 9: "HDF5_DATA", 10: "HDF5_OUTPUT", 11: "IM2COL", 12: "IMAGE_DATA",
+    13: "INFOGAIN_LOSS", 14: "INNER_PRODUCT", 15: "LRN", 16: "MULTINOMIAL_LOGISTIC_LOSS", 17: "POOLING",
+    18: "RELU", 19: "SIGMOID", 20: "SOFTMAX", 21: "SOFTMAX_LOSS", 22: "SPLIT", 23: "TANH", 24: "WINDOW_DATA",
+    25: "ELTWISE", 26: "POWER", 27: "SIGMOID_CROSS_ENTROPY_LOSS", 28: "HINGE_LOSS", 29: "MEMORY_DATA",
+    30: "ARGMAX", 31: "THRESHOLD", 32: "DUMMY_DATA", 33: "SLICE", 34: "MVN", 35: "ABSVAL", 36: "SILENCE",
+    37: "CONTRASTIVE_LOSS", 38: "EXP", 39: "DECONVOLUTION"}
+PHASES = ("TRAIN", "TEST")  # caffe.proto: enum Phase { TRAIN = 0; TEST = 1; }
+RULE_FIELDS = frozenset({"phase", "min_level", "max_level", "stage", "not_stage"})  # NetStateRule
+
+
 def load_graph(source: str | Path, text: str | None = None, phase: str = "TEST") -> Graph:
     """Parse a prototxt file (or ``text``, reported as ``source``) into a :class:`Graph`."""
     msg = parse_text(text, str(source)) if text is not None else parse_file(source)
     return build_graph(msg, str(source), phase)
 
 
+# ---- typed values: what protobuf's parser accepts for a field of each type (text_format.cc) ----------
+
+def _caffe_rejects(f: Field, where: str, expected: str) -> PrototxtError:
+    return PrototxtError(f"{where}{f.name} must be {expected}, got {describe(f.value)} "
+                         "(BVLC Caffe's parser rejects it too)", f.loc)
+
+
+def _string(f: Field, where: str = "") -> str:
+    """A string field: only a quoted literal (``ConsumeString``); ``name: conv1`` or ``name { }`` is an error."""
+    if isinstance(f.value, str) and not isinstance(f.value, Enum):
+        return f.value
+    raise _caffe_rejects(f, where, "a quoted string")
+
+
+def _strings(msg: Message, name: str, where: str = "") -> list[str]:
+    return [_string(f, where) for f in msg.fields if f.name == name]
+
+
+def _int32(f: Field, where: str = "", minimum: int = -INT_MAX - 1) -> int:
+    """An int32 field (``ConsumeSignedInteger`` with kint32max); booleans and floats are not integers."""
+    if isinstance(f.value, bool) or not isinstance(f.value, int):
+        raise _caffe_rejects(f, where, "an integer")
+    if f.value < minimum:
+        raise PrototxtError(f"{where}{f.name} must be {'positive' if minimum == 1 else f'>= {minimum}'}, got "
+                            f"{f.value}", f.loc)
+    if f.value > INT_MAX:
+        raise PrototxtError(f"{where}{f.name} is {describe(f.value)}, beyond INT_MAX (BVLC Caffe rejects it too)",
+                            f.loc)
+    return f.value
+
+
+def _phase(f: Field, where: str = "") -> str:
+    """A Phase enum: TRAIN/TEST unquoted or its number 0/1 (``ConsumeFieldValue``, CPPTYPE_ENUM)."""
+    value = f.value
+    if isinstance(value, Enum) and value in PHASES:
+        return str(value)
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < len(PHASES):
+        return PHASES[value]
+    raise _caffe_rejects(f, where, "TRAIN or TEST (unquoted) or 0 or 1")
+
+
+def _last(msg: Message, name: str) -> Field | None:
+    """The field that counts when a non-repeated field is given more than once: the last."""
+    return msg.field(name)
+
+
+# ---- inputs -------------------------------------------------------------------------------------
+
 def _shape_of(msg: Message, where: str) -> Shape:
-    dims = []
-    for f in msg.fields:
-        if f.name != "dim":
-            continue
-        if isinstance(f.value, bool) or not isinstance(f.value, int):
-            raise PrototxtError(f"{where}: dim must be an integer, got {f.value!r}", f.loc)
-        if f.value <= 0:
-            raise PrototxtError(f"{where}: dimension {f.value} must be positive", f.loc)
-        dims.append(f.value)
-    return tuple(dims)
+    """A BlobShape's dims: int64 in caffe.proto, but Caffe's Blob keeps them in an int."""
+    return tuple(_int32(f, f"{where}: ", minimum=1) for f in msg.fields if f.name == "dim")
 
 
 def _net_inputs(net: Message) -> list[InputSpec]:
@@ -64,25 +118,68 @@ def _net_inputs(net: Message) -> list[InputSpec]:
     shapes = [_shape_of(s, "input_shape") for s in net.all("input_shape") if isinstance(s, Message)]
     dims = [f for f in net.fields if f.name == "input_dim"]
     if dims:
-        values = []
-        for f in dims:
-            if isinstance(f.value, bool) or not isinstance(f.value, int) or f.value <= 0:
-                raise PrototxtError(f"input_dim must be a positive integer, got {f.value!r}", f.loc)
-            values.append(f.value)
+        values = [_int32(f, minimum=1) for f in dims]
         if len(values) != 4 * len(names):
             raise PrototxtError(f"{len(values)} input_dim values for {len(names)} inputs (4 each)", dims[0].loc)
         shapes = [tuple(values[4 * i:4 * i + 4]) for i in range(len(names))]
     if len(shapes) != len(names):
         raise PrototxtError(f"{len(names)} inputs but {len(shapes)} input shapes", names[0].loc)
-    return [InputSpec(str(f.value), s, f.loc) for f, s in zip(names, shapes, strict=True)]
+    return [InputSpec(_string(f), s, f.loc) for f, s in zip(names, shapes, strict=True)]
 
 
-def _phase_ok(layer: Message, phase: str) -> bool:
-    includes = [m for m in layer.all("include") if isinstance(m, Message)]
-    excludes = [m for m in layer.all("exclude") if isinstance(m, Message)]
-    if includes:
-        return any(str(m.get("phase", phase)) == phase for m in includes)
-    return not any(str(m.get("phase", "")) == phase for m in excludes)
+# ---- which layers the TEST net has: Caffe's NetStateRule ---------------------------------------------
+
+@dataclass(frozen=True)
+class NetState:
+    """The state BVLC Caffe filters layers with when pycaffe (or ``caffe time``) builds a net from a file:
+    the requested phase, level 0 and the stages of the file's own ``state`` block. ``Net(param_file,
+    phase, level = 0, stages = NULL)`` sets phase and level over the file's (src/caffe/net.cpp)."""
+
+    phase: str
+    level: int = 0
+    stages: frozenset[str] = frozenset()
+
+    @classmethod
+    def of(cls, net: Message, phase: str) -> NetState:
+        state = net.message("state")
+        for f in state.fields:
+            if f.name == "phase":
+                _phase(f, "state.")
+            elif f.name == "level":
+                _int32(f, "state.")
+        return cls(phase, 0, frozenset(_strings(state, "stage", "state.")))
+
+    def meets(self, rule: Message, where: str) -> bool:
+        """Net::StateMeetsRule: the phase if given, min_level <= level <= max_level where given, every
+        ``stage`` of the rule among the state's stages and no ``not_stage``."""
+        ok = True
+        for f in rule.fields:
+            if f.name == "phase":
+                ok &= _phase(f, where) == self.phase
+            elif f.name == "min_level":
+                ok &= self.level >= _int32(f, where)
+            elif f.name == "max_level":
+                ok &= self.level <= _int32(f, where)
+            elif f.name == "stage":
+                ok &= _string(f, where) in self.stages
+            elif f.name == "not_stage":
+                ok &= _string(f, where) not in self.stages
+            else:
+                raise PrototxtError(f"{where}unknown field {f.name!r} in a NetStateRule (it has "
+                                    f"{', '.join(sorted(RULE_FIELDS))}; BVLC Caffe rejects others)", f.loc)
+        return ok
+
+    def includes(self, layer: Message, where: str) -> bool:
+        """Net::FilterNet: with include rules a layer is in when it meets one of them; otherwise it is in
+        unless it meets one of its exclude rules. Both kinds on one layer is an error."""
+        includes = [f for f in layer.fields if f.name == "include"]
+        excludes = [f for f in layer.fields if f.name == "exclude"]
+        if includes and excludes:
+            raise PrototxtError(f"{where}has both include and exclude rules (BVLC Caffe: \"Specify either include "
+                                "rules or exclude rules; not both.\")", includes[0].loc)
+        rules = [(f, layer.message(f.name)) for f in includes or excludes]
+        met = any(self.meets(rule, f"{where}{f.name}.") for f, rule in rules)
+        return met if includes else not met
 
 
 def _data_inputs(lay: Layer, warnings: list[str]) -> list[InputSpec]:
@@ -94,6 +191,8 @@ def _data_inputs(lay: Layer, warnings: list[str]) -> list[InputSpec]:
             raise GraphError(f"{lay.where()}: {len(shapes)} input shapes for {len(lay.tops)} tops")
         return [InputSpec(top, shapes[min(i, len(shapes) - 1)], lay.loc) for i, top in enumerate(lay.tops)]
     block = lay.param(DATA_LAYERS[lay.type])
+    if not lay.tops:
+        raise GraphError(f"{lay.where()}: a data layer without a top")
     if lay.type in ("DummyData", "DUMMY_DATA"):
         shapes = [_shape_of(m, lay.where()) for m in block.all("shape") if isinstance(m, Message)]
         if not shapes:
@@ -111,27 +210,17 @@ def _data_inputs(lay: Layer, warnings: list[str]) -> list[InputSpec]:
             warnings.append(f"{lay.where()}: image size unknown (no crop_size or new_height/new_width); "
                             f"assumed {DEFAULT_DATA_SIZE}x{DEFAULT_DATA_SIZE}")
             height = width = DEFAULT_DATA_SIZE
-        channels = 1 if block.get("is_color") is False else 3
+        channels = 3 if bool_field(lay, block, "is_color", True) else 1
         data = (batch, channels, int(height), int(width))
     specs = [InputSpec(lay.tops[0], data, lay.loc)]
     specs += [InputSpec(top, (batch,), lay.loc) for top in lay.tops[1:]]
     return specs
 
 
-def _strings(msg: Message, name: str, where: str) -> list[str]:
-    out = []
-    for f in msg.fields:
-        if f.name == name:
-            if isinstance(f.value, Message):
-                raise PrototxtError(f"{where}: '{name}' must be a blob name, not a block", f.loc)
-            out.append(str(f.value))
-    return out
-
-
 def _check_fields(lay: Layer, warnings: list[str]) -> None:
     for f in lay.spec.fields:
         if f.name not in LAYER_FIELDS and f.name not in FORK_LAYER_FIELDS:
-            warnings.append(f"{f.loc}: {lay.where()}: unknown field '{f.name}' kept but ignored")
+            warnings.append(f"{f.loc}: {lay.where()}: unknown field {excerpt(f.name)} kept but ignored")
     handler = handlers().get(lay.type)
     if handler is None or handler.param_block is None:
         return
@@ -139,35 +228,38 @@ def _check_fields(lay: Layer, warnings: list[str]) -> None:
     if isinstance(block, Message):
         for f in block.fields:
             if f.name not in handler.fields:
-                warnings.append(f"{f.loc}: {lay.where()}: field '{handler.param_block}.{f.name}' is not in "
-                                "BVLC Caffe's caffe.proto; kept but ignored (BVLC Caffe would reject the file)")
+                name = excerpt(f"{handler.param_block}.{f.name}", NAME_CHARS)
+                warnings.append(f"{f.loc}: {lay.where()}: field {name} is not in BVLC Caffe's caffe.proto; "
+                                "kept but ignored (BVLC Caffe would reject the file)")
 
 
 def build_graph(net: Message, source: str, phase: str = "TEST") -> Graph:
     warnings: list[str] = []
     for f in net.fields:
         if f.name not in NET_FIELDS:
-            warnings.append(f"{f.loc}: unknown net-level field '{f.name}' kept but ignored "
+            warnings.append(f"{f.loc}: unknown net-level field {excerpt(f.name)} kept but ignored "
                             "(BVLC Caffe would reject the file)")
     inputs = _net_inputs(net)
+    state = NetState.of(net, phase)
     layer_fields: list[Field] = [f for f in net.fields if f.name in ("layer", "layers")]
     if any(f.name == "layer" for f in layer_fields) and any(f.name == "layers" for f in layer_fields):
         raise PrototxtError("the file mixes V2 'layer' and V1 'layers' blocks", layer_fields[0].loc)
     layers: list[Layer] = []
     for f in layer_fields:
         if not isinstance(f.value, Message):
-            raise PrototxtError(f"'{f.name}' must be a block", f.loc)
+            raise PrototxtError(f"'{f.name}' must be a {{ }} block, got {describe(f.value)}", f.loc)
         spec = f.value
-        if not _phase_ok(spec, phase):
+        name_field = _last(spec, "name")
+        name = _string(name_field) if name_field is not None else f"<layer {len(layers) + 1}>"
+        where = f"layer {excerpt(name, NAME_CHARS)}: "
+        if not state.includes(spec, where):
             continue
-        raw_type = spec.get("type")
-        name = str(spec.get("name", f"<layer {len(layers) + 1}>"))
-        if raw_type is None or isinstance(raw_type, Message):
-            raise PrototxtError(f"layer '{name}' has no type", f.loc)
-        where = f"layer '{name}'"
-        lay = Layer(name=name, type=canonical_type(str(raw_type)), bottoms=_strings(spec, "bottom", where),
-                    tops=_strings(spec, "top", where), spec=spec, loc=f.loc)
-        layers.append(lay)
+        type_field = _last(spec, "type")
+        if type_field is None:
+            raise PrototxtError(f"{where}no type", f.loc)
+        type_ = _v1_type(type_field, where) if f.name == "layers" else _string(type_field, where)
+        layers.append(Layer(name=name, type=canonical_type(type_), bottoms=_strings(spec, "bottom", where),
+                            tops=_strings(spec, "top", where), spec=spec, loc=f.loc))
 
     graph_layers: list[Layer] = []
     for lay in layers:
@@ -180,15 +272,27 @@ def build_graph(net: Message, source: str, phase: str = "TEST") -> Graph:
         raise GraphError(f"{source}: the net has no input (no 'input'/'input_shape', Input layer or data layer)")
     seen = set()
     for spec in inputs:
+        what = f"{source}: input {excerpt(spec.name, NAME_CHARS)}"
         if spec.name in seen:
-            raise GraphError(f"{source}: input '{spec.name}' is declared twice")
+            raise GraphError(f"{what} is declared twice")
         seen.add(spec.name)
         if any(d <= 0 for d in spec.shape):
-            raise GraphError(f"{source}: input '{spec.name}' has a non-positive dimension {spec.shape}")
+            raise GraphError(f"{what} has a non-positive dimension {spec.shape}")
+        check_blob_size(spec.shape, what)
     _check_topology(source, inputs, graph_layers)
-    name = net.get("name", Path(source).stem)
-    return Graph(name=str(name), source=source, inputs=inputs, layers=graph_layers, warnings=warnings,
-                 spec=net)
+    name_field = _last(net, "name")
+    name = _string(name_field) if name_field is not None else Path(source).stem
+    return Graph(name=name, source=source, inputs=inputs, layers=graph_layers, warnings=warnings, spec=net)
+
+
+def _v1_type(f: Field, where: str) -> str:
+    """A V1 ``layers`` type is a LayerType enum: unquoted (CONVOLUTION) or its number; caffe.proto's
+    parser rejects a quoted one."""
+    if isinstance(f.value, Enum):
+        return str(f.value)
+    if isinstance(f.value, int) and not isinstance(f.value, bool) and f.value in V1_LAYER_TYPES:
+        return V1_LAYER_TYPES[f.value]
+    raise _caffe_rejects(f, where, "a V1 LayerType enum, unquoted (e.g. CONVOLUTION), or its number")
 
 
 def _check_topology(source: str, inputs: list[InputSpec], layers: list[Layer]) -> None:
@@ -201,12 +305,13 @@ def _check_topology(source: str, inputs: list[InputSpec], layers: list[Layer]) -
                 continue
             later = all_tops.get(bottom)
             if later is not None:
-                raise GraphError(f"{lay.where()}: bottom '{bottom}' is only produced later by "
+                raise GraphError(f"{lay.where()}: bottom {excerpt(bottom, NAME_CHARS)} is only produced later by "
                                  f"{later.where()} (a cycle, or layers out of order)")
-            raise GraphError(f"{lay.where()}: bottom '{bottom}' is not produced by any layer or input")
+            raise GraphError(f"{lay.where()}: bottom {excerpt(bottom, NAME_CHARS)} is not produced by any layer "
+                             "or input")
         for i, top in enumerate(lay.tops):
             in_place = i < len(lay.bottoms) and lay.bottoms[i] == top
             if top in producer and not in_place:
-                raise GraphError(f"{lay.where()}: top '{top}' is already produced by {producer[top]} "
-                                 "(only in-place layers may reuse a blob name)")
+                raise GraphError(f"{lay.where()}: top {excerpt(top, NAME_CHARS)} is already produced by "
+                                 f"{producer[top]} (only in-place layers may reuse a blob name)")
             producer[top] = lay.where()

@@ -8,12 +8,26 @@ survives unchanged.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
-from harness.ir.textformat import Location, Message
+from harness.errors import GraphError
+from harness.ir.textformat import NAME_CHARS, Location, Message, excerpt
 
 Shape = tuple[int, ...]
+# BVLC Caffe keeps blob sizes in an int: Blob::Reshape checks ``CHECK_LE(shape[i], INT_MAX / count_)``
+# ("blob size exceeds INT_MAX", src/caffe/blob.cpp), so no blob may hold more elements, and no
+# dimension or integer hyperparameter may exceed it either.
+INT_MAX = 2**31 - 1
+
+
+def check_blob_size(shape: Shape, what: str) -> None:
+    """Raise GraphError when a blob of ``shape`` is one BVLC Caffe refuses to allocate."""
+    elements = math.prod(shape)
+    if elements > INT_MAX:
+        raise GraphError(f"{what} would hold {elements:,} elements {shape}; BVLC Caffe refuses blobs over "
+                         f"INT_MAX ({INT_MAX:,}) elements (blob.cpp)")
 
 
 @dataclass(frozen=True)
@@ -41,7 +55,9 @@ class Layer:
         return bool(self.tops) and self.tops == self.bottoms[: len(self.tops)]
 
     def where(self) -> str:
-        return f"layer '{self.name}' ({self.type})" + (f" at {self.loc}" if self.loc else "")
+        """How messages name the layer: short and on one line, whatever its name."""
+        return (f"layer {excerpt(self.name, NAME_CHARS)} ({excerpt(self.type, NAME_CHARS)[1:-1]})"
+                + (f" at {self.loc}" if self.loc else ""))
 
 
 @dataclass

@@ -40,6 +40,7 @@ from harness.analysis.analyzer import NetAnalysis, analyze
 from harness.ir.graph import Graph, Layer
 from harness.kernels.taxonomy import CONVOLUTION, GEMM, GEMMK1, GEMV2N, GEMV2T
 from harness.layers.base import bool_field, count
+from harness.layers.normalization import channels as bn_channels
 from harness.layers.vision import conv_geometry
 
 NO, T = "N", "T"  # CblasNoTrans, CblasTrans
@@ -150,7 +151,7 @@ def _inner_product(layer: Layer, ins: list, outs: list, cudnn: bool) -> list[Bla
 
 
 def _batch_norm(layer: Layer, ins: list, outs: list, cudnn: bool) -> list[BlasCall]:
-    num, channels = ins[0][0], ins[0][1]
+    num, channels = ins[0][0], bn_channels(ins)
     spatial = count(ins[0][2:])
     calls = [BlasCall(layer.name, layer.type, "sgemm", NO, NO, num, channels, 1, 2, "bn-broadcast"),
              BlasCall(layer.name, layer.type, "sgemm", NO, NO, channels * num, spatial, 1, 2, "bn-broadcast")]
@@ -173,12 +174,11 @@ def blas_calls(graph: Graph, batch: int | None = None, cudnn: bool = False,
                analysis: NetAnalysis | None = None) -> list[BlasCall]:
     """Every distinct BLAS call of one forward pass, in layer order (CAFFE-convention shapes)."""
     a = analysis or analyze(graph, "caffe", batch=batch)
-    by_name = {lay.name: lay for lay in graph.layers}
     calls: list[BlasCall] = []
-    for stats in a.layers:
+    for layer, stats in zip(graph.layers, a.layers, strict=True):  # by position: Caffe allows repeated names
         fn = CALLS_BY_TYPE.get(stats.type)
         if fn is not None:
-            calls += fn(by_name[stats.name], stats.input_shapes, stats.output_shapes, cudnn)
+            calls += fn(layer, stats.input_shapes, stats.output_shapes, cudnn)
     return calls
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from harness.ir.graph import Layer, Shape
-from harness.layers.base import LayerHandler, bool_field, register, require
+from harness.layers.base import LayerHandler, bool_field, register
 
 
 @register
@@ -19,9 +19,9 @@ class PReLU(LayerHandler):
     type = "PReLU"
     param_block = "prelu_param"
     fields = frozenset({"filler", "channel_shared"})
+    input_rank = (2, None)  # prelu_layer.cpp: "Number of axes of bottom blob must be >=2."
 
-    def param_shapes(self, layer: Layer, ins: list[Shape]) -> list[Shape]:
-        require(len(ins[0]) >= 2, layer, "needs an input with a channel axis")
+    def compute_params(self, layer: Layer, ins: list[Shape]) -> list[Shape]:
         shared = bool_field(layer, layer.param("prelu_param"), "channel_shared", False)
         return [(1,)] if shared else [(ins[0][1],)]
 

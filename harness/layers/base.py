@@ -14,8 +14,8 @@ import math
 from typing import ClassVar, TypeVar
 
 from harness.errors import GraphError, UnknownLayerError
-from harness.ir.graph import Layer, Shape
-from harness.ir.textformat import Enum, Message
+from harness.ir.graph import INT_MAX, Layer, Shape, check_blob_size
+from harness.ir.textformat import NAME_CHARS, Enum, Message, describe, excerpt
 
 
 class Convention(str, enum.Enum):
@@ -42,15 +42,39 @@ class LayerHandler:
     fields: ClassVar[frozenset[str]] = frozenset()
     bottoms: ClassVar[tuple[int, int | None]] = (1, 1)
     tops: ClassVar[tuple[int, int | None]] = (1, 1)
+    # The number of axes the first bottom (the data) may have, (least, most): what Caffe's layer checks
+    # in its Reshape. Checked before any method of the handler sees the shapes, so no handler indexes an
+    # axis that is not there.
+    input_rank: ClassVar[tuple[int, int | None]] = (0, None)
     # Caffe's Forward shares the bottom's memory (ShareData): the top adds no activation memory.
     shares_bottom_memory: ClassVar[bool] = False
 
     def output_shapes(self, layer: Layer, ins: list[Shape], conv: Convention) -> list[Shape]:
+        """The tops' shapes, for bottoms checked first (rank, size) and tops checked after (size, as
+        Caffe's Blob::Reshape does). Handlers define :meth:`compute_outputs`, not this."""
+        lo, hi = self.input_rank
+        if ins and not (lo <= len(ins[0]) and (hi is None or len(ins[0]) <= hi)):
+            axes = str(lo) if lo == hi else f"at least {lo}" if hi is None else f"{lo} to {hi}"
+            raise GraphError(f"{layer.where()}: needs a bottom with {axes} axes, got "
+                             f"'{layer.bottoms[0]}' of shape {ins[0]}")
+        outs = self.compute_outputs(layer, ins, conv)
+        for top, shape in zip(layer.tops, outs, strict=False):
+            check_blob_size(shape, f"{layer.where()}: top {excerpt(top, NAME_CHARS)}")
+        return outs
+
+    def compute_outputs(self, layer: Layer, ins: list[Shape], conv: Convention) -> list[Shape]:
         """Default: one top per bottom with the same shape (element-wise layers)."""
         return [ins[i if i < len(ins) else 0] for i in range(len(layer.tops))]
 
     def param_shapes(self, layer: Layer, ins: list[Shape]) -> list[Shape]:
-        """The shapes of the parameter blobs BVLC Caffe allocates for this layer."""
+        """The shapes of the parameter blobs BVLC Caffe allocates for this layer (each within Caffe's blob
+        size limit). Handlers define :meth:`compute_params`, not this."""
+        shapes = self.compute_params(layer, ins)
+        for i, shape in enumerate(shapes):
+            check_blob_size(shape, f"{layer.where()}: parameter blob {i}")
+        return shapes
+
+    def compute_params(self, layer: Layer, ins: list[Shape]) -> list[Shape]:
         return []
 
     def paper_params(self, layer: Layer, ins: list[Shape], outs: list[Shape]) -> int:
@@ -111,42 +135,60 @@ def handlers() -> dict[str, LayerHandler]:
 
 # ---- reading hyperparameters -------------------------------------------------------------------
 
+def _bad(layer: Layer, block: Message, name: str, expected: str, value: object) -> GraphError:
+    f = block.field(name)
+    return GraphError(f"{layer.where()}: field {excerpt(name)} must be {expected}, got {describe(value)}"
+                      + (f" at {f.loc}" if f else ""))
+
+
+def _integer(layer: Layer, block: Message, name: str, value: object, minimum: int | None) -> int:
+    """An integer field as BVLC Caffe reads it: protobuf takes only an integer (no 1.0, no true), and
+    Caffe keeps every one in an int, so values beyond INT_MAX are refused."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _bad(layer, block, name, "an integer", value)
+    low = -INT_MAX - 1 if minimum is None else minimum
+    if not low <= value <= INT_MAX:
+        raise _bad(layer, block, name, f"between {low} and {INT_MAX} (BVLC Caffe keeps it in an int)", value)
+    return value
+
+
 def int_field(layer: Layer, block: Message, name: str, default: int | None = None,
               minimum: int | None = 0) -> int:
     value = block.get(name, default)
     if value is None:
-        raise GraphError(f"{layer.where()}: required field '{name}' is missing")
-    if isinstance(value, bool) or not isinstance(value, int):
-        f = block.field(name)
-        raise GraphError(f"{layer.where()}: field '{name}' must be an integer, got {value!r}"
-                         + (f" at {f.loc}" if f else ""))
-    if minimum is not None and value < minimum:
-        raise GraphError(f"{layer.where()}: field '{name}' must be >= {minimum}, got {value}")
-    return value
+        raise GraphError(f"{layer.where()}: required field {excerpt(name)} is missing")
+    return _integer(layer, block, name, value, minimum)
 
 
 def float_field(layer: Layer, block: Message, name: str, default: float) -> float:
     value = block.get(name, default)
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise GraphError(f"{layer.where()}: field '{name}' must be a number, got {value!r}")
+        raise _bad(layer, block, name, "a number", value)
     return float(value)
 
 
 def bool_field(layer: Layer, block: Message, name: str, default: bool) -> bool:
+    """A bool: true/false (t, True, f, False) or 0/1, what protobuf's parser accepts."""
     value = block.get(name, default)
-    if not isinstance(value, bool):
-        raise GraphError(f"{layer.where()}: field '{name}' must be true or false, got {value!r}")
-    return value
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    raise _bad(layer, block, name, "true or false (or 1 or 0)", value)
 
 
 def enum_field(layer: Layer, block: Message, name: str, default: str, allowed: tuple[str, ...]) -> str:
-    value = block.get(name, default)
-    text = str(value)
-    if isinstance(value, int) and not isinstance(value, bool):
-        text = allowed[value] if 0 <= value < len(allowed) else text
-    if not isinstance(value, Enum | str | int) or text not in allowed:
-        raise GraphError(f"{layer.where()}: field '{name}' must be one of {', '.join(allowed)}, got {value!r}")
-    return text
+    """An enum: a name of ``allowed`` unquoted, or its number (its index in ``allowed``, which lists the
+    values in caffe.proto's numbering). A quoted name is a string, which protobuf's parser rejects."""
+    f = block.field(name)
+    if f is None:
+        return default
+    if isinstance(f.value, Enum) and f.value in allowed:
+        return str(f.value)
+    if isinstance(f.value, int) and not isinstance(f.value, bool) and 0 <= f.value < len(allowed):
+        return allowed[f.value]
+    hint = " (unquoted: BVLC Caffe's parser rejects a quoted enum)" if isinstance(f.value, str) else ""
+    raise _bad(layer, block, name, f"one of {', '.join(allowed)}{hint}", f.value)
 
 
 def canonical_axis(layer: Layer, axis: int, ndim: int) -> int:
@@ -157,13 +199,7 @@ def canonical_axis(layer: Layer, axis: int, ndim: int) -> int:
 
 def int_list(layer: Layer, block: Message, name: str, minimum: int | None = 0) -> list[int]:
     """A repeated integer field (``slice_point``, ``offset``, ``dim``...), every value checked."""
-    values = block.all(name)
-    for v in values:
-        if isinstance(v, bool) or not isinstance(v, int):
-            raise GraphError(f"{layer.where()}: field '{name}' must be an integer, got {v!r}")
-        if minimum is not None and v < minimum:
-            raise GraphError(f"{layer.where()}: field '{name}' must be >= {minimum}, got {v}")
-    return [int(v) for v in values]
+    return [_integer(layer, block, name, v, minimum) for v in block.all(name)]
 
 
 def spatial_triplet(layer: Layer, block: Message, name: str, default: int, ndim: int,
@@ -181,7 +217,7 @@ def spatial_triplet(layer: Layer, block: Message, name: str, default: int, ndim:
     if len(values) == 1:
         return values * ndim
     if len(values) != ndim:
-        raise GraphError(f"{layer.where()}: '{name}' has {len(values)} values for {ndim} spatial axes")
+        raise GraphError(f"{layer.where()}: {excerpt(name)} has {len(values)} values for {ndim} spatial axes")
     return values
 
 

@@ -32,14 +32,14 @@ class InnerProduct(LayerHandler):
     param_block = "inner_product_param"
     fields = frozenset({"num_output", "bias_term", "weight_filler", "bias_filler", "axis", "transpose"})
 
-    def output_shapes(self, layer: Layer, ins: list[Shape], conv: Convention) -> list[Shape]:
+    def compute_outputs(self, layer: Layer, ins: list[Shape], conv: Convention) -> list[Shape]:
         n = int_field(layer, layer.param("inner_product_param"), "num_output", minimum=1)
         axis, _ = ip_axis_and_k(layer, ins)
         if conv is Convention.PAPER:
             return [(ins[0][0], n, 1, 1)]  # Netscope shows FC outputs as 1x1xC
         return [(*ins[0][:axis], n)]
 
-    def param_shapes(self, layer: Layer, ins: list[Shape]) -> list[Shape]:
+    def compute_params(self, layer: Layer, ins: list[Shape]) -> list[Shape]:
         p = layer.param("inner_product_param")
         n = int_field(layer, p, "num_output", minimum=1)
         _, k = ip_axis_and_k(layer, ins)
@@ -60,7 +60,7 @@ class Flatten(LayerHandler):
     param_block = "flatten_param"
     fields = frozenset({"axis", "end_axis"})
 
-    def output_shapes(self, layer: Layer, ins: list[Shape], conv: Convention) -> list[Shape]:
+    def compute_outputs(self, layer: Layer, ins: list[Shape], conv: Convention) -> list[Shape]:
         p = layer.param("flatten_param")
         nd = len(ins[0])
         start = canonical_axis(layer, int_field(layer, p, "axis", 1, minimum=None), nd)
@@ -76,7 +76,7 @@ class Reshape(LayerHandler):
     param_block = "reshape_param"
     fields = frozenset({"shape", "axis", "num_axes"})
 
-    def output_shapes(self, layer: Layer, ins: list[Shape], conv: Convention) -> list[Shape]:
+    def compute_outputs(self, layer: Layer, ins: list[Shape], conv: Convention) -> list[Shape]:
         p = layer.param("reshape_param")
         dims = int_list(layer, p.message("shape"), "dim", minimum=-1)
         nd = len(ins[0])
@@ -112,7 +112,7 @@ class Concat(LayerHandler):
     fields = frozenset({"axis", "concat_dim"})
     bottoms = (1, None)
 
-    def output_shapes(self, layer: Layer, ins: list[Shape], conv: Convention) -> list[Shape]:
+    def compute_outputs(self, layer: Layer, ins: list[Shape], conv: Convention) -> list[Shape]:
         p = layer.param("concat_param")
         axis = int_field(layer, p, "concat_dim", minimum=0) if p.has("concat_dim") \
             else int_field(layer, p, "axis", 1, minimum=None)
@@ -135,7 +135,7 @@ class Slice(LayerHandler):
     fields = frozenset({"axis", "slice_point", "slice_dim"})
     tops = (1, None)
 
-    def output_shapes(self, layer: Layer, ins: list[Shape], conv: Convention) -> list[Shape]:
+    def compute_outputs(self, layer: Layer, ins: list[Shape], conv: Convention) -> list[Shape]:
         p = layer.param("slice_param")
         axis = int_field(layer, p, "slice_dim", minimum=0) if p.has("slice_dim") \
             else int_field(layer, p, "axis", 1, minimum=None)
@@ -168,7 +168,7 @@ class Split(LayerHandler):
     v1_names = ("SPLIT",)
     tops = (1, None)
 
-    def output_shapes(self, layer: Layer, ins: list[Shape], conv: Convention) -> list[Shape]:
+    def compute_outputs(self, layer: Layer, ins: list[Shape], conv: Convention) -> list[Shape]:
         return [ins[0]] * len(layer.tops)
 
 
@@ -183,7 +183,7 @@ class Eltwise(LayerHandler):
     fields = frozenset({"operation", "coeff", "stable_prod_grad"})
     bottoms = (2, None)
 
-    def output_shapes(self, layer: Layer, ins: list[Shape], conv: Convention) -> list[Shape]:
+    def compute_outputs(self, layer: Layer, ins: list[Shape], conv: Convention) -> list[Shape]:
         p = layer.param("eltwise_param")
         op = enum_field(layer, p, "operation", "SUM", ELTWISE_OPS)
         coeffs = p.all("coeff")
@@ -202,7 +202,7 @@ class Crop(LayerHandler):
     fields = frozenset({"axis", "offset"})
     bottoms = (2, 2)
 
-    def output_shapes(self, layer: Layer, ins: list[Shape], conv: Convention) -> list[Shape]:
+    def compute_outputs(self, layer: Layer, ins: list[Shape], conv: Convention) -> list[Shape]:
         p = layer.param("crop_param")
         axis = canonical_axis(layer, int_field(layer, p, "axis", 2, minimum=None), len(ins[0]))
         offsets = int_list(layer, p, "offset")
@@ -233,7 +233,7 @@ class Softmax(LayerHandler):
     param_block = "softmax_param"
     fields = frozenset({"axis", "engine"})
 
-    def output_shapes(self, layer: Layer, ins: list[Shape], conv: Convention) -> list[Shape]:
+    def compute_outputs(self, layer: Layer, ins: list[Shape], conv: Convention) -> list[Shape]:
         canonical_axis(layer, int_field(layer, layer.param("softmax_param"), "axis", 1, minimum=None),
                        len(ins[0]))
         return [ins[0]]
@@ -245,8 +245,9 @@ class ArgMax(LayerHandler):
     v1_names = ("ARGMAX",)
     param_block = "argmax_param"
     fields = frozenset({"out_max_val", "top_k", "axis"})
+    input_rank = (1, None)
 
-    def output_shapes(self, layer: Layer, ins: list[Shape], conv: Convention) -> list[Shape]:
+    def compute_outputs(self, layer: Layer, ins: list[Shape], conv: Convention) -> list[Shape]:
         p = layer.param("argmax_param")
         top_k = int_field(layer, p, "top_k", 1, minimum=1)
         out_max = bool_field(layer, p, "out_max_val", False)
@@ -270,8 +271,9 @@ class SoftmaxWithLoss(LayerHandler):
     fields = frozenset({"ignore_label", "normalization", "normalize"})
     bottoms = (2, 3)
     tops = (0, 2)
+    input_rank = (2, None)  # the softmax axis (1) must exist
 
-    def output_shapes(self, layer: Layer, ins: list[Shape], conv: Convention) -> list[Shape]:
+    def compute_outputs(self, layer: Layer, ins: list[Shape], conv: Convention) -> list[Shape]:
         return [()] + ([ins[0]] if len(layer.tops) > 1 else [])
 
 
@@ -284,5 +286,9 @@ class Accuracy(LayerHandler):
     bottoms = (2, 2)
     tops = (1, 2)
 
-    def output_shapes(self, layer: Layer, ins: list[Shape], conv: Convention) -> list[Shape]:
-        return [()] + ([(ins[0][1],)] if len(layer.tops) > 1 else [])
+    def compute_outputs(self, layer: Layer, ins: list[Shape], conv: Convention) -> list[Shape]:
+        # accuracy_layer.cpp: the class axis is CanonicalAxisIndex(axis); the second top, per-class
+        # accuracy, has one value per class.
+        axis = canonical_axis(layer, int_field(layer, layer.param("accuracy_param"), "axis", 1, minimum=None),
+                              len(ins[0]))
+        return [()] + ([(ins[0][axis],)] if len(layer.tops) > 1 else [])

@@ -15,9 +15,9 @@ from harness.layers.base import (
 )
 
 
-def _channels(layer: Layer, ins: list[Shape]) -> int:
-    require(len(ins[0]) >= 2, layer, f"needs an input with a channel axis, got {ins[0]}")
-    return ins[0][1]
+def channels(ins: list[Shape]) -> int:
+    """BatchNorm's (and Normalize's) channel count: axis 1, or 1 for a 1-D input (batch_norm_layer.cpp)."""
+    return ins[0][1] if len(ins[0]) > 1 else 1
 
 
 @register
@@ -25,13 +25,14 @@ class BatchNorm(LayerHandler):
     type = "BatchNorm"
     param_block = "batch_norm_param"
     fields = frozenset({"use_global_stats", "moving_average_fraction", "eps"})
+    input_rank = (1, None)
 
-    def param_shapes(self, layer: Layer, ins: list[Shape]) -> list[Shape]:
-        c = _channels(layer, ins)
+    def compute_params(self, layer: Layer, ins: list[Shape]) -> list[Shape]:
+        c = channels(ins)
         return [(c,), (c,), (1,)]  # mean, variance, moving-average scale factor
 
     def paper_params(self, layer: Layer, ins: list[Shape], outs: list[Shape]) -> int:
-        return 2 * _channels(layer, ins)
+        return 2 * channels(ins)
 
 
 def affine_param_shape(layer: Layer, block: str, ins: list[Shape]) -> Shape:
@@ -61,11 +62,11 @@ class Scale(LayerHandler):
     fields = frozenset({"axis", "num_axes", "filler", "bias_term", "bias_filler"})
     bottoms = (1, 2)
 
-    def output_shapes(self, layer: Layer, ins: list[Shape], conv: Convention) -> list[Shape]:
+    def compute_outputs(self, layer: Layer, ins: list[Shape], conv: Convention) -> list[Shape]:
         _check_second_bottom(layer, "scale_param", ins)
         return [ins[0]]
 
-    def param_shapes(self, layer: Layer, ins: list[Shape]) -> list[Shape]:
+    def compute_params(self, layer: Layer, ins: list[Shape]) -> list[Shape]:
         shape = affine_param_shape(layer, "scale_param", ins) if len(ins) == 1 else ins[1]
         gamma = [shape] if len(ins) == 1 else []
         bias = bool_field(layer, layer.param("scale_param"), "bias_term", False)
@@ -85,11 +86,11 @@ class Bias(LayerHandler):
     fields = frozenset({"axis", "num_axes", "filler"})
     bottoms = (1, 2)
 
-    def output_shapes(self, layer: Layer, ins: list[Shape], conv: Convention) -> list[Shape]:
+    def compute_outputs(self, layer: Layer, ins: list[Shape], conv: Convention) -> list[Shape]:
         _check_second_bottom(layer, "bias_param", ins)
         return [ins[0]]
 
-    def param_shapes(self, layer: Layer, ins: list[Shape]) -> list[Shape]:
+    def compute_params(self, layer: Layer, ins: list[Shape]) -> list[Shape]:
         return [affine_param_shape(layer, "bias_param", ins)] if len(ins) == 1 else []
 
 
@@ -100,7 +101,8 @@ class Normalize(LayerHandler):
     type = "Normalize"
     param_block = "norm_param"
     fields = frozenset({"across_spatial", "scale_filler", "channel_shared", "eps"})
+    input_rank = (2, None)  # normalize_layer.cpp: "Number of axes of bottom blob must be >=2."
 
-    def param_shapes(self, layer: Layer, ins: list[Shape]) -> list[Shape]:
+    def compute_params(self, layer: Layer, ins: list[Shape]) -> list[Shape]:
         shared = bool_field(layer, layer.param("norm_param"), "channel_shared", True)
-        return [(1,)] if shared else [(_channels(layer, ins),)]
+        return [(1,)] if shared else [(channels(ins),)]

@@ -38,7 +38,6 @@ _CONV_FIELDS = frozenset({
 
 def conv_geometry(layer: Layer, ins: list[Shape]) -> ConvGeometry:
     p = layer.param("convolution_param")
-    require(len(ins[0]) >= 3, layer, f"needs an input with channels and spatial axes, got {ins[0]}")
     axis = int_field(layer, p, "axis", 1, minimum=None) % len(ins[0])
     require(axis == 1, layer, "only channel axis 1 is supported")
     nsp = len(ins[0]) - 2
@@ -77,12 +76,13 @@ class Convolution(LayerHandler):
     v1_names = ("CONVOLUTION",)
     param_block = "convolution_param"
     fields = _CONV_FIELDS
+    input_rank = (3, None)  # channels and at least one spatial axis
 
-    def output_shapes(self, layer: Layer, ins: list[Shape], conv: Convention) -> list[Shape]:
+    def compute_outputs(self, layer: Layer, ins: list[Shape], conv: Convention) -> list[Shape]:
         geo = conv_geometry(layer, ins)
         return [(ins[0][0], geo.num_output, *_conv_spatial(layer, geo, ins[0][2:]))]
 
-    def param_shapes(self, layer: Layer, ins: list[Shape]) -> list[Shape]:
+    def compute_params(self, layer: Layer, ins: list[Shape]) -> list[Shape]:
         geo = conv_geometry(layer, ins)
         weight = (geo.num_output, ins[0][1] // geo.group, *geo.kernel)
         return [weight, (geo.num_output,)] if geo.bias else [weight]
@@ -106,8 +106,9 @@ class Deconvolution(LayerHandler):
     v1_names = ("DECONVOLUTION",)
     param_block = "convolution_param"
     fields = _CONV_FIELDS
+    input_rank = (3, None)
 
-    def output_shapes(self, layer: Layer, ins: list[Shape], conv: Convention) -> list[Shape]:
+    def compute_outputs(self, layer: Layer, ins: list[Shape], conv: Convention) -> list[Shape]:
         geo = conv_geometry(layer, ins)
         spatial = []
         for size, k, s, p, d in zip(ins[0][2:], geo.kernel, geo.stride, geo.pad, geo.dilation, strict=True):
@@ -116,7 +117,7 @@ class Deconvolution(LayerHandler):
             spatial.append(out)
         return [(ins[0][0], geo.num_output, *spatial)]
 
-    def param_shapes(self, layer: Layer, ins: list[Shape]) -> list[Shape]:
+    def compute_params(self, layer: Layer, ins: list[Shape]) -> list[Shape]:
         geo = conv_geometry(layer, ins)
         weight = (ins[0][1], geo.num_output // geo.group, *geo.kernel)
         return [weight, (geo.num_output,)] if geo.bias else [weight]
@@ -144,7 +145,6 @@ class PoolGeometry:
 
 def pool_geometry(layer: Layer, ins: list[Shape]) -> PoolGeometry:
     p = layer.param("pooling_param")
-    require(len(ins[0]) == 4, layer, f"needs a 4-D input, got {ins[0]}")
     method = enum_field(layer, p, "pool", "MAX", POOL_METHODS)
     if bool_field(layer, p, "global_pooling", False):
         return PoolGeometry(method, list(ins[0][2:]), [1, 1], [0, 0], True)
@@ -174,8 +174,9 @@ class Pooling(LayerHandler):
     fields = frozenset({"pool", "pad", "pad_h", "pad_w", "kernel_size", "kernel_h", "kernel_w", "stride",
                         "stride_h", "stride_w", "engine", "global_pooling"})
     tops = (1, 2)
+    input_rank = (4, 4)  # pooling_layer.cpp: "Input must have 4 axes, corresponding to (num, channels, height, width)"
 
-    def output_shapes(self, layer: Layer, ins: list[Shape], conv: Convention) -> list[Shape]:
+    def compute_outputs(self, layer: Layer, ins: list[Shape], conv: Convention) -> list[Shape]:
         geo = pool_geometry(layer, ins)
         spatial = []
         for size, k, s, p in zip(ins[0][2:], geo.kernel, geo.stride, geo.pad, strict=True):
@@ -191,6 +192,7 @@ class LRN(LayerHandler):
     v1_names = ("LRN",)
     param_block = "lrn_param"
     fields = frozenset({"local_size", "alpha", "beta", "norm_region", "k", "engine"})
+    input_rank = (4, 4)  # lrn_layer.cpp: "Input must have 4 axes"
 
     def paper_params(self, layer: Layer, ins: list[Shape], outs: list[Shape]) -> int:
         return 2  # Netscope counts alpha and beta
@@ -199,7 +201,7 @@ class LRN(LayerHandler):
         size = int_field(layer, layer.param("lrn_param"), "local_size", 5, minimum=1)
         return count(ins[0]) * size
 
-    def output_shapes(self, layer: Layer, ins: list[Shape], conv: Convention) -> list[Shape]:
+    def compute_outputs(self, layer: Layer, ins: list[Shape], conv: Convention) -> list[Shape]:
         p = layer.param("lrn_param")
         require(int_field(layer, p, "local_size", 5, minimum=1) % 2 == 1, layer, "local_size must be odd")
         enum_field(layer, p, "norm_region", "ACROSS_CHANNELS", ("ACROSS_CHANNELS", "WITHIN_CHANNEL"))
