@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from harness.measure.timer import Timing, TimingProtocol
+from harness.results.median import median_ci_ranks, median_interval
 
 
 def test_statistics_of_a_known_sequence() -> None:
@@ -25,23 +26,26 @@ def test_statistics_of_a_known_sequence() -> None:
     assert t.throughput(4) == pytest.approx(4 / 0.0055)
 
 
-def test_bootstrap_interval_brackets_the_median_and_is_reproducible() -> None:
-    rng = np.random.default_rng(1)
-    t = Timing(latencies_s=list(0.010 + rng.exponential(0.001, size=200)))
-    low, high = t.median_ci()
-    assert low < t.median_s < high
-    assert (low, high) == t.median_ci()  # fixed seed
-    # the median of 200 exponential draws (scale 1 ms) is known to within roughly +-0.15 ms
-    assert high - low < 0.0005
-    wider = t.median_ci(0.99)
-    assert wider[0] <= low and wider[1] >= high
+def test_median_interval_from_order_statistics_with_its_coverage() -> None:
+    # n = 10: P(Binomial(10, 1/2) <= 1) = 11/1024, so [x_(2), x_(9)] covers the median with 1 - 22/1024
+    t = Timing(latencies_s=[k / 1000 for k in range(1, 11)])
+    assert t.median_ci() == (pytest.approx(0.002), pytest.approx(0.009), pytest.approx(1 - 22 / 1024))
+    # n = 3 cannot reach 95%: [min, max], and the 75% it really has is said
+    assert Timing(latencies_s=[0.3, 0.1, 0.2]).median_ci() == (0.1, 0.3, 0.75)
+    assert median_ci_ranks(1) == (1, 0.0) and median_ci_ranks(6) == (1, 1 - 2 / 64)
+    # the textbook ranks of the 95% interval of a median (x_(10), x_(21) at n=30; x_(40), x_(61) at n=100)
+    assert median_ci_ranks(30)[0] == 10 and median_ci_ranks(100)[0] == 40
+    assert median_ci_ranks(100)[1] == pytest.approx(0.9648, abs=1e-4)
 
 
-def test_constant_sequence_has_zero_spread() -> None:
-    t = Timing(latencies_s=[0.002] * 5)
-    assert t.stddev_s == 0.0
-    assert t.median_ci() == (pytest.approx(0.002), pytest.approx(0.002))
-    assert Timing(latencies_s=[0.003]).stddev_s == 0.0
+def test_the_stated_coverage_is_the_real_one() -> None:
+    """4000 samples of 10 exponential draws: the share of intervals holding the true median (ln 2)
+    matches the stated coverage, 0.9785, within three binomial standard errors."""
+    rng = np.random.default_rng(7)
+    draws = rng.exponential(1.0, size=(4000, 10))
+    hits = [low <= np.log(2) <= high for low, high, _ in (median_interval(row) for row in draws)]
+    stated = median_interval(draws[0])[2]
+    assert abs(np.mean(hits) - stated) < 3 * np.sqrt(stated * (1 - stated) / len(hits))
 
 
 def test_no_iterations_is_an_error_not_a_number() -> None:
@@ -68,8 +72,23 @@ def test_protocol_reaches_both_minimums_of_each_phase() -> None:
     assert t.warmup_iters >= 3 and t.warmup_s >= 0.05
     assert t.iterations >= 7 and t.total_s >= 0.1
     assert len(calls) == t.warmup_iters + t.iterations == len(syncs)
-    # back-to-back timing: the latencies add up to the timed phase's wall-clock span
-    assert t.wall_end - t.wall_start == pytest.approx(t.total_s, abs=1e-6)
+
+
+def test_iterations_are_timed_back_to_back_on_the_wall_clock_of_the_poller() -> None:
+    """Each latency is the work of one call (sleeps of known length), and ``wall_start`` is the wall-clock
+    time (the NVML poller's clock) of the timed phase's start, after the warmup, not before it."""
+    ends: list[float] = []
+    durations = iter([0.03, 0.01, 0.02] * 10)
+
+    def forward() -> None:
+        time.sleep(next(durations))
+        ends.append(time.time())
+
+    before = time.time()
+    t = TimingProtocol(warmup_iters=3, warmup_s=0.0, min_iters=6, min_s=0.0).run(forward)
+    assert [round(x, 2) for x in t.latencies_s] == pytest.approx([0.03, 0.01, 0.02] * 2, abs=0.008)
+    assert ends[2] <= t.wall_start + 0.005 and t.wall_start >= before + 0.06
+    assert t.wall_end == pytest.approx(ends[-1], abs=0.005)
 
 
 def test_count_dominates_when_duration_is_short() -> None:
