@@ -105,6 +105,7 @@ def test_training_only_layer_is_unsupported_with_its_name() -> None:
     (9, 3, 1, 1),    # symmetric: torch's native path
     (8, 5, 3, 2),    # pad > kernel/2 would be refused by torch's native pooling
     (13, 13, 1, 0),  # global-sized window
+    (5, 1, 3, 0),    # ceil adds a window wholly past the input: MAX gives Caffe's -FLT_MAX there
 ])
 @pytest.mark.parametrize("method", ["MAX", "AVE"])
 def test_pooling_matches_caffe(size: int, k: int, s: int, p: int, method: str) -> None:
@@ -115,6 +116,27 @@ def test_pooling_matches_caffe(size: int, k: int, s: int, p: int, method: str) -
     y = run(text, x)
     assert y.shape == (2, 3, out, out)
     np.testing.assert_allclose(y, ref_pool(x, k, s, p, method, out), rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize(("size", "k", "s", "p"), [(8, 3, 2, 0), (6, 3, 2, 1), (8, 5, 3, 2), (5, 1, 3, 0)])
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_max_pooling_padding_fits_half_precision(size: int, k: int, s: int, p: int, dtype: str) -> None:
+    """Caffe's ceil-mode windows are padded explicitly; -FLT_MAX does not fit fp16/bf16 (it overflowed
+    under autocast). MAX is exact in any dtype, so the half result is the fp32 result of the same
+    (rounded) input, except that a window wholly in the padding gives the dtype's lowest value where
+    fp32 gives Caffe's -FLT_MAX."""
+    half_dtype = getattr(torch, dtype)
+    x = torch.from_numpy(rand(2, 3, size, size)).to(half_dtype)
+    graph = load_graph("<test>", text=net(f'layer {{ name: "pool" type: "Pooling" bottom: "data" top: "pool" '
+                                          f'pooling_param {{ pool: MAX kernel_size: {k} stride: {s} pad: {p} }} }}',
+                                          tuple(x.shape)))
+    module = build_module(graph, {})
+    with torch.inference_mode():
+        y, ref = module(x), module(x.float())
+    assert y.dtype == half_dtype and not module.layer_modules[0].native
+    expected = torch.where(ref == -FLT_MAX, torch.finfo(half_dtype).min, ref)
+    assert torch.equal(y.float(), expected)
+    assert torch.isfinite(y).all()
 
 
 def test_pooling_ave_divisor_counts_padding_clipped_to_input_plus_pad() -> None:

@@ -42,7 +42,6 @@ NOT_CONVERTIBLE: dict[str, str] = {
     "SoftmaxWithLoss": "training-only loss layer (needs labels)",
     "Accuracy": "training-only metric layer (needs labels)",
 }
-FLT_MAX = float(np.finfo(np.float32).max)
 
 
 def torch_layer(*types: str) -> Callable[[Builder], Builder]:
@@ -119,10 +118,12 @@ class Pool(nn.Module):
 
     When the padding is symmetric and every window fits the padded input (pad_end == pad), torch's
     own pooling computes exactly Caffe's values (``count_include_pad=True`` divides by k*k, which is
-    then Caffe's divisor everywhere). Otherwise the input is padded explicitly (-FLT_MAX for MAX, 0
-    for AVE) to exactly the extent the last window reaches, pooled without padding, and AVE is
-    rescaled by a constant k*k/divisor map: the same arithmetic Caffe does, and no reliance on any
-    engine's ceil_mode rule when exported to ONNX.
+    then Caffe's divisor everywhere). Otherwise the input is padded explicitly (0 for AVE; for MAX
+    the lowest finite value of the input's dtype, which in fp32 is Caffe's -FLT_MAX) to exactly the
+    extent the last window reaches, pooled without padding, and AVE is rescaled by a constant
+    k*k/divisor map: the same arithmetic Caffe does, and no reliance on any engine's ceil_mode rule
+    when exported to ONNX. The MAX pad value follows the dtype because -FLT_MAX does not fit in
+    half precision: under fp16/bf16 autocast it would overflow (an error, or -inf).
     """
 
     def __init__(self, layer: Layer, ins: list[Shape], outs: list[Shape]) -> None:
@@ -152,7 +153,7 @@ class Pool(nn.Module):
             if self.is_max:
                 return F.max_pool2d(x, self.kernel, self.stride, self.padding)
             return F.avg_pool2d(x, self.kernel, self.stride, self.padding, count_include_pad=True)
-        x = F.pad(x, self.explicit_pad, value=-FLT_MAX if self.is_max else 0.0)
+        x = F.pad(x, self.explicit_pad, value=torch.finfo(x.dtype).min if self.is_max else 0.0)
         if self.is_max:
             return F.max_pool2d(x, self.kernel, self.stride)
         y = F.avg_pool2d(x, self.kernel, self.stride)

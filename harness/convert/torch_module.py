@@ -37,6 +37,7 @@ class CaffeNet(nn.Module):
         self.input_names = [s.name for s in graph.inputs]
         self.input_shapes = [analysis.input_shapes[n] for n in self.input_names]
         self.layer_names: list[str] = []
+        self.layer_types: list[str] = []  # Caffe type per layer module (precision reports group by it)
         self.layer_modules = nn.ModuleList()
         self.steps: list[tuple[list[str], list[str]]] = []
         for layer, stats in zip(graph.layers, analysis.layers, strict=True):
@@ -47,6 +48,7 @@ class CaffeNet(nn.Module):
             self.layer_modules.append(
                 builder(layer, stats.input_shapes, stats.output_shapes, weights.get(layer.name, [])))
             self.layer_names.append(layer.name)
+            self.layer_types.append(layer.type)
             self.steps.append((list(layer.bottoms), list(layer.tops)))
         self.outputs = list(outputs) if outputs else [output_blob(graph)]
         unknown = [o for o in self.outputs if o not in analysis.blob_shapes]
