@@ -66,3 +66,22 @@ def test_profile_torch_on_cpu_records_cpu_ops(tmp_path: Path, capsys: pytest.Cap
     assert rc == 0 and "no GPU kernels were recorded" in out
     record = json.loads((tmp_path / "profile.json").read_text())
     assert record["kind"] == "profile" and record["label"] == "profile:torch"
+
+
+def test_attribute_of_a_cpu_only_trace_says_there_are_no_gpu_kernels(tmp_path: Path,
+                                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    trace = tmp_path / "cpu.json"
+    trace.write_text(json.dumps({"traceEvents": [{"ph": "X", "cat": "cpu_op", "name": "aten::conv2d", "ts": 1,
+                                                  "dur": 5, "tid": 1}]}))
+    assert main(["kernels", "attribute", str(trace)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no GPU kernels in this kineto-json capture" in err
+
+
+def test_bad_profiler_values_exit_2_with_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    text = (PROFILES / "synthetic-nsys-cuda_gpu_trace.csv").read_text().replace(",41000,", ",-41000,")
+    bad = tmp_path / "negative.csv"
+    bad.write_text(text)
+    assert main(["kernels", "attribute", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{bad}:4: Duration (ns) '-41000' cannot be a measurement" in err

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
+import re
+import shutil
 import sqlite3
 from pathlib import Path
 
@@ -11,7 +15,7 @@ import pytest
 from harness.kernels.attribution import attribute
 from harness.kernels.demangle import demangle, demangler_name
 from harness.kernels.parsers import ProfileFormatError, load_trace
-from harness.kernels.parsers.common import table_rows
+from harness.kernels.parsers.common import CsvRow, table_rows
 
 PROFILES = Path(__file__).resolve().parent.parent / "kernels_profiles"
 CAPTURES = sorted(p for p in PROFILES.glob("synthetic-*") if (PROFILES / "expected" / f"{p.name}.json").exists())
@@ -115,14 +119,19 @@ def test_sqlite_export_missing_a_column_is_one_clear_error(tmp_path: Path) -> No
         load_trace(db)
 
 
-def test_table_rows_strips_the_header_and_drops_short_rows() -> None:
-    rows = [["==1== Profiling result:"], [" Name", "Time "], ["", "ms"], ["k", "1.5"], ["footer"]]
+def test_table_rows_strips_the_header_and_counts_short_rows() -> None:
+    rows = [CsvRow(i + 1, cells) for i, cells in enumerate(
+        [["==1== Profiling result:"], [" Name", "Time "], ["", "ms"], ["k", "1.5"], [], ["==1== done"], ["footer"]])]
     table = table_rows(rows, ("Name", "Time"), "p.csv", "demo", units_row=True)
     assert (table.header, table.col, table.units) == (["Name", "Time"], {"Name": 0, "Time": 1},
                                                       {"Name": "", "Time": "ms"})
-    assert table.rows == [["k", "1.5"]]
-    with pytest.raises(ProfileFormatError, match=r"p.csv: no demo header \(Name, Time\)"):
-        table_rows(rows[:2], ("Name", "Time"), "p.csv", "demo", units_row=True)  # no units row
+    assert [row.cells for row in table.data()] == [["k", "1.5"]]  # blank lines and tool messages are not data
+    assert table.note() == "p.csv: skipped 1 of 2 rows (line 7: 1 field(s), the header has 2)"
+    with pytest.raises(ProfileFormatError, match=r"p.csv:2: demo header without the units row"):
+        table_rows(rows[:2], ("Name", "Time"), "p.csv", "demo", units_row=True)
+    with pytest.raises(ProfileFormatError, match=r"p.csv: no demo header \(Name, Time, Calls\); the header at "
+                                                 r"line 2 lacks 'Calls'"):
+        table_rows(rows, ("Name", "Time", "Calls"), "p.csv", "demo")
 
 
 def test_missing_file(tmp_path: Path) -> None:
@@ -146,3 +155,121 @@ def test_real_torch_profiler_trace_on_cpu(tmp_path: Path) -> None:
     assert any(op.name == "aten::conv2d" for op in trace.cpu_ops)  # ...but CPU ops are recorded
     assert [r.name for r in trace.ranges if r.name.startswith("layer:")] == ["layer:conv1"]
     assert any("no GPU kernels" in n for n in trace.notes)
+
+
+# ---- bad files: one line naming the file and place; rows that cannot be read are counted ----------------
+
+def _csv_with(tmp_path: Path, source: str, column: str, value: str, row: int = 0) -> Path:
+    """``source`` (a synthetic capture) with ``column`` of its ``row``-th data row set to ``value``."""
+    rows = list(csv.reader(io.StringIO((PROFILES / source).read_text())))
+    h = next(i for i, r in enumerate(rows) if column in [c.strip() for c in r])
+    first = h + 2 if rows[h + 1] and not any(c.replace(".", "").isdigit() for c in rows[h + 1]) else h + 1
+    rows[first + row][[c.strip() for c in rows[h]].index(column)] = value
+    out = tmp_path / source
+    with out.open("w", newline="") as f:
+        csv.writer(f).writerows(rows)
+    return out
+
+
+DURATION_COLUMNS = [
+    ("synthetic-nvprof-cuda9-gputrace.csv", "Duration"), ("synthetic-nvprof-cuda8-gputrace.csv", "Start"),
+    ("synthetic-nvprof-cuda9-gpusummary.csv", "Time"), ("synthetic-nsys-cuda_gpu_trace.csv", "Duration (ns)"),
+    ("synthetic-nsys-cuda_gpu_kern_sum.csv", "Total Time (ns)"), ("synthetic-ncu-raw.csv", "gpu__time_duration.sum"),
+    ("synthetic-ncu-details.csv", "Metric Value"),
+]
+
+
+@pytest.mark.parametrize("source, column", DURATION_COLUMNS)
+@pytest.mark.parametrize("value", ["1e999", "-5"])
+def test_a_time_that_cannot_be_measured_is_an_error_naming_the_line(tmp_path: Path, source: str, column: str,
+                                                                     value: str) -> None:
+    if value == "-5" and column == "Start":
+        value = "-1e999"  # a time stamp may be anything finite
+    path = _csv_with(tmp_path, source, column, value)
+    with pytest.raises(ProfileFormatError, match=rf"{re.escape(str(path))}:\d+: .*cannot be") as err:
+        load_trace(path)
+    assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("source, column", DURATION_COLUMNS[:-2])
+def test_unreadable_rows_are_skipped_and_counted(tmp_path: Path, source: str, column: str) -> None:
+    path = _csv_with(tmp_path, source, column, "fast")
+    trace = load_trace(path)
+    assert any(re.fullmatch(rf".*: skipped 1 of 1\d rows \(line \d+: {re.escape(column)} 'fast' is not a number\)",
+                            n) for n in trace.notes), trace.notes
+    assert any("skipped 1 of" in n for n in attribute(trace).notes)  # and the attribution carries it on
+
+
+def test_header_only_files_have_no_kernels_not_zero_ms(tmp_path: Path) -> None:
+    for source, units_rows in (("synthetic-nvprof-cuda9-gputrace.csv", 1), ("synthetic-nsys-cuda_gpu_kern_sum.csv", 0)):
+        text = (PROFILES / source).read_text().splitlines()
+        header = next(i for i, line in enumerate(text) if line.startswith('"'))
+        path = tmp_path / source
+        path.write_text("\n".join(text[:header + 1 + units_rows]) + "\n")  # the header (and nvprof's units row)
+        with pytest.raises(ProfileFormatError, match=r"no kernels in this .* file, only its header"):
+            load_trace(path)
+
+
+@pytest.mark.parametrize("content", [
+    b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", bytes(range(256)) * 4, b"\x1f\x8b\x08\x00" + b"\xff" * 100,
+])
+def test_binary_files_are_one_clear_error(tmp_path: Path, content: bytes) -> None:
+    path = tmp_path / "capture.csv"
+    path.write_bytes(content)
+    with pytest.raises(ProfileFormatError, match="binary data") as err:
+        load_trace(path)
+    assert str(path) in str(err.value)
+
+
+def test_a_field_over_csvs_limit_is_one_clear_error(tmp_path: Path) -> None:
+    path = _csv_with(tmp_path, "synthetic-nsys-cuda_gpu_trace.csv", "Name", "k" * 200_000)
+    with pytest.raises(ProfileFormatError, match=r"capture|cuda_gpu_trace.csv:\d+: not readable as CSV \(field "
+                                                 r"larger than field limit"):
+        load_trace(path)
+
+
+def test_a_missing_column_is_named(tmp_path: Path) -> None:
+    rows = list(csv.reader(io.StringIO((PROFILES / "synthetic-nvprof-cuda9-gputrace.csv").read_text())))
+    path = tmp_path / "no-grid.csv"
+    with path.open("w", newline="") as f:
+        csv.writer(f).writerows([r[:2] + r[3:] if len(r) > 3 else r for r in rows])  # drop "Grid X"
+    with pytest.raises(ProfileFormatError, match=r"line 4 looks like nvprof --print-gpu-trace without the column "
+                                                 r"'Grid X'"):
+        load_trace(path)
+    summary = list(csv.reader(io.StringIO((PROFILES / "synthetic-nvprof-cuda9-gpusummary.csv").read_text())))
+    path = tmp_path / "no-type.csv"
+    with path.open("w", newline="") as f:  # without Type, the "API calls" row would pass for GPU time
+        csv.writer(f).writerows([r[1:] if len(r) > 3 else r for r in summary])
+    with pytest.raises(ProfileFormatError, match=r"Time\(%\) add up to 161.2 %"):
+        load_trace(path)
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"ts": "soon"}, r"traceEvents\[\d+\]: 'ts' must be a finite number, got 'soon'"),
+    ({"dur": -3}, r"'dur' must be a finite number >= 0, got -3"),
+    ({"dur": 1e999}, r"'dur' must be a finite number >= 0, got inf"),
+    ({"args": [1]}, r"'args' must be an object, got \[1\]"),
+    ({"name": 5}, r"'name' must be a string, got 5"),
+    ({"args": {"correlation": "x"}}, r"'args.correlation' must be an integer, got 'x'"),
+])
+def test_wrongly_typed_kineto_fields(tmp_path: Path, change: dict, message: str) -> None:
+    doc = json.loads((PROFILES / "synthetic-kineto.json").read_text())
+    kernel = next(e for e in doc["traceEvents"] if e.get("cat") == "kernel")
+    kernel.update(change)
+    path = tmp_path / "trace.json"
+    path.write_text(json.dumps(doc))
+    with pytest.raises(ProfileFormatError, match=message):
+        load_trace(path)
+
+
+@pytest.mark.parametrize("update, message", [
+    ("SET start = 'soon'", r"CUPTI_ACTIVITY_KIND_KERNEL row \d+: 'start' is 'soon', not a time stamp"),
+    ("SET \"end\" = start - 5", r"CUPTI_ACTIVITY_KIND_KERNEL row \d+: ends \(\d+\) before it starts"),
+])
+def test_wrongly_typed_sqlite_fields(tmp_path: Path, update: str, message: str) -> None:
+    path = tmp_path / "capture.sqlite"
+    shutil.copy(PROFILES / "synthetic-nsys.sqlite", path)
+    with sqlite3.connect(path) as db:
+        db.execute(f"UPDATE CUPTI_ACTIVITY_KIND_KERNEL {update} WHERE rowid = 2")
+    with pytest.raises(ProfileFormatError, match=message):
+        load_trace(path)

@@ -48,7 +48,13 @@ def _attribute(args: argparse.Namespace) -> int:
     from harness.kernels.attribution import attribute
     from harness.kernels.parsers import load_trace
 
-    results = [(f, attribute(load_trace(f), include_memory=not args.no_memory)) for f in args.files]
+    results = []
+    for f in args.files:
+        a = attribute(load_trace(f), include_memory=not args.no_memory)
+        if not a.kernels:  # a CPU-only Kineto trace: nothing ran on a GPU, so there is no share to give
+            raise HarnessError(f"{f}: no GPU kernels in this {a.source} capture (a CPU-only run?); nothing to "
+                               "attribute")
+        results.append((f, a))
     if args.format == "json":
         jsonout.dump([{"file": f, **a.to_json()} for f, a in results], sys.stdout)
         return 0

@@ -13,7 +13,7 @@ from pathlib import Path
 from harness.kernels.demangle import demangle_all
 from harness.kernels.events import KernelTrace
 from harness.kernels.parsers import kineto_json, ncu_csv, nsys_csv, nvprof_csv, sqlite_exports
-from harness.kernels.parsers.common import ProfileFormatError, csv_rows, find_header
+from harness.kernels.parsers.common import CsvRow, ProfileFormatError, csv_rows, find_header
 
 FORMATS = (
     "nvprof --csv --print-gpu-trace (CUDA 8 or 9+)",
@@ -29,17 +29,30 @@ SQLITE_MAGIC = b"SQLite format 3\x00"
 
 
 def load_trace(path: str | Path) -> KernelTrace:
-    """Read any supported profiler file; kernel names come out demangled."""
+    """Read any supported profiler file; kernel names come out demangled. A file with no kernel rows (a
+    header alone) is an error, never a trace of 0 ms."""
     p = Path(path)
     try:
-        head = p.open("rb").read(16)
+        if not p.is_file():
+            raise ProfileFormatError(f"{p}: not a file" if p.exists() else f"{p}: cannot read (file not found)")
+        with p.open("rb") as f:
+            head = f.read(16)
     except OSError as exc:
-        raise ProfileFormatError(f"{p}: cannot read ({exc.strerror})") from None
+        raise ProfileFormatError(f"{p}: cannot read ({exc.strerror or type(exc).__name__})") from None
     if head == SQLITE_MAGIC:
         trace = _load_sqlite(p)
     else:
-        text = p.read_bytes().decode("utf-8", errors="replace")
-        trace = _load_text(text, str(p))
+        try:
+            data = p.read_bytes()
+        except OSError as exc:
+            raise ProfileFormatError(f"{p}: cannot read ({exc.strerror or type(exc).__name__})") from None
+        nul = data.find(b"\x00")
+        if nul >= 0:
+            raise _unknown(str(p), f"binary data (a NUL byte at offset {nul}), not a text export")
+        trace = _load_text(data.decode("utf-8", errors="replace"), str(p))
+    if not trace.events and not trace.summaries and not trace.metrics and not trace.cpu_ops:
+        skipped = f" ({'; '.join(trace.notes)})" if trace.notes else ""
+        raise ProfileFormatError(f"{p}: no kernels in this {trace.source} file, only its header{skipped}")
     return _demangled(trace)
 
 
@@ -58,8 +71,22 @@ def _load_sqlite(p: Path) -> KernelTrace:
         if "StringTable" in names and kernels:
             return sqlite_exports.parse_nvprof(str(p))
     except sqlite3.Error as exc:
-        raise ProfileFormatError(f"{p}: not a readable SQLite export ({exc})") from None
+        raise ProfileFormatError(f"{p}: not a readable SQLite export ({str(exc)[:200]})") from None
     raise _unknown(str(p), "an SQLite database without CUPTI kernel tables")
+
+
+# (columns that identify a format's table, its parser), tried in this order.
+TEXT_FORMATS = (
+    (nvprof_csv.TRACE_COLUMNS, nvprof_csv.parse_trace),
+    (nvprof_csv.METRICS_COLUMNS, nvprof_csv.parse_metrics),
+    (nvprof_csv.SUMMARY_COLUMNS, nvprof_csv.parse_summary),
+    (("ID", "Kernel Name", "Metric Name", "Metric Value"), ncu_csv.parse_details),
+    (ncu_csv.ID_COLUMNS, ncu_csv.parse_raw),
+    (("Instances", "Name"), nsys_csv.parse_kern_sum),
+    (("CorrId", "Name"), nsys_csv.parse_gpu_trace),
+)
+TEXT_FORMAT_NAMES = ("nvprof --print-gpu-trace", "nvprof --metrics", "nvprof --print-gpu-summary", "ncu --csv details",
+                     "ncu --csv --page raw", "an nsys kernel summary", "an nsys GPU trace")
 
 
 def _load_text(text: str, path: str) -> KernelTrace:
@@ -67,25 +94,28 @@ def _load_text(text: str, path: str) -> KernelTrace:
     if stripped.startswith(("{", "[")):
         try:
             doc = json.loads(stripped)
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):
             doc = None
         if doc is not None and kineto_json.looks_like_kineto(doc):
             return kineto_json.parse(stripped, path)
         raise _unknown(path, "JSON that is not a chrome trace")
-    rows = csv_rows(text)
-    checks = (
-        (nvprof_csv.TRACE_COLUMNS, nvprof_csv.parse_trace),
-        (nvprof_csv.METRICS_COLUMNS, nvprof_csv.parse_metrics),
-        (nvprof_csv.SUMMARY_COLUMNS, nvprof_csv.parse_summary),
-        (("ID", "Kernel Name", "Metric Name", "Metric Value"), ncu_csv.parse_details),
-        (ncu_csv.ID_COLUMNS, ncu_csv.parse_raw),
-        (("Instances", "Name"), nsys_csv.parse_kern_sum),
-        (("CorrId", "Name"), nsys_csv.parse_gpu_trace),
-    )
-    for columns, parser in checks:
+    rows = csv_rows(text, path)
+    for columns, parser in TEXT_FORMATS:
         if find_header(rows, columns) is not None:
             return parser(rows, path)
-    raise _unknown(path, "no known profiler header found")
+    raise _unknown(path, "no known profiler header found" + _nearest_format(rows))
+
+
+def _nearest_format(rows: list[CsvRow]) -> str:
+    """For a table that is one column short of a known header: which format, and the columns it lacks."""
+    best = ""
+    for (columns, _), description in zip(TEXT_FORMATS, TEXT_FORMAT_NAMES, strict=True):
+        for row in rows[:200]:
+            names = {c.strip() for c in row.cells}
+            lacking = [c for c in columns if c not in names]
+            if len(lacking) == 1 and len(columns) >= 3:
+                best = best or f" (line {row.line} looks like {description} without the column {lacking[0]!r})"
+    return best
 
 
 def _demangled(trace: KernelTrace) -> KernelTrace:

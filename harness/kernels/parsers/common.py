@@ -1,32 +1,57 @@
-"""Pieces every text parser shares: finding the CSV header under a tool's preamble, numbers, units."""
+"""Pieces every text parser shares: finding the CSV header under a tool's preamble, numbers, units, and
+the account of rows that could not be read.
+
+A profiler table is read row by row. A row that cannot be read (too few fields, no number where one
+belongs) is skipped and counted, and the trace says so ("skipped 3 of 120 rows (line 5: ...)"); a
+value that is a number but cannot be a measurement (a negative or non-finite duration) makes the whole
+file an error naming its line, since a file that holds one is not a profiler's output.
+"""
 
 from __future__ import annotations
 
 import csv
 import io
+import math
 import re
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
 
 from harness.errors import HarnessError
 
 TIME_UNITS_NS = {"s": 1e9, "ms": 1e6, "us": 1e3, "μs": 1e3, "usecond": 1e3, "ns": 1.0, "nsecond": 1.0,
                  "msecond": 1e6, "second": 1e9, "cycle": float("nan")}
+# Lines a tool prints between its table rows: nvprof's and ncu's "==PID==" / "==PROF==" messages.
+TOOL_MESSAGE = re.compile(r"==[A-Z0-9]+==")
 
 
 class ProfileFormatError(HarnessError):
     """A profiler file that does not have the layout its format requires (names the file and what)."""
 
 
-def csv_rows(text: str) -> list[list[str]]:
-    return list(csv.reader(io.StringIO(text)))
+@dataclass(frozen=True)
+class CsvRow:
+    line: int  # where the row ends in the file (1-based), for messages
+    cells: list[str]
 
 
-def find_header(rows: list[list[str]], required: Iterable[str]) -> int | None:
+def csv_rows(text: str, path: str) -> list[CsvRow]:
+    """The CSV records of ``text`` with their line numbers. csv's own limits (a field over
+    ``csv.field_size_limit()`` characters, a NUL) are a ProfileFormatError naming the line."""
+    reader = csv.reader(io.StringIO(text))
+    rows = []
+    try:
+        for cells in reader:
+            rows.append(CsvRow(reader.line_num, cells))
+    except csv.Error as exc:
+        raise ProfileFormatError(f"{path}:{reader.line_num + 1}: not readable as CSV ({exc})") from None
+    return rows
+
+
+def find_header(rows: Sequence[CsvRow], required: Iterable[str]) -> int | None:
     """Index of the first row containing every ``required`` column name (tools print preambles first)."""
     need = set(required)
     for i, row in enumerate(rows):
-        if need <= {c.strip() for c in row}:
+        if need <= {c.strip() for c in row.cells}:
             return i
     return None
 
@@ -34,25 +59,100 @@ def find_header(rows: list[list[str]], required: Iterable[str]) -> int | None:
 @dataclass
 class CsvTable:
     """A profiler's CSV table: stripped column names, their indexes, the units row (nvprof and
-    ncu --page raw print one under the header; empty otherwise) and the data rows as wide as the header."""
+    ncu --page raw print one under the header; empty otherwise), the data rows as wide as the header, and
+    the rows skipped so far."""
 
+    path: str
     header: list[str]
     col: dict[str, int]
     units: dict[str, str]
-    rows: list[list[str]]
+    rows: list[CsvRow]
+    read: int = 0  # data rows seen, skipped ones included
+    skipped: list[tuple[int, str]] = field(default_factory=list)  # (line, why)
+
+    def data(self) -> Iterator[CsvRow]:
+        """The data rows; one that is too short for the header is skipped (and counted)."""
+        for row in self.rows:
+            self.read += 1
+            if len(row.cells) < len(self.header):
+                self.skip(row, f"{len(row.cells)} field(s), the header has {len(self.header)}")
+            else:
+                yield row
+
+    def skip(self, row: CsvRow, why: str) -> None:
+        self.skipped.append((row.line, why))
+
+    def cell(self, row: CsvRow, column: str) -> str:
+        return row.cells[self.col[column]]
+
+    def note(self) -> str | None:
+        """'skipped 3 of 120 rows (line 5: ...)', or None when every row was read."""
+        if not self.skipped:
+            return None
+        line, why = self.skipped[0]
+        return f"{self.path}: skipped {len(self.skipped)} of {self.read} rows (line {line}: {why})"
+
+    def number(self, row: CsvRow, column: str, factor: float = 1.0, check: str = "") -> float | None:
+        """The value of ``column`` times ``factor``; None (the row is skipped) where it is not a number.
+        ``check`` "finite" (a time stamp, a metric) or "non-negative" (a duration, a count): a number that
+        fails it is an error naming the line."""
+        text = self.cell(row, column)
+        value = number(text)
+        if value is None:
+            self.skip(row, f"{column} {_short(text)} is not a number")
+            return None
+        value *= factor
+        if (check and not math.isfinite(value)) or (check == "non-negative" and value < 0):
+            raise ProfileFormatError(f"{self.path}:{row.line}: {column} {_short(text)} cannot be a measurement "
+                                     f"(it must be {'finite and >= 0' if check == 'non-negative' else 'finite'})")
+        return value
 
 
-def table_rows(rows: list[list[str]], required: Sequence[str], path: str, what: str,
+def table_rows(rows: Sequence[CsvRow], required: Sequence[str], path: str, what: str,
                units_row: bool = False) -> CsvTable:
-    """The table under the first row holding every ``required`` column; shorter rows (a tool's notes
-    and footers) are dropped. Raises ProfileFormatError naming ``what`` when the header is missing."""
+    """The table under the first row holding every ``required`` column. Raises ProfileFormatError naming
+    ``what`` and the columns missing from the row that comes closest. Blank rows and the tool's own
+    "==...==" messages are not data and are left out; every other row is data."""
     h = find_header(rows, required)
-    if h is None or (units_row and h + 1 >= len(rows)):
-        raise ProfileFormatError(f"{path}: no {what} header ({', '.join(required)})")
-    header = [c.strip() for c in rows[h]]
-    units = dict(zip(header, rows[h + 1], strict=False)) if units_row else {}
-    data = [row for row in rows[h + (2 if units_row else 1):] if len(row) >= len(header)]
-    return CsvTable(header, {name: i for i, name in enumerate(header)}, units, data)
+    if h is None:
+        raise ProfileFormatError(f"{path}: no {what} header ({', '.join(required)}){_closest(rows, required)}")
+    if units_row and h + 1 >= len(rows):
+        raise ProfileFormatError(f"{path}:{rows[h].line}: {what} header without the units row under it")
+    header = [c.strip() for c in rows[h].cells]
+    units = dict(zip(header, rows[h + 1].cells, strict=False)) if units_row else {}
+    data = [row for row in rows[h + (2 if units_row else 1):]
+            if any(c.strip() for c in row.cells) and not TOOL_MESSAGE.match(row.cells[0])]
+    return CsvTable(path, header, {name: i for i, name in enumerate(header)}, units, data)
+
+
+def _closest(rows: Sequence[CsvRow], required: Sequence[str]) -> str:
+    best, missing = None, list(required)
+    for row in rows[:200]:  # a header is near the top: tools print a few lines of preamble at most
+        names = {c.strip() for c in row.cells}
+        lacking = [c for c in required if c not in names]
+        if len(lacking) < len(missing):
+            best, missing = row, lacking
+    if best is None or len(missing) == len(required):
+        return ""
+    return f"; the header at line {best.line} lacks {', '.join(repr(c) for c in missing)}"
+
+
+def check_columns(table: CsvTable, columns: Sequence[str], what: str) -> None:
+    """Raise ProfileFormatError naming the ``columns`` the table's header lacks."""
+    missing = [c for c in columns if c not in table.col]
+    if missing:
+        raise ProfileFormatError(f"{table.path}: {what} without the column(s) {', '.join(map(repr, missing))}")
+
+
+def finish(table: CsvTable, notes: list[str]) -> None:
+    """Record the table's skipped rows in ``notes``."""
+    note = table.note()
+    if note:
+        notes.append(note)
+
+
+def _short(text: str) -> str:
+    return repr(text[:40]) + ("..." if len(text) > 40 else "")
 
 
 def number(text: str | None) -> float | None:
@@ -60,7 +160,7 @@ def number(text: str | None) -> float | None:
     if text is None:
         return None
     t = text.strip().replace(",", "")
-    if not t or t in ("-", "n/a", "N/A"):
+    if not t or t in ("-", "n/a", "N/A") or len(t) > 400:
         return None
     level = re.fullmatch(r"[A-Za-z ]+\((\d+)\)", t)
     if level:
@@ -71,14 +171,14 @@ def number(text: str | None) -> float | None:
 
 def integer(text: str | None) -> int | None:
     value = number(text)
-    return None if value is None else int(value)
+    return None if value is None or not math.isfinite(value) else int(value)
 
 
 def time_factor(unit: str, path: str, column: str) -> float:
     """ns per unit for a time column's unit (nvprof's units row, ncu's Metric Unit)."""
     factor = TIME_UNITS_NS.get(unit.strip())
     if factor is None or factor != factor:
-        raise ProfileFormatError(f"{path}: column '{column}' has time unit {unit!r}, expected one of "
+        raise ProfileFormatError(f"{path}: column '{column}' has time unit {_short(unit)}, expected one of "
                                  "s, ms, us, ns")
     return factor
 

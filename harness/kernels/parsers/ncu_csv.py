@@ -10,46 +10,78 @@ row per profiled kernel. ncu replays kernels one by one, so events have no start
 
 from __future__ import annotations
 
+import math
+
 from harness.kernels.events import KernelEvent, KernelMetrics, KernelTrace
-from harness.kernels.parsers.common import dim3_text, integer, number, table_rows, time_factor
+from harness.kernels.parsers.common import (
+    CsvRow,
+    CsvTable,
+    ProfileFormatError,
+    dim3_text,
+    finish,
+    integer,
+    number,
+    table_rows,
+    time_factor,
+)
 
 ID_COLUMNS = ("ID", "Kernel Name")
 DURATION_METRICS = ("gpu__time_duration.sum", "Duration")
 
 
-def parse_details(rows: list[list[str]], path: str) -> KernelTrace:
+def parse_details(rows: list[CsvRow], path: str) -> KernelTrace:
     table = table_rows(rows, (*ID_COLUMNS, "Metric Name", "Metric Unit", "Metric Value"), path, "ncu --csv details")
-    col = table.col
     trace = KernelTrace(source="ncu-csv-details", path=path)
     kernels: dict[str, dict] = {}
-    for row in table.rows:
-        k = kernels.setdefault(row[col["ID"]], {"row": row, "metrics": {}, "duration_ns": None})
-        metric, unit, value = row[col["Metric Name"]], row[col["Metric Unit"]], number(row[col["Metric Value"]])
+    for row in table.data():
+        k = kernels.setdefault(table.cell(row, "ID"), {"row": row.cells, "metrics": {}, "duration_ns": None})
+        metric, unit = table.cell(row, "Metric Name"), table.cell(row, "Metric Unit")
+        value = _metric(table, row, "Metric Value")
         if value is None:
             continue
         if metric in DURATION_METRICS:
-            k["duration_ns"] = value * time_factor(unit, path, f"Metric Value of {metric}")
+            k["duration_ns"] = _duration(table, row, "Metric Value", value,
+                                         time_factor(unit, path, f"Metric Value of {metric}"))
         k["metrics"][metric] = value
     for k in kernels.values():
-        _add_kernel(trace, k["row"], col, k["duration_ns"], k["metrics"])
+        _add_kernel(trace, k["row"], table.col, k["duration_ns"], k["metrics"])
+    finish(table, trace.notes)
     return trace
 
 
-def parse_raw(rows: list[list[str]], path: str) -> KernelTrace:
+def parse_raw(rows: list[CsvRow], path: str) -> KernelTrace:
     table = table_rows(rows, ID_COLUMNS, path, "ncu --page raw", units_row=True)
     header, col = table.header, table.col
     trace = KernelTrace(source="ncu-csv-raw", path=path)
     first_metric = max(col.get(c, -1) for c in ("Kernel Name", "Context", "Stream", "Block Size", "Grid Size",
                                                  "Device", "CC", "Kernel Time")) + 1
-    for row in table.rows:
-        metrics = {header[i]: v for i in range(first_metric, len(header)) if (v := number(row[i])) is not None}
+    for row in table.data():
+        metrics = {header[i]: v for i in range(first_metric, len(header))
+                   if (v := _metric(table, row, header[i])) is not None}
         duration = None
         for m in DURATION_METRICS:
             if m in metrics:
-                duration = metrics[m] * time_factor(table.units.get(m, ""), path, m)
+                duration = _duration(table, row, m, metrics[m], time_factor(table.units.get(m, ""), path, m))
                 break
-        _add_kernel(trace, row, col, duration, metrics)
+        _add_kernel(trace, row.cells, col, duration, metrics)
+    finish(table, trace.notes)
     return trace
+
+
+def _metric(table: CsvTable, row: CsvRow, column: str) -> float | None:
+    """A metric's number; None for the text values ncu prints for some metrics ("CachePreferNone", n/a)."""
+    value = number(table.cell(row, column))
+    if value is not None and not math.isfinite(value):
+        raise ProfileFormatError(f"{table.path}:{row.line}: {column} {table.cell(row, column)[:40]!r} cannot be a "
+                                 "measurement (it must be finite)")
+    return value
+
+
+def _duration(table: CsvTable, row: CsvRow, column: str, value: float, factor: float) -> float:
+    if value < 0:
+        raise ProfileFormatError(f"{table.path}:{row.line}: {column} {table.cell(row, column)[:40]!r} cannot be "
+                                 "a duration (it must be >= 0)")
+    return value * factor
 
 
 def _add_kernel(trace: KernelTrace, row: list[str], col: dict[str, int], duration_ns: float | None,

@@ -13,7 +13,7 @@ Column names changed across Nsight Systems releases; both spellings are accepted
 from __future__ import annotations
 
 from harness.kernels.events import KernelEvent, KernelSummary, KernelTrace
-from harness.kernels.parsers.common import ProfileFormatError, dim3, integer, number, table_rows
+from harness.kernels.parsers.common import CsvRow, ProfileFormatError, dim3, finish, integer, table_rows
 
 
 def _column(header: list[str], *candidates: str) -> int | None:
@@ -30,43 +30,49 @@ def _ns_factor(label: str) -> float:
     return 1.0  # nsys reports nanoseconds unless told otherwise
 
 
-def parse_kern_sum(rows: list[list[str]], path: str) -> KernelTrace:
+def parse_kern_sum(rows: list[CsvRow], path: str) -> KernelTrace:
     table = table_rows(rows, ("Instances", "Name"), path, "nsys cuda_gpu_kern_sum/gpukernsum")
     header = table.header
     total_i = _column(header, "Total Time (ns)", "Total Time (us)", "Total Time (ms)", "Total Time")
-    name_i, calls_i = header.index("Name"), header.index("Instances")
     if total_i is None:
         raise ProfileFormatError(f"{path}: nsys kernel summary without a 'Total Time' column")
-    factor = _ns_factor(header[total_i])
+    total_col = header[total_i]
+    factor = _ns_factor(total_col)
     source = "nsys-csv-kern-sum" if "Med (ns)" in header else "nsys-csv-gpukernsum"
     trace = KernelTrace(source=source, path=path)
-    for row in table.rows:
-        total, calls = number(row[total_i]), integer(row[calls_i])
-        if total is None or calls is None:
+    for row in table.data():
+        total = table.number(row, total_col, factor, "non-negative")
+        calls = None if total is None else table.number(row, "Instances", check="non-negative")
+        if calls is None:
             continue
-        trace.summaries.append(KernelSummary(row[name_i], total * factor, calls, source))
+        trace.summaries.append(KernelSummary(table.cell(row, "Name"), total, int(calls), source))
+    finish(table, trace.notes)
     return trace
 
 
-def parse_gpu_trace(rows: list[list[str]], path: str) -> KernelTrace:
+def parse_gpu_trace(rows: list[CsvRow], path: str) -> KernelTrace:
     table = table_rows(rows, ("CorrId", "Name"), path, "nsys cuda_gpu_trace/gputrace")
-    header, col = table.header, table.col
+    header = table.header
     start_i = _column(header, "Start (ns)", "Start (us)", "Start")
     dur_i = _column(header, "Duration (ns)", "Duration (us)", "Duration")
     if start_i is None or dur_i is None:
-        raise ProfileFormatError(f"{path}: nsys GPU trace without Start/Duration columns")
-    s_f, d_f = _ns_factor(header[start_i]), _ns_factor(header[dur_i])
+        missing = " and ".join(c for c, i in (("Start", start_i), ("Duration", dur_i)) if i is None)
+        raise ProfileFormatError(f"{path}: nsys GPU trace without a {missing} column")
+    start_col, dur_col = header[start_i], header[dur_i]
+    s_f, d_f = _ns_factor(start_col), _ns_factor(dur_col)
     source = "nsys-csv-gpu-trace" if "GreenCtx" in header or "Throughput (MB/s)" in header else "nsys-csv-gputrace"
     trace = KernelTrace(source=source, path=path)
-    for row in table.rows:
-        v = dict(zip(header, row, strict=False))
-        start, duration = number(row[start_i]), number(row[dur_i])
-        if start is None or duration is None:
+    for row in table.data():
+        v = dict(zip(header, row.cells, strict=False))
+        start = table.number(row, start_col, s_f, "finite")
+        duration = None if start is None else table.number(row, dur_col, d_f, "non-negative")
+        if duration is None:
             continue
         trace.events.append(KernelEvent(
-            name=row[col["Name"]], start_ns=start * s_f, duration_ns=duration * d_f,
+            name=table.cell(row, "Name"), start_ns=start, duration_ns=duration,
             grid=dim3(v.get("GrdX"), v.get("GrdY"), v.get("GrdZ")),
             block=dim3(v.get("BlkX"), v.get("BlkY"), v.get("BlkZ")),
             registers_per_thread=integer(v.get("Reg/Trd")), stream=integer(v.get("Strm")),
             correlation_id=integer(v.get("CorrId")), device=v.get("Device"), source=source))
+    finish(table, trace.notes)
     return trace

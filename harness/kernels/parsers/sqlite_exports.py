@@ -13,6 +13,7 @@ correlationId); NVTX ranges in NVTX_EVENTS (start, end, text or textId -> String
 
 from __future__ import annotations
 
+import math
 import sqlite3
 from collections.abc import Callable
 from contextlib import closing
@@ -49,17 +50,44 @@ def _columns(db: sqlite3.Connection, table: str) -> set[str]:
     return {r[1] for r in db.execute(f"PRAGMA table_info({table})")}
 
 
-def _memory_events(db: sqlite3.Connection, names: set[str], source: str) -> list[KernelEvent]:
+def _interval(path: str, table: str, row: int, start: object, end: object) -> tuple[float, float]:
+    """(start, duration) of a row's start and end columns; values a profiler cannot have written (text, a
+    NULL, an end before the start) are an error naming the table and the row."""
+    for column, value in (("start", start), ("end", end)):
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            raise ProfileFormatError(f"{path}: {table} row {row + 1}: '{column}' is {_shown(value)}, not a time "
+                                     "stamp")
+    if end < start:  # type: ignore[operator]
+        raise ProfileFormatError(f"{path}: {table} row {row + 1}: ends ({end}) before it starts ({start})")
+    return float(start), float(end) - float(start)  # type: ignore[arg-type]
+
+
+def _text(path: str, table: str, row: int, column: str, value: object) -> str:
+    if value is None or isinstance(value, str):
+        return value or ""
+    raise ProfileFormatError(f"{path}: {table} row {row + 1}: '{column}' is {_shown(value)}, not text")
+
+
+def _shown(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:40] + "..."
+
+
+def _memory_events(db: sqlite3.Connection, names: set[str], source: str, path: str) -> list[KernelEvent]:
     events = []
-    if "CUPTI_ACTIVITY_KIND_MEMCPY" in names:
-        for start, end, dev, stream, corr, kind in db.execute(
-                "SELECT start, end, deviceId, streamId, correlationId, copyKind FROM CUPTI_ACTIVITY_KIND_MEMCPY"):
-            events.append(KernelEvent(f"[CUDA memcpy {MEMCPY_KINDS.get(kind, kind)}]", end - start, start,
+    table = "CUPTI_ACTIVITY_KIND_MEMCPY"
+    if table in names:
+        for i, (start, end, dev, stream, corr, kind) in enumerate(db.execute(
+                f"SELECT start, end, deviceId, streamId, correlationId, copyKind FROM {table}")):
+            begin, duration = _interval(path, table, i, start, end)
+            events.append(KernelEvent(f"[CUDA memcpy {MEMCPY_KINDS.get(kind, kind)}]", duration, begin,
                                       stream=stream, correlation_id=corr, device=str(dev), source=source))
-    if "CUPTI_ACTIVITY_KIND_MEMSET" in names:
-        for start, end, dev, stream, corr in db.execute(
-                "SELECT start, end, deviceId, streamId, correlationId FROM CUPTI_ACTIVITY_KIND_MEMSET"):
-            events.append(KernelEvent("[CUDA memset]", end - start, start, stream=stream, correlation_id=corr,
+    table = "CUPTI_ACTIVITY_KIND_MEMSET"
+    if table in names:
+        for i, (start, end, dev, stream, corr) in enumerate(db.execute(
+                f"SELECT start, end, deviceId, streamId, correlationId FROM {table}")):
+            begin, duration = _interval(path, table, i, start, end)
+            events.append(KernelEvent("[CUDA memset]", duration, begin, stream=stream, correlation_id=corr,
                                       device=str(dev), source=source))
     return events
 
@@ -70,10 +98,15 @@ def _kernel_rows(db: sqlite3.Connection, table: str, name_sql: str, join: str) -
         f"k.blockX, k.blockY, k.blockZ, k.registersPerThread, {name_sql} FROM {table} AS k {join}"))
 
 
-def _events(rows: list[tuple], source: str) -> list[KernelEvent]:
-    names = demangle_all(r[12] or "" for r in rows)
-    return [KernelEvent(names[r[12] or ""], r[1] - r[0], r[0], (r[5], r[6], r[7]), (r[8], r[9], r[10]), r[11], r[3],
-                        r[4], str(r[2]), source) for r in rows]
+def _events(rows: list[tuple], source: str, path: str, table: str) -> list[KernelEvent]:
+    texts = [_text(path, table, i, "name", r[12]) for i, r in enumerate(rows)]
+    names = demangle_all(texts)
+    events = []
+    for i, (r, text) in enumerate(zip(rows, texts, strict=True)):
+        start, duration = _interval(path, table, i, r[0], r[1])
+        events.append(KernelEvent(names[text], duration, start, (r[5], r[6], r[7]), (r[8], r[9], r[10]), r[11],
+                                  r[3], r[4], str(r[2]), source))
+    return events
 
 
 def _read(path: str, source: str, launch_thread_column: str, read_kernels: KernelReader) -> KernelTrace:
@@ -82,11 +115,11 @@ def _read(path: str, source: str, launch_thread_column: str, read_kernels: Kerne
     with _connect(path) as db:
         names = _table_names(db)
         read_kernels(db, names, trace)
-        trace.events += _memory_events(db, names, source)
+        trace.events += _memory_events(db, names, source, path)
         if RUNTIME_TABLE in names:
-            for corr, start, thread in db.execute(
-                    f"SELECT correlationId, start, {launch_thread_column} FROM {RUNTIME_TABLE}"):
-                trace.launches[corr] = (float(start), thread)
+            for i, (corr, start, thread) in enumerate(db.execute(
+                    f"SELECT correlationId, start, {launch_thread_column} FROM {RUNTIME_TABLE}")):
+                trace.launches[corr] = (_interval(path, RUNTIME_TABLE, i, start, start)[0], thread)
     trace.events.sort(key=lambda e: e.start_ns or 0.0)
     return trace
 
@@ -104,7 +137,7 @@ def _nvprof_kernels(db: sqlite3.Connection, names: set[str], trace: KernelTrace)
     for table in ("CUPTI_ACTIVITY_KIND_KERNEL", "CUPTI_ACTIVITY_KIND_CONCURRENT_KERNEL"):
         if table in names:
             rows = _kernel_rows(db, table, "s.value", "LEFT JOIN StringTable AS s ON s._id_ = k.name")
-            trace.events += _events(rows, trace.source)
+            trace.events += _events(rows, trace.source, trace.path, table)
 
 
 def parse_nsys(path: str) -> KernelTrace:
@@ -124,12 +157,14 @@ def _nsys_kernels_and_ranges(db: sqlite3.Connection, names: set[str], trace: Ker
                                      "or mangledName column")
         rows = _kernel_rows(db, "CUPTI_ACTIVITY_KIND_KERNEL", "s.value",
                             f"LEFT JOIN StringIds AS s ON s.id = k.{name_col}")
-        trace.events += _events(rows, trace.source)
+        trace.events += _events(rows, trace.source, trace.path, "CUPTI_ACTIVITY_KIND_KERNEL")
     if "NVTX_EVENTS" in names:
         text = "COALESCE(n.text, s.value)" if "textId" in _columns(db, "NVTX_EVENTS") else "n.text"
         join = "LEFT JOIN StringIds AS s ON s.id = n.textId" if text != "n.text" else ""
         marks = ",".join(map(str, NVTX_RANGE_TYPES))
-        for start, end, label, tid in db.execute(
+        for i, (start, end, label, tid) in enumerate(db.execute(
                 f"SELECT n.start, n.end, {text}, n.globalTid FROM NVTX_EVENTS AS n {join} "
-                f"WHERE n.eventType IN ({marks}) AND n.end IS NOT NULL"):
-            trace.ranges.append(HostRange(label or "", float(start), float(end), tid, "nvtx"))
+                f"WHERE n.eventType IN ({marks}) AND n.end IS NOT NULL")):
+            begin, duration = _interval(trace.path, "NVTX_EVENTS", i, start, end)
+            trace.ranges.append(HostRange(_text(trace.path, "NVTX_EVENTS", i, "text", label), begin, begin + duration,
+                                          tid, "nvtx"))
