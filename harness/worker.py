@@ -36,6 +36,7 @@ from typing import Any
 from harness.backends.base import INPUT_DISTRIBUTION, RunTarget, Session, get_backend
 from harness.errors import BackendUnavailable, DeviceOutOfMemory, HarnessError, UnsupportedLayer
 from harness.ir.graph import Graph
+from harness.measure.contention import ContentionPolicy
 from harness.measure.timer import TimingProtocol
 from harness.measure.window import GpuTarget, MeasurementWindow, WindowResult, WindowSettings
 from harness.results.metadata import host_metadata, run_metadata
@@ -62,6 +63,7 @@ class Job:
     gpu_uuid: str | None = None
     poller_python: str | None = None  # the interpreter with nvidia-ml-py, for the NVML poller
     placement: Placement | None = None
+    contention: ContentionPolicy | None = None  # None: flagged windows are kept (warn)
 
     def to_json(self) -> str:
         data = asdict(self)
@@ -73,9 +75,10 @@ class Job:
         data = json.loads(text)
         settings = dict(data["settings"])
         settings["protocol"] = TimingProtocol(**settings["protocol"])
-        placement = data.get("placement")
+        placement, contention = data.get("placement"), data.get("contention")
         return cls(**{**data, "config": Config(**data["config"]), "settings": WindowSettings(**settings),
-                      "placement": Placement(**placement) if placement else None})
+                      "placement": Placement(**placement) if placement else None,
+                      "contention": ContentionPolicy(**contention) if contention else None})
 
     @property
     def label(self) -> str:
@@ -159,6 +162,9 @@ def _fill(record: Record, result: WindowResult) -> None:
     record.energy = result.energy
     record.poller = result.poller
     record.timeline = result.timeline
+    if result.contention is not None:
+        record.metadata["contention"] = result.contention.observed
+        record.contended = result.contention.flag()
 
 
 def _fail(record: Record, status: str, exc: BaseException, detail: str | None = None) -> None:
@@ -182,6 +188,8 @@ def run_job(job: Job) -> Record:
         resource.setrlimit(resource.RLIMIT_AS, (int(limit), int(limit)))
     gpu = GpuTarget(job.gpu_uuid, job.poller_python) if job.gpu_uuid else None
     record = run_config(job.config, job.settings, job.device, gpu)
+    if job.contention is not None and job.contention.earlier:
+        record.metadata["contention_attempts"] = job.contention.earlier  # what disturbed discarded attempts
     placement = job.placement or Placement(executor="direct", host=socket.gethostname())
     shard = ResultsStore(job.results_dir, job.writer).path.name
     record.placement = replace(placement, worker_pid=os.getpid(), shard=shard)
@@ -197,12 +205,15 @@ def main() -> int:
     record = run_job(job)
     reply: dict[str, Any] = {"record": record.to_dict()}
     status = 0
-    try:
-        ResultsStore(job.results_dir, job.writer).append(record)
-    except StoreWriteError as exc:
-        print(f"harness worker: {exc}", file=sys.stderr)
-        reply["not_stored"] = str(exc)
-        status = EXIT_NOT_STORED
+    if job.contention is not None and job.contention.wants_retry(record.contended):
+        reply["retry"] = True  # disturbed: not stored, the parent measures again in a fresh worker
+    else:
+        try:
+            ResultsStore(job.results_dir, job.writer).append(record)
+        except StoreWriteError as exc:
+            print(f"harness worker: {exc}", file=sys.stderr)
+            reply["not_stored"] = str(exc)
+            status = EXIT_NOT_STORED
     replies.write(json.dumps(reply, allow_nan=False, default=str) + "\n")
     replies.flush()
     return status
@@ -229,6 +240,7 @@ class WorkerOutcome:
     record: Record
     stored: bool
     log_tail: list[str] = field(default_factory=list)
+    retry: bool = False  # a disturbed window the contention policy measures again (not stored)
 
 
 def spawn_worker(job: Job, env_extra: dict[str, str] | None = None) -> WorkerOutcome:
@@ -250,13 +262,18 @@ def spawn_worker(job: Job, env_extra: dict[str, str] | None = None) -> WorkerOut
                                     stderr=log, env=env, start_new_session=True)
         except OSError as exc:
             return _parent_record(job, "failed", f"cannot start a worker with {python}: {exc.strerror}")
-        reply, timed_out = _exchange(proc, job.to_json().encode(), deadline)
+        try:
+            reply, timed_out = _exchange(proc, job.to_json().encode(), deadline)
+        except BaseException:  # interrupted (Ctrl-C, SIGTERM from a scheduler): the worker must not outlive us
+            _kill_group(proc)
+            raise
         log.seek(0)
         text = log.read().decode(errors="replace")
     tail = [line for line in text.strip().splitlines() if line.strip()][-LOG_TAIL_LINES:]
     if reply is not None and "record" in reply:
         record = Record.from_dict(reply["record"])
-        return WorkerOutcome(record, stored="not_stored" not in reply, log_tail=tail)
+        retry = bool(reply.get("retry"))
+        return WorkerOutcome(record, stored="not_stored" not in reply and not retry, log_tail=tail, retry=retry)
     if timed_out:
         return _parent_record(job, "failed", f"worker stuck: no result within {deadline:.0f} s; killed it "
                                              "(the worker_timeout_s setting sets the limit)", tail)
@@ -333,8 +350,15 @@ def _parent_record(job: Job, status: str, message: str, tail: list[str] | None =
 
 
 def spawn_and_store(job: Job, env_extra: dict[str, str] | None = None) -> Record:
-    """:func:`spawn_worker`, then store the record if the worker could not (the same shard)."""
+    """:func:`spawn_worker`, then store the record if the worker could not (the same shard). A window the
+    contention policy wants measured again is, after its wait, in a fresh worker that is told what
+    disturbed the earlier attempts."""
     outcome = spawn_worker(job, env_extra)
+    while outcome.retry and job.contention is not None:
+        earlier = [*job.contention.earlier, outcome.record.contended or {}]
+        job = replace(job, contention=replace(job.contention, earlier=earlier))
+        time.sleep(job.contention.wait_s)
+        outcome = spawn_worker(job, env_extra)
     if not outcome.stored:
         ResultsStore(job.results_dir, job.writer).append(outcome.record)
     return outcome.record

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import signal
 import sys
 
 from harness import __version__
@@ -22,6 +23,14 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "kernels": ("harness.cli.kernels", "kernel families of profiler files, Table V, Caffe BLAS calls"),
     "doctor": ("harness.cli.doctor", "which backends and GPUs are available here, and how to fix what is missing"),
 }
+
+
+class Terminated(BaseException):
+    """SIGTERM arrived: not an error of the command, so not an Exception that handlers would swallow."""
+
+
+def _terminated(signum: int, frame: object) -> None:
+    raise Terminated()
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
@@ -43,6 +52,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
+    # SIGTERM (a scheduler's or timeout's stop) unwinds like Ctrl-C, so a running worker is killed with us.
+    signal.signal(signal.SIGTERM, _terminated)
     try:
         return int(importlib.import_module(COMMANDS[args.command][0]).run(args) or 0)
     except HarnessError as exc:
@@ -51,6 +62,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"harness {args.command}: interrupted", file=sys.stderr)
         return 130
+    except Terminated:
+        print(f"harness {args.command}: terminated", file=sys.stderr)
+        return 143
     except BrokenPipeError:
         return 0
 
