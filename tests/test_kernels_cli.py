@@ -63,9 +63,9 @@ def test_profile_torch_on_cpu_records_cpu_ops(tmp_path: Path, capsys: pytest.Cap
     rc = main(["profile", "squeezenet_v1.1", "--backend", "pytorch", "--tool", "torch", "--iters", "1",
                "--out", str(tmp_path)])
     out = capsys.readouterr().out
-    assert rc == 0 and "no GPU kernels were recorded" in out
-    record = json.loads((tmp_path / "profile.json").read_text())
-    assert record["kind"] == "profile" and record["label"] == "profile:torch"
+    assert rc == 0 and "no GPU kernels were recorded" in out and "aten::" in out
+    record = json.loads((tmp_path / "profiles" / "squeezenet_v1.1-pytorch-default-cpu-b1-torch.json").read_text())
+    assert record["kind"] == "kernel-profile" and record["tool"] == "torch" and record["gpu_kernels"] == 0
 
 
 def test_attribute_of_a_cpu_only_trace_says_there_are_no_gpu_kernels(tmp_path: Path,

@@ -1,5 +1,5 @@
-"""`harness report` built from committed real results (tests/data/results-cpu-*: the CPU backends on a 2-core
-CPU)."""
+"""`harness report` built from committed real results (tests/data/results-cpu-2026-11-24: the CPU backends on a
+2-core CPU, schema-1 records read through the store's upgrade and merge rule)."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ from harness.report.stats import correlate, ranks  # noqa: E402
 from harness.results.store import ResultsStore  # noqa: E402
 
 DATA = Path(__file__).parent / "data"
-RESULTS = sorted(DATA.glob("results-cpu-*"))[-1]
+RESULTS = DATA / "results-cpu-2026-11-24"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
@@ -59,14 +59,41 @@ def test_table3_is_the_store_beside_the_paper(report):
 
 
 def test_cpu_results_decide_no_gpu_claim(report):
-    by_claim = {c.claim: c for c in report.claims}
-    measured_claims = [c for c in report.claims if c.scope != "analyzer"]
-    assert measured_claims and all(c.verdict == claims.NOT_MEASURED for c in measured_claims)
-    drive = by_claim["Activations, not parameters, drive the memory footprint"]
-    assert "no GPU results" in drive.evidence and "CPU only, decides nothing" in drive.evidence
+    gpu = [c for c in report.claims if c.scope == claims.GPU]
+    assert gpu and all(c.verdict == claims.NOT_MEASURED and c.n == 0 for c in gpu)
+    by_claim = {(c.claim, c.scope): c for c in report.claims}
+    drive = by_claim["Activations, not parameters, drive the memory footprint", claims.GPU]
+    assert "no GPU results" in drive.evidence
+    # kernel claims have no CPU row at all: a CPU run has no cuBLAS kernels
+    kernel = [c for c in report.claims if "gemv" in c.claim or "cuBLAS" in c.claim]
+    assert kernel and all(c.scope == claims.GPU for c in kernel)
     # analyzer-only claims are decided without any measurement
-    assert by_claim["Except AlexNet, every network has more activations than parameters"].verdict == \
-        claims.REPRODUCED
+    assert by_claim["Except AlexNet, every network has more activations than parameters", claims.ANALYZER].verdict \
+        == claims.REPRODUCED
+
+
+def test_cpu_analogue_rows_use_the_cpu_records_with_their_uncertainty(report):
+    """What the real CPU records decide, and why (the uncertainty rules on real data)."""
+    cpu = {c.claim: c for c in report.claims if c.scope == claims.CPU}
+    # AlexNet's weights dominate every CPU backend's RSS: 1.0-G-SqNxt-23 is decisively smaller on all four
+    gsq = cpu["1.0-G-SqNxt-23 (112x fewer params) needs more memory than AlexNet at B=1"]
+    assert gsq.verdict == claims.NOT_REPRODUCED and gsq.n == 8 and gsq.evidence.count("-> not reproduced") == 4
+    # DenseNet-121 is the slowest network on this CPU, well outside MobileNet's interval
+    assert cpu["MobileNet has the lowest throughput"].verdict == claims.NOT_REPRODUCED
+    # r = 0.87 to 0.97 over 12 networks, but three of the four intervals reach below 0.7: inconclusive
+    fig3 = cpu["Memory-footprint/model-size tracks activations/params"]
+    assert fig3.verdict == claims.INCONCLUSIVE and fig3.n == 48
+    assert "-> reproduced" in fig3.evidence and "-> inconclusive" in fig3.evidence
+    # no RAPL on this VM and no batch >= 32: not measured, with the reason
+    assert cpu["Energy efficiency tracks MACs/activation"].verdict == claims.NOT_MEASURED
+    assert "not measured at B=1 and at a batch >= 32" in cpu["A larger batch barely helps MobileNet"].evidence
+    # every verdict names the records it used, and they are records of the store
+    keys = {r.key for r in ResultsStore(RESULTS).records()}
+    used = claims.records_frame(report.claims)
+    assert len(used) == sum(c.n for c in report.claims if c.scope != claims.ANALYZER)
+    assert set(used["record"]) <= keys
+    table = pd.read_csv(report.out / "tables" / "claim_records.csv")
+    assert len(table) == len(used)
 
 
 def test_correlations_recomputed_from_paper_and_from_measurements(report):
@@ -89,7 +116,8 @@ def test_figure_without_data_is_not_drawn(report):
     md = report.markdown.read_text()
     assert "Fig. 4: not measured here." in md
     assert not list((report.out / "figures").glob("fig4*"))
-    assert "Kernel families: not measured here." in md
+    assert "Kernel families: not measured here." in md and "no kernel profile in the results" in md
+    assert "Table V: not measured here." in md and "Table V metrics: nvprof (the paper) to Nsight Compute" in md
 
 
 def test_every_figure_is_a_valid_png_and_svg(report):
@@ -142,9 +170,11 @@ def test_analyzer_only_report(tmp_path):
     result = build([], tmp_path)
     md = result.markdown.read_text()
     assert "Measurements: not measured here." in md and not result.figures
-    verdicts = {c.claim: c.verdict for c in result.claims}
-    assert verdicts["Except AlexNet, every network has more activations than parameters"] == claims.REPRODUCED
-    assert verdicts["MobileNet has the lowest throughput"] == claims.NOT_MEASURED
+    verdicts = {(c.claim, c.scope): c.verdict for c in result.claims}
+    assert verdicts["Except AlexNet, every network has more activations than parameters", claims.ANALYZER] == \
+        claims.REPRODUCED
+    assert verdicts["MobileNet has the lowest throughput", claims.GPU] == claims.NOT_MEASURED
+    assert not any(c.scope == claims.CPU for c in result.claims)
 
 
 def test_devices_get_one_column_group_each():
@@ -169,10 +199,12 @@ def test_cli_writes_the_report_and_rejects_a_missing_directory(tmp_path, capsys)
     assert "unknown device spec" in capsys.readouterr().err
 
 
-def test_kernel_file_that_is_not_an_attribution_is_rejected(tmp_path):
-    (tmp_path / "kernels").mkdir()
-    (tmp_path / "kernels" / "x.json").write_text(json.dumps({"config": {}}))
+def test_profile_file_that_is_not_a_profile_record_is_one_line(tmp_path, capsys):
+    (tmp_path / "profiles").mkdir()
+    (tmp_path / "profiles" / "x.json").write_text(json.dumps({"config": {}}))
     assert main(["report", str(tmp_path), "-o", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "x.json: not a kernel-profile record" in err
 
 
 def test_pearson_and_spearman_match_known_values():

@@ -1,53 +1,112 @@
-"""``harness profile NET --backend B --tool nsys|ncu|torch``: a profiling run, then the family table."""
+"""``harness profile NET --backend B --tool nsys|ncu|torch --out RESULTS_DIR``: profile the timed forward
+passes of one configuration, print the kernel-family table, and write its kernel-attribution record into
+the results directory, where ``harness report`` reads it."""
 
 from __future__ import annotations
 
 import argparse
-import tempfile
+import json
+import shutil
 from pathlib import Path
 
 from harness.cli.argtypes import backend_name, positive_int
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from harness.kernels.profile_run import TOOLS
+    from harness.cli.bench import DEFAULT_OUT, RESULTS_DIR_ENV
+    from harness.kernels.profile_run import DEFAULT_ITERS, DEFAULT_TIMEOUT_S, DEFAULT_WARMUP, TOOLS
 
     p.add_argument("network", metavar="NET")
     p.add_argument("--backend", required=True, type=backend_name, help="caffe, pytorch, onnxruntime or opencv")
     p.add_argument("--tool", choices=TOOLS, required=True,
                    help="nsys / ncu (binaries on PATH, NVIDIA GPU) or torch (torch.profiler/Kineto, CPU too)")
+    p.add_argument("--mode", default=None, help="the backend's mode (default: its default mode)")
     p.add_argument("--batch", type=positive_int, default=1)
     p.add_argument("--device", default=None, help="cpu or cuda:N (default: cuda:0 for nsys/ncu, cpu for torch "
                                                   "without a GPU)")
-    p.add_argument("--iters", type=positive_int, default=5, help="profiled forward passes")
-    p.add_argument("--out", type=Path, default=None, help="directory for the capture and profile.json")
+    p.add_argument("--warmup", type=positive_int, default=DEFAULT_WARMUP,
+                   help=f"forward passes before the capture range opens (default {DEFAULT_WARMUP})")
+    p.add_argument("--iters", type=positive_int, default=None,
+                   help="forward passes inside the capture range (default: " +
+                        ", ".join(f"{t} {n}" for t, n in DEFAULT_ITERS.items()) + ")")
+    p.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S, metavar="S",
+                   help=f"kill the profiler and its worker after S seconds (default {DEFAULT_TIMEOUT_S:g})")
+    p.add_argument("--capture", type=Path, default=None, metavar="FILE",
+                   help="record an existing capture of this configuration instead of running (made outside the "
+                        "harness: the record says its iterations and capture range are unknown; a file named "
+                        "synthetic-* is recorded as synthetic)")
+    p.add_argument("--hardware", default=None, metavar="MODEL",
+                   help="with --capture: the device model it was made on, when that device is not on this host")
+    p.add_argument("--out", type=Path, default=None, metavar="RESULTS_DIR",
+                   help=f"results directory (default: ${RESULTS_DIR_ENV} when set, else {DEFAULT_OUT}); the "
+                        "record goes to RESULTS_DIR/profiles/, the capture to RESULTS_DIR/profiles/captures/")
 
 
 def run(args: argparse.Namespace) -> int:
+    from harness.backends.base import get_backend
+    from harness.cli.bench import default_out
     from harness.cli.kernels import print_attribution
+    from harness.errors import HarnessError
     from harness.kernels import profile_run as pr
-    from harness.kernels.attribution import attribute
-    from harness.kernels.parsers import load_trace
+    from harness.kernels.profile_record import CAPTURES_DIR, profile_stem, profiles_dir, write_profile
+    from harness.measure.devices import identify
+    from harness.results.records import Config
 
+    if args.timeout <= 0:
+        raise HarnessError(f"--timeout must be positive, got {args.timeout:g}")
+    if args.hardware is not None and args.capture is None:
+        raise HarnessError("--hardware names the device of an imported --capture; a run here identifies its own")
+    if args.capture is None and args.tool != "torch":
+        pr.profiler_binary(args.tool)  # the missing tool is the first thing to say
     device = args.device or _default_device(args.tool)
-    out = args.out or Path(tempfile.mkdtemp(prefix=f"harness-profile-{args.network}-"))
-    out.mkdir(parents=True, exist_ok=True)
-    if args.tool == "torch":
-        capture = pr.torch_profile(out, args.network, args.backend, args.batch, device, args.iters)
+    if args.hardware is not None:
+        model, uuid = args.hardware, None
     else:
-        cmd, capture = pr.external_command(args.tool, out, args.network, args.backend, args.batch, device,
-                                           args.iters)
-        pr.run_external(cmd)
-    trace = load_trace(capture)
-    result = attribute(trace)
-    if trace.events or trace.summaries:
-        print_attribution(f"{args.network} ({args.backend}, batch {args.batch}, {args.tool})", result, 10)
+        identity = identify(device)
+        model, uuid = identity.model, identity.uuid
+    config = Config(args.network, args.backend, args.batch, device, args.mode, hardware=model)
+    out = args.out or default_out()
+    if out.exists() and not out.is_dir():
+        raise HarnessError(f"{out}: results directory is a file")
+    folder = profiles_dir(out) / CAPTURES_DIR / profile_stem(config, args.tool)
+    if folder.exists():
+        shutil.rmtree(folder)  # the previous capture of this configuration and tool: replaced with its record
+    folder.mkdir(parents=True)
+    if args.capture is not None:
+        if not args.capture.is_file():
+            raise HarnessError(f"{args.capture}: no such capture file")
+        capture = folder / args.capture.name
+        shutil.copyfile(args.capture, capture)
+        worker, capture_range, notes = None, None, [f"imported capture {args.capture.name}: made outside the "
+                                                    "harness, its capture range and iterations are not known"]
     else:
-        print(f"{args.network}: no GPU kernels were recorded (device {device}): {len(trace.cpu_ops)} CPU ops were")
-        _print_cpu_ops(trace)
-    record = pr.write_record(out, args.tool, args.network, args.backend, args.batch, device, args.iters, capture,
-                             result.to_json())
-    print(f"capture: {capture}\nrecord:  {record} (kind 'profile': not a timing result)")
+        backend = get_backend(args.backend)
+        python, env = backend.worker_python()
+        env = {**env, **backend.worker_env(device, args.mode)}
+        worker_device = device
+        if uuid is not None:  # pinned to this one GPU by UUID, as timing workers are: it sees cuda:0
+            env.update(CUDA_VISIBLE_DEVICES=uuid, CUDA_DEVICE_ORDER="PCI_BUS_ID")
+            worker_device = "cuda:0"
+        request = pr.Request(args.network, args.backend, args.batch, worker_device, args.mode, args.tool,
+                             args.warmup, args.iters or pr.DEFAULT_ITERS[args.tool], folder, python)
+        cmd, capture = pr.external_command(request)
+        pr.run_command(cmd, args.timeout, env)
+        worker = json.loads((folder / pr.WORKER_REPORT).read_text())
+        capture_range, notes = pr.CAPTURE_RANGES[args.tool], []
+    record, attribution = pr.build_record(config, args.tool, capture, profiles_dir(out), worker, capture_range,
+                                          uuid, notes, synthetic=capture.name.startswith("synthetic-"))
+    title = f"{args.network} ({args.backend}, batch {args.batch}, {args.tool}, {device})"
+    if record.gpu_kernels:
+        print_attribution(title, attribution, 10)
+    else:
+        print(f"{title}: no GPU kernels were recorded; the capture holds CPU work only. Longest host ops:")
+        for op in record.cpu_ops:
+            print(f"  {op['inclusive_ns'] / 1e6:10.3f} ms  {op['calls']:5d} x  {op['name']}  (inclusive, summed)")
+    path = write_profile(out, record)
+    covered = "unknown" if record.iterations is None else str(record.iterations)
+    print(f"capture: {capture}\nrecord:  {path} (kernel profile, not a timing result; profiled iterations: "
+          f"{covered}" + (f", {record.iterations_in_capture} marked in the capture" if
+                          record.iterations_in_capture is not None else "") + ")")
     return 0
 
 
@@ -59,13 +118,3 @@ def _default_device(tool: str) -> str:
     except ImportError:
         return "cpu"
     return "cuda:0" if torch.cuda.is_available() else "cpu"
-
-
-def _print_cpu_ops(trace) -> None:
-    from collections import defaultdict
-
-    totals: dict[str, float] = defaultdict(float)
-    for op in trace.cpu_ops:
-        totals[op.name] += op.end_ns - op.start_ns
-    for name, ns in sorted(totals.items(), key=lambda kv: -kv[1])[:10]:
-        print(f"  {ns / 1e6:10.3f} ms  {name}  (inclusive CPU time, summed over calls)")

@@ -10,8 +10,9 @@ DEFAULT_OUT = "report"
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("results", nargs="*", type=Path, metavar="RESULTS_DIR",
-                   help="results directories written by `harness bench` (several machines: one column group per "
-                        "device); none: the analyzer-only report")
+                   help="results directories written by `harness bench` and `harness profile` (several machines: one "
+                        "column group per device; records of one configuration in several directories are merged "
+                        "by the store's rule); none: the analyzer-only report")
     p.add_argument("-o", "--out", type=Path, default=Path(DEFAULT_OUT), metavar="OUT_DIR",
                    help=f"where report.md, report.html, tables/ and figures/ go (default: {DEFAULT_OUT})")
     p.add_argument("--device-spec", action="append", default=[], metavar="DEVICE_ID=SPEC",
@@ -28,9 +29,16 @@ def run(args: argparse.Namespace) -> int:
 
         raise HarnessError(f"the report needs pandas and matplotlib ({exc.name} is missing): "
                            "pip install 'harness[report]'") from None
+    import sys
+
+    from harness.errors import HarnessError
     from harness.report.build import build, parse_spec_overrides
 
+    if args.out.exists() and not args.out.is_dir():
+        raise HarnessError(f"{args.out}: the report's output directory is an existing file")
     report = build(args.results, args.out, parse_spec_overrides(args.device_spec))
+    for line in report.warnings:
+        print(line, file=sys.stderr)
     counts: dict[str, int] = {}
     for claim in report.claims:
         counts[claim.verdict] = counts.get(claim.verdict, 0) + 1

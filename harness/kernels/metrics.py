@@ -47,6 +47,25 @@ NCU = {
     "bandwidth": "dram__throughput.avg.pct_of_peak_sustained_elapsed",
     "compute": "sm__throughput.avg.pct_of_peak_sustained_elapsed",
 }
+#: Table V's attributes: the nvprof metric the paper's nvvp used, the Nsight Compute metric that replaces it
+#: (NVIDIA's "nvprof Metric Comparison" table) and how the harness turns each into the attribute.
+METRIC_MAPPING: tuple[tuple[str, str, str, str], ...] = (
+    ("compute_utilization_pct", "max of *_fu_utilization (levels 0-10)", NCU["compute"],
+     "nvprof: level x 10 (coarse); ncu: % of peak as reported"),
+    ("bandwidth_utilization_pct", "dram_utilization (level 0-10)", NCU["bandwidth"],
+     "nvprof: level x 10 (coarse); ncu: % of peak as reported"),
+    ("occupancy_pct", "achieved_occupancy (0-1)", NCU["occupancy"], "nvprof: x 100; ncu: as reported"),
+    ("warp_execution_efficiency_pct", "warp_execution_efficiency (%)", NCU["warp_execution_efficiency"],
+     "ncu: active threads per instruction / 32 x 100"),
+    ("branch_divergence_pct", "100 - branch_efficiency", NCU["branch_efficiency"], "100 - the metric"),
+    ("stall_memory_dependency_pct", "stall_memory_dependency", "smsp__warp_issue_stalled_long_scoreboard_*",
+     "share of the four categories' sum"),
+    ("stall_instruction_dependency_pct", "stall_exec_dependency", "..._short_scoreboard_* + ..._wait_*",
+     "share of the four categories' sum"),
+    ("stall_synchronization_pct", "stall_sync", "..._barrier_* + ..._membar_*", "share of the four categories' sum"),
+    ("stall_other_pct", "every other stall_*", "every other ..._stalled_* except selected, sleeping, *_not_issued",
+     "share of the four categories' sum"),
+)
 ATTRIBUTES = ("compute_utilization_pct", "bandwidth_utilization_pct", "occupancy_pct",
               "warp_execution_efficiency_pct", "branch_divergence_pct")
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from harness import __version__
-from harness.analysis.paper import paper_table
+from harness.analysis.paper import TABLE2_RULE
 from harness.analysis.roofline import DeviceSpec, device_spec
 from harness.errors import HarnessError
 from harness.report import claims, correlations, design, figures, measured, tables
@@ -38,6 +38,7 @@ class Report:
     tables: list[Path]
     figures: list[figures.FigureFile]
     claims: list[claims.Claim]
+    warnings: list[str]
 
 
 def paper_names(networks: Sequence[str]) -> dict[str, str]:
@@ -87,7 +88,8 @@ def build(dirs: Sequence[Path], out: Path, spec_overrides: dict[str, str] | None
     from harness import zoo
 
     spec_overrides = spec_overrides or {}
-    frame, shares = measured.load(dirs) if dirs else (pd.DataFrame(), pd.DataFrame())
+    data = measured.load(dirs) if dirs else measured.Measured(pd.DataFrame(), pd.DataFrame(), [], pd.DataFrame())
+    frame, shares = data.frame, data.shares
     measured_networks = sorted(set(frame["network"]) if not frame.empty else set())
     names = paper_names(measured_networks)
     figdir = out / "figures"
@@ -104,14 +106,16 @@ def build(dirs: Sequence[Path], out: Path, spec_overrides: dict[str, str] | None
     totals = {n: design.zoo_analysis(n).totals.as_dict() for n in zoo.zoo_names()}
     design_xy = correlations.design_columns(totals)
     t4 = correlations.table4(frame, design_xy, names, _memory_quantity)
-    checklist = claims.checklist(claims.Inputs(t2, fact, frame, t4, _family_shares(shares), names))
+    series = {} if frame.empty else {
+        s: correlations.measured_xy(frame, design_xy, s) for s in sorted(frame["setup"].unique())}
+    checklist = claims.checklist(claims.Inputs(t2, fact, frame, data.contended, t4, series, shares, names))
 
     sections: list[Section] = []
     # -- where and with what
     setup = Section("Measurements: devices and software")
-    if frame.empty:
+    if frame.empty and data.contended.empty:
         setup.items.append(Missing("Measurements", "no results were given: only the analyzer's tables below"))
-    else:
+    if not frame.empty:
         setup.text.append("Each device is one column group (D1, D2, ...); a setup is a device with one backend "
                           "and mode. Memory on a CPU is the process's peak resident set, which is not the "
                           "paper's GPU memory footprint.")
@@ -119,20 +123,30 @@ def build(dirs: Sequence[Path], out: Path, spec_overrides: dict[str, str] | None
         status = tables.status_table(frame, names)
         if not status.empty:
             setup.items.append(Table("not_ok", "Configurations that did not complete", status,
-                                     "Every record whose status is not 'ok', with its reason."))
+                                     "Every record whose status is not 'ok', with its reason; an 'oom' with "
+                                     "'inferred from' was not run (a smaller batch ran out of memory)."))
+    if not data.contended.empty:
+        setup.items.append(Table("contended", "Records left out: disturbed measurement window",
+                                 tables.contended_table(data.contended, names),
+                                 "Left out of every table, figure and verdict; listed with what disturbed them."))
     sections.append(setup)
     # -- verdicts
     sections.append(Section("Claims checklist", [
-        "Each claim of the paper with a verdict by the rule shown, the paper's numbers and ours."], [
-        Table("claims", "Claims", claims.frame(checklist)),
-        Table("verdict_rules", "Verdict rules", pd.DataFrame(claims.rules(), columns=["rule", "threshold"]))]))
+        "Each claim of the paper with a verdict by the rule shown, the n and records it used, the paper's numbers "
+        "and ours. GPU rows are the paper's claims; 'CPU analogue' rows apply the same rule to CPU records and do "
+        "not stand for the paper's claim."], [
+        Table("claims", "Claims", claims.frame(checklist),
+              "Verdicts: " + "; ".join(claims.VERDICTS) + ". Records used: tables/claim_records.csv."),
+        Table("verdict_rules", "Verdict rules", pd.DataFrame(claims.rules(), columns=["rule", "definition"])),
+        Table("claim_records", "Records each verdict used", claims.records_frame(checklist))]))
     # -- analyzer
     fig2 = [Table("fig2_factorisation", "Fig. 2: one 5x5 convolution vs two 3x3 convolutions", fact.frame(),
-                  "Analyzer on the zoo's Fig. 2 prototxts (paper convention).")]
+                  f"Analyzer on the zoo's Fig. 2 prototxts (paper convention). {design.FIG2_FITTED}.")]
     sections.append(Section("Table II and Fig. 2 (analyzer, no measurement needed)", [
-        "Computed by harness.analysis.analyzer from the zoo prototxts with Netscope's counting rules (the "
-        "paper's convention), batch 1; ratio = analyzer / paper."], [
-        Table("table2", "Table II: analyzer vs paper", t2), *fig2]))
+        "Computed by harness.analysis.analyzer from the zoo prototxts with Netscope's counting rules (the paper's "
+        f"convention), batch 1. 'ours' is computed the paper's way ({TABLE2_RULE}) and printed at the paper's "
+        "precision; 'exact' is the same column from the exact counts."], [
+        Table("table2", "Table II: ours vs paper, cell by cell", t2), *fig2]))
     # -- Table III
     t3 = Section("Table III beside the paper", [
         "Paper: Caffe on a Tesla P100. Ours: one column group per setup; ÷ paper = measured / paper."])
@@ -144,15 +158,9 @@ def build(dirs: Sequence[Path], out: Path, spec_overrides: dict[str, str] | None
             t3.items.append(Table(f"table3_{metric.key}", f"{metric.title} ({metric.unit})", table, metric.note))
     if not frame.empty and not (batches := tables.throughput_batches(frame, names)).empty:
         t3.items.append(Table("table3_throughput_batch", "Batch giving the best throughput", batches))
-    kernel_table = _kernel_columns(shares, names)
-    t3.items.append(Table("table3_kernels", "Kernel shares: gemv2T, gemv2N, gemmk1 (% of GPU kernel time)",
-                          kernel_table) if not kernel_table.empty else
-                    Missing("Table III kernel columns", "no GPU kernel attribution in the results (kernels/*.json)"))
-    t3.items.append(Missing("Table V (kernel metrics)", "needs nvprof or Nsight Compute metrics from a GPU"))
+    t3.items += _kernel_items(data, names)
     sections.append(t3)
     # -- correlations
-    series = {} if frame.empty else {
-        s: correlations.measured_xy(frame, design_xy, s) for s in sorted(frame["setup"].unique())}
     paper_xy = correlations.paper_xy(names)
     corr = Section("Table IV and the correlations of Figs. 3 and 4", [
         "Pearson (the paper's PPMCC) and Spearman over networks, with n and a 95% percentile bootstrap CI "
@@ -185,9 +193,10 @@ def build(dirs: Sequence[Path], out: Path, spec_overrides: dict[str, str] | None
                          "no timed record") for d in device_ids] or [Missing("Latency and throughput", "no results")]
     sections.append(lat)
     kern = Section("Kernel families per network")
-    kernel_setups = sorted(shares["setup"].unique()) if not shares.empty else []
-    kern.items += [figure(figures.kernel_families(shares, s, names, figdir), f"Kernel families ({s})", "no data")
-                   for s in kernel_setups] or [Missing("Kernel families", "no GPU kernel attribution in the results")]
+    gpu_shares = tables.gpu_profiles(shares)
+    kern.items += [figure(figures.kernel_families(gpu_shares, s, names, figdir), f"Kernel families ({s})", "no data")
+                   for s in sorted(gpu_shares["setup"].unique())] if not gpu_shares.empty else \
+        [Missing("Kernel families", tables.why_no_kernels(shares))]
     sections.append(kern)
     roof = Section("Roofline per device")
     for device in measured.devices(frame) if not frame.empty else []:
@@ -202,41 +211,58 @@ def build(dirs: Sequence[Path], out: Path, spec_overrides: dict[str, str] | None
         roof.items.append(Missing("Roofline", "no results"))
     sections.append(roof)
 
-    intro = [f"Generated by harness {__version__} from {len(frame)} result record(s) in "
-             f"{', '.join(Path(d).name for d in dirs) or 'no results directory'}.",
-             "Verdicts: " + ", ".join(f"{v}: {sum(c.verdict == v for c in checklist)}"
-                                      for v in (claims.REPRODUCED, claims.NOT_REPRODUCED, claims.NOT_MEASURED)) + "."]
+    intro = [f"Generated by harness {__version__} from {len(frame)} result record(s) and {len(data.profiles)} kernel "
+             f"profile(s) in {', '.join(Path(d).name for d in dirs) or 'no results directory'}.",
+             "Verdicts: " + "; ".join(_verdict_counts(checklist, scope) + f" ({scope})"
+                                      for scope in (claims.ANALYZER, claims.GPU, claims.CPU)
+                                      if any(c.scope == scope for c in checklist)) + "."]
+    if not data.contended.empty:
+        intro.append(f"Left out: {len(data.contended)} record(s) whose measurement window was disturbed "
+                     "(listed under 'Records left out').")
+    intro += [w.removeprefix("warning: ") for w in data.warnings]
+    if _synthetic(frame, data.profiles):
+        intro.insert(0, "SYNTHETIC DATA: some records or profiles here are made up for tests (marked 'synthetic'); "
+                        "no figure from them is a measurement.")
     out.mkdir(parents=True, exist_ok=True)
     csvs = write_tables(sections, out)
     md_path, html_path = out / "report.md", out / "report.html"
     md_path.write_text(markdown(TITLE, intro, sections), encoding="utf-8")
     html_path.write_text(html_document(TITLE, intro, sections), encoding="utf-8")
-    return Report(out, md_path, html_path, csvs, made, checklist)
+    return Report(out, md_path, html_path, csvs, made, checklist, data.warnings)
 
 
-def _family_shares(shares: pd.DataFrame) -> pd.DataFrame:
-    if shares.empty:
-        return pd.DataFrame(columns=["setup", "network", "family", "pct"])
-    return shares[["setup", "network", "family", "pct"]]
+def _verdict_counts(checklist: list[claims.Claim], scope: str) -> str:
+    counts = {v: sum(c.verdict == v and c.scope == scope for c in checklist) for v in claims.VERDICTS}
+    return ", ".join(f"{v} {n}" for v, n in counts.items() if n)
 
 
-def _kernel_columns(shares: pd.DataFrame, names: dict[str, str]) -> pd.DataFrame:
-    """Table III's last three columns per profiled setup, beside the paper's."""
-    if shares.empty:
-        return pd.DataFrame()
-    paper = {r["model"]: r for r in paper_table("table3")}
-    rows = []
-    order = {n: i for i, n in enumerate(names)}
-    groups = sorted(shares.groupby(["setup", "network"]), key=lambda g: (g[0][0], order.get(g[0][1], len(order))))
-    for (setup, network), group in groups:
-        pct = group.groupby("family")["pct"].sum()
-        row: dict[str, object] = {"network": names.get(network, network), "setup": setup}
-        for family in claims.CUBLAS_FAMILIES:
-            row[f"{family} %"] = float(pct.get(family, 0.0))
-            theirs = paper.get(names.get(network, network), {}).get(f"{family}_pct")
-            row[f"{family} % paper"] = float(theirs) if theirs is not None else float("nan")
-        rows.append(row)
-    return pd.DataFrame(rows)
+def _synthetic(frame: pd.DataFrame, profiles: list) -> bool:
+    flagged = "meta.synthetic" in frame and bool(frame["meta.synthetic"].fillna(False).astype(bool).any())
+    return flagged or any(p.synthetic for p in profiles)
+
+
+def _kernel_items(data: measured.Measured, names: dict[str, str]) -> list[Table | Missing]:
+    """Table III's kernel columns, Table V and the metric mapping, or why they are not measured."""
+    shares = data.shares
+    mapping = Table("table5_mapping", "Table V metrics: nvprof (the paper) to Nsight Compute", tables.metric_mapping())
+    if tables.gpu_profiles(shares).empty:
+        why = tables.why_no_kernels(shares)
+        return [Missing("Table III kernel columns (gemv2T, gemv2N, gemmk1)", why), Missing("Table V", why), mapping]
+    items: list[Table | Missing] = [Table(
+        "table3_kernels", "Kernel shares: gemv2T, gemv2N, gemmk1 (% of GPU kernel time)",
+        tables.kernel_columns(shares, names),
+        "From the GPU kernel profiles in the results (harness profile); 'not measured' where a network was not "
+        "profiled on a setup. CPU profiles have no GPU kernels and are not shown.")]
+    t5 = tables.table_v(data.profiles, shares, names)
+    if any(c != "attribute" and not c.startswith("paper ") for c in t5.columns):
+        items.append(Table("table5_kernels", "Table V: kernel properties per family", t5,
+                           "Per family, invocation-weighted over the profiled kernels (harness.kernels.metrics); "
+                           "stall shares sum to 100%. Metrics translated with the mapping below."))
+    else:
+        with_metrics = any(p.table_v for p in data.profiles)
+        items.append(Missing("Table V", "the profiles with metrics hold no gemv2T, gemv2N or gemmk1 kernel"
+                             if with_metrics else "no GPU profile has kernel metrics (ncu, or nvprof --metrics)"))
+    return [*items, mapping]
 
 
 def parse_spec_overrides(items: Sequence[str]) -> dict[str, str]:

@@ -49,16 +49,19 @@ def design_columns(totals: dict[str, dict[str, float]]) -> pd.DataFrame:
 
 
 def measured_xy(frame: pd.DataFrame, design: pd.DataFrame, setup: str) -> XY:
-    """One setup's networks: design x columns joined with measured footprint (B=1) and efficiency (B=4)."""
+    """One setup's networks: design x columns joined with measured footprint (B=1) and efficiency (B=4), and
+    the keys of the records they came from (``memory_key``, ``energy_key``)."""
     rows = measured.ok(frame[frame["setup"] == setup])
-    foot = rows[rows["batch"] == measured.MEMORY_BATCH]
-    foot = pd.Series(measured.footprint_bytes(foot).values, index=foot["network"]).groupby(level=0).max()
-    eff = rows[rows["batch"] == measured.ENERGY_BATCH]
-    eff = pd.Series(measured.energy_efficiency(eff).values, index=eff["network"]).groupby(level=0).max()
     xy = design.copy()
-    xy["memory_footprint"] = foot.reindex(xy.index)
+    for column, key, batch, value in (("memory_footprint", "memory_key", measured.MEMORY_BATCH,
+                                       measured.footprint_bytes),
+                                      ("energy_efficiency", "energy_key", measured.ENERGY_BATCH,
+                                       measured.energy_efficiency)):
+        at = rows[rows["batch"] == batch].assign(value=lambda f, v=value: v(f)).dropna(subset=["value"])
+        best = at.loc[at.groupby("network")["value"].idxmax()] if not at.empty else at
+        xy[column] = best.set_index("network")["value"].reindex(xy.index)
+        xy[key] = best.set_index("network")["key"].reindex(xy.index)
     xy["footprint_per_model_size"] = xy["memory_footprint"] / (xy["params"] * PARAM_BYTES)
-    xy["energy_efficiency"] = eff.reindex(xy.index)
     return xy
 
 

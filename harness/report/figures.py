@@ -135,7 +135,7 @@ def memory_vs_batch(frame: pd.DataFrame, setup: str, names: dict[str, str], out:
 
 
 def latency_throughput(frame: pd.DataFrame, device_id: str, names: dict[str, str], out: Path) -> FigureFile | None:
-    """B=1 latency (median, bootstrap CI) and best throughput of every network, one bar per backend/mode."""
+    """B=1 latency (median, order-statistic interval) and best throughput of every network, one bar per backend/mode."""
     rows = measured.ok(frame[frame["device_id"] == device_id])
     lat = rows[rows["batch"] == measured.LATENCY_BATCH]
     best = measured.best_throughput_batch(rows)
@@ -150,7 +150,7 @@ def latency_throughput(frame: pd.DataFrame, device_id: str, names: dict[str, str
     for i, setup in enumerate(setups):
         s = lat[lat["setup"] == setup].set_index("network").reindex(networks)
         med = s["latency.median_s"] * 1e3
-        err = np.vstack([med - s["latency.ci95_low_s"] * 1e3, s["latency.ci95_high_s"] * 1e3 - med])
+        err = np.vstack([med - s["latency.ci_low_s"] * 1e3, s["latency.ci_high_s"] * 1e3 - med])
         ax_lat.bar(x + i * width, med, width, yerr=np.nan_to_num(err), capsize=2, label=setup)
         b = best[best["setup"] == setup].set_index("network").reindex(networks)
         ax_fps.bar(x + i * width, b["fps"], width, label=setup)
@@ -164,8 +164,11 @@ def latency_throughput(frame: pd.DataFrame, device_id: str, names: dict[str, str
                       ha="right", fontsize=7)
     title = f"Latency and throughput per backend and mode, {device_id}"
     fig.suptitle(title, fontsize=10)
-    caption = (f"Top: median forward latency at B={measured.LATENCY_BATCH} with its 95% bootstrap CI. Bottom: the "
-               "highest throughput over the measured batches (batch / median latency).")
+    coverage = lat["latency.ci_coverage"].dropna() if "latency.ci_coverage" in lat else pd.Series(dtype=float)
+    covered = f"{coverage.min():.2f} to {coverage.max():.2f}" if len(coverage) else "unknown"
+    caption = (f"Top: median forward latency at B={measured.LATENCY_BATCH} with the order-statistic interval of the "
+               f"median (coverage {covered}, by the number of timed iterations). Bottom: the highest throughput over "
+               "the measured batches (batch / median latency).")
     return _save(fig, out, f"latency_throughput_{device_id}", title, caption)
 
 

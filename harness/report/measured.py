@@ -1,16 +1,25 @@
 """Measured results as the report reads them: one row per record, grouped by device and by setup
-(backend + mode), with the Table III quantities picked the way the paper defines them."""
+(backend + mode), with the Table III quantities picked the way the paper defines them, and the
+kernel-profile records beside them.
+
+Records come through the results store's one merge rule (:func:`harness.results.store.read_results`), so
+several results directories that share a configuration are merged, not crashed on, and their duplicates
+are reported. Records flagged ``contended`` (something disturbed the measurement window) are left out of
+every table, figure and verdict and listed with their reasons; ``oom`` records inferred from a smaller
+batch are kept for the tables but only measured OOMs decide a verdict.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from harness.errors import HarnessError
+from harness.kernels.profile_record import PROFILES_DIR, ProfileRecord, read_profiles
 
 MIB = 2**20
 # The paper's batches: Table II and inference time at B=1, energy efficiency at B=4.
@@ -34,66 +43,76 @@ class Device:
         return f"{self.id}: {self.name} ({self.kind.upper()}, host {self.host})"
 
 
-def load(dirs: Sequence[Path]) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Every record of every results directory (Record.flat columns, one row each) and every kernel
-    attribution found beside them (see :func:`kernel_rows`), both with device and setup columns."""
-    from harness.results.store import RESULTS_FILE, ResultsStore
+@dataclass
+class Measured:
+    """Everything the report reads from its results directories."""
 
-    frames, kernels = [], []
+    frame: pd.DataFrame  # one row per merged record (Record.flat columns + device/setup), contended ones out
+    contended: pd.DataFrame  # the records left out because their window was disturbed
+    profiles: list[ProfileRecord]
+    shares: pd.DataFrame  # one row per (profile, kernel family): setup, network, family, pct, device_kind, tool
+    warnings: list[str] = field(default_factory=list)  # the store's merge warnings (duplicates, bad lines)
+    files: list[Path] = field(default_factory=list)
+
+
+def load(dirs: Sequence[Path]) -> Measured:
+    """Every record of every results directory, merged by the store's one rule, and every kernel profile."""
+    from harness.results.store import read_results, results_files
+
     for d in map(Path, dirs):
-        if not (d / RESULTS_FILE).is_file() and not (d / KERNELS_DIR).is_dir():
-            raise HarnessError(f"{d}: not a results directory (no {RESULTS_FILE}, no {KERNELS_DIR}/)")
-        if (d / RESULTS_FILE).is_file():
-            frames.append(ResultsStore(d).dataframe())
-        kernels.append(kernel_rows(d))
-    frame = pd.concat([f for f in frames if len(f)], ignore_index=True) if any(len(f) for f in frames) \
-        else pd.DataFrame()
-    shares = pd.concat([k for k in kernels if len(k)], ignore_index=True) if any(len(k) for k in kernels) \
-        else pd.DataFrame()
-    return assign_devices(frame, shares)
+        if not d.is_dir() or not (results_files(d) or (d / PROFILES_DIR).is_dir()):
+            raise HarnessError(f"{d}: not a results directory (no results*.jsonl, no {PROFILES_DIR}/)")
+    merged = read_results(dirs)
+    frame = pd.DataFrame([r.flat() for r in merged.records])
+    profiles = [p for d in dirs for p in read_profiles(d)]
+    shares = profile_rows(profiles)
+    frame, shares = assign_devices(frame, shares)
+    if not frame.empty:
+        flagged = frame["contended"].notna()
+        contended, frame = frame[flagged].reset_index(drop=True), frame[~flagged].reset_index(drop=True)
+    else:
+        contended = pd.DataFrame()
+    return Measured(frame, contended, profiles, shares, merged.warnings(), merged.files)
 
 
-KERNELS_DIR = "kernels"
-
-
-def kernel_rows(directory: Path) -> pd.DataFrame:
-    """Kernel-family shares from ``DIR/kernels/*.json``: one file per profiled run, laid out like a record,
-    ``{"config": {"network", "backend", "device", "mode"}, "metadata": {...},
-    "attribution": Attribution.to_json()}``. One row per (run, family) with its % of GPU kernel time."""
-    import json
-
+def profile_rows(profiles: Sequence[ProfileRecord]) -> pd.DataFrame:
+    """One row per (profile, family) with its % of GPU kernel time, laid out with the columns device
+    assignment reads (a profile of the GPU a bench ran on lands in the bench's column group). A profile
+    without GPU kernels (a CPU run) gives one row with family None, so it is still listed."""
     rows = []
-    for path in sorted((directory / KERNELS_DIR).glob("*.json")):
-        try:
-            doc = json.loads(path.read_text(encoding="utf-8"))
-            config, families = doc["config"], doc["attribution"]["families"]
-            base = {"network": config["network"], "backend": config["backend"], "device": config["device"],
-                    "mode": config.get("mode"), "source": path.name}
-            base.update({f"meta.{k}": v for k, v in doc.get("metadata", {}).items()
-                         if isinstance(v, (str, int, float, bool))})
-            rows += [{**base, "family": f["family"], "pct": float(f["pct"])} for f in families]
-        except (ValueError, KeyError, TypeError) as exc:
-            raise HarnessError(f"{path}: not a kernel attribution file ({exc})") from None
+    for i, p in enumerate(profiles):
+        c = p.config
+        base = {"profile": i, "network": c.network, "backend": c.backend, "device": c.device, "mode": c.mode,
+                "batch": c.batch, "hardware": c.hardware, "placement.host": p.host,
+                "placement.gpu_uuid": p.gpu_uuid, "tool": p.tool, "iterations": p.iterations,
+                "gpu_kernels": p.gpu_kernels, "key": c.key(), "synthetic": p.synthetic}
+        pct = p.family_pct()
+        rows += [{**base, "family": f, "pct": v} for f, v in pct.items()] or [{**base, "family": None, "pct": np.nan}]
     return pd.DataFrame(rows)
 
 
-def _meta(frame: pd.DataFrame, name: str) -> pd.Series:
-    """A metadata column (harness.results.metadata keys), all None where no record has it."""
-    col = f"meta.{name}"
-    return frame[col] if col in frame else pd.Series([None] * len(frame), index=frame.index, dtype=object)
+def _column(frame: pd.DataFrame, *names: str) -> pd.Series:
+    """The first non-null value among ``names`` (columns that may be absent), row by row."""
+    out = pd.Series([None] * len(frame), index=frame.index, dtype=object)
+    for name in reversed(names):
+        if name in frame:
+            out = frame[name].where(frame[name].notna(), out)
+    return out
 
 
 def _device_columns(frame: pd.DataFrame) -> pd.DataFrame:
+    """Device kind, name, host and identity key of every row. The name is the record's hardware (schema 2)
+    or, for older records, the recorded GPU or CPU model; the host and GPU UUID come from the placement."""
     gpu = frame["device"].astype(str).str.startswith("cuda")
-    host = _meta(frame, "host").fillna("unknown host").astype(str)
+    host = _column(frame, "placement.host", "meta.host").fillna("unknown host").astype(str)
     frame = frame.copy()
     frame["device_kind"] = np.where(gpu, "gpu", "cpu")
-    frame["device_name"] = np.where(gpu, _meta(frame, "gpu_name").fillna("unknown GPU").astype(str),
-                                    _meta(frame, "cpu").fillna("unknown CPU").astype(str))
+    name = _column(frame, "hardware", "meta.gpu_name").where(gpu, _column(frame, "hardware", "meta.cpu"))
+    frame["device_name"] = name.fillna(pd.Series(np.where(gpu, "unknown GPU", "unknown CPU"), index=frame.index))
     frame["device_host"] = host
     # GPUs are told apart by UUID where recorded (two identical cards in one host are two devices).
-    uuid = _meta(frame, "gpu_uuid").fillna("").astype(str)
-    frame["device_key"] = frame["device_kind"] + "|" + frame["device_name"] + "|" + host + "|" + \
+    uuid = _column(frame, "placement.gpu_uuid", "meta.gpu_uuid").fillna("").astype(str)
+    frame["device_key"] = frame["device_kind"] + "|" + frame["device_name"].astype(str) + "|" + host + "|" + \
         np.where(gpu, uuid, "")
     return frame
 
@@ -121,7 +140,7 @@ def devices(frame: pd.DataFrame) -> list[Device]:
     for device_id, rows in frame.groupby("device_id", sort=True):
         first = rows.iloc[0]
         gpu = first["device_kind"] == "gpu"
-        memory = _meta(rows, "memory_total_bytes").dropna() if gpu else pd.Series(dtype=float)
+        memory = _column(rows, "meta.memory_total_bytes").dropna() if gpu else pd.Series(dtype=float)
         out.append(Device(str(device_id), str(first["device_kind"]), str(first["device_name"]),
                           str(first["device_host"]), int(memory.iloc[0]) if len(memory) else None))
     return out
@@ -131,13 +150,32 @@ def ok(frame: pd.DataFrame) -> pd.DataFrame:
     return frame[frame["status"] == "ok"]
 
 
+def measured_oom(frame: pd.DataFrame) -> pd.Series:
+    """True where a configuration really ran out of memory (not inferred from a smaller batch's OOM)."""
+    inferred = frame["inferred_from"].notna() if "inferred_from" in frame else False
+    return (frame["status"] == "oom") & ~inferred
+
+
+def _figure(frame: pd.DataFrame, column: str) -> pd.Series:
+    return frame[column].astype(float) if column in frame else pd.Series(np.nan, index=frame.index)
+
+
+#: The memory footprint the report uses: on a GPU the whole-device peak as nvidia-smi shows it (the paper's
+#: quantity); on a CPU the process's peak resident set (a different quantity, labelled as such).
+FOOTPRINT = {"gpu": "memory.device_used_peak_bytes", "cpu": "memory.host_rss_peak_bytes"}
+
+
 def footprint_bytes(frame: pd.DataFrame) -> pd.Series:
-    """The memory footprint the report uses: on a GPU the whole-device peak as nvidia-smi shows it (the paper's
-    quantity); on a CPU the process's peak resident set (a different quantity, labelled as such)."""
+    """The footprint (:data:`FOOTPRINT`) of every row."""
     gpu = frame["device_kind"] == "gpu"
-    device_peak = frame.get("memory.device_used_peak_bytes", pd.Series(np.nan, index=frame.index))
-    rss = frame.get("memory.host_rss_peak_bytes", pd.Series(np.nan, index=frame.index))
-    return pd.Series(np.where(gpu, device_peak, rss), index=frame.index, dtype=float)
+    return pd.Series(np.where(gpu, _figure(frame, FOOTPRINT["gpu"]), _figure(frame, FOOTPRINT["cpu"])),
+                     index=frame.index, dtype=float)
+
+
+def footprint_of(row: pd.Series) -> float:
+    """The footprint (:data:`FOOTPRINT`) of one row; NaN where not measured."""
+    value = row.get(FOOTPRINT[row["device_kind"]])
+    return float("nan") if value is None else float(value)
 
 
 def per_network(frame: pd.DataFrame, batch: int | None, value: pd.Series) -> pd.DataFrame:
@@ -151,21 +189,21 @@ def per_network(frame: pd.DataFrame, batch: int | None, value: pd.Series) -> pd.
 
 
 def latency_ms(frame: pd.DataFrame) -> pd.Series:
-    return frame.get("latency.median_s", pd.Series(np.nan, index=frame.index)) * 1e3
+    return _figure(frame, "latency.median_s") * 1e3
 
 
 def throughput_fps(frame: pd.DataFrame) -> pd.Series:
-    return frame.get("latency.throughput_fps", pd.Series(np.nan, index=frame.index)).astype(float)
+    return _figure(frame, "latency.throughput_fps")
 
 
 def energy_efficiency(frame: pd.DataFrame) -> pd.Series:
-    return frame.get("energy.gmacs_per_joule", pd.Series(np.nan, index=frame.index)).astype(float)
+    return _figure(frame, "energy.gmacs_per_joule")
 
 
 def best_throughput_batch(frame: pd.DataFrame) -> pd.DataFrame:
-    """Per network and setup: the highest measured throughput and the batch that gave it."""
+    """Per network and setup: the highest measured throughput, the batch that gave it, and its record."""
     rows = ok(frame).assign(fps=throughput_fps(frame)).dropna(subset=["fps"])
     if rows.empty:
-        return pd.DataFrame(columns=["network", "setup", "fps", "batch"])
+        return pd.DataFrame(columns=["network", "setup", "fps", "batch", "key"])
     best = rows.loc[rows.groupby(["network", "setup"])["fps"].idxmax()]
-    return best[["network", "setup", "fps", "batch"]].reset_index(drop=True)
+    return best[["network", "setup", "fps", "batch", "key"]].reset_index(drop=True)

@@ -37,7 +37,8 @@ class Section:
     items: list[Table | FigureFile | Missing] = field(default_factory=list)
 
 
-VERDICT_CLASS = {"reproduced": "ok", "not reproduced": "bad", "not measured here": "none"}
+VERDICT_CLASS = {"reproduced": "ok", "not reproduced": "bad", "inconclusive": "unsure", "not measured here": "none",
+                 "consistent by construction (fitted)": "fitted"}
 
 CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:2em auto;max-width:1200px;
@@ -53,6 +54,7 @@ tr:nth-child(even) td{background:#fafafa}
 .missing{background:#fff8e1;border-left:4px solid #f0b400;padding:.4em .8em;font-size:.9em}
 figure{margin:1em 0}figure img{max-width:100%;height:auto;border:1px solid #eee}
 td.ok{background:#e3f5e1 !important}td.bad{background:#fbe3e3 !important}td.none{background:#eee !important}
+td.unsure{background:#fff3cd !important}td.fitted{background:#e7eefb !important}
 """
 
 

@@ -77,3 +77,52 @@ def _interval(samples: np.ndarray) -> tuple[float, float]:
     tail = (1 - CONFIDENCE) / 2 * 100
     low, high = np.percentile(finite, [tail, 100 - tail])
     return (float(low), float(high))
+
+
+def correlation_difference(x1: Sequence[float], x2: Sequence[float], y: Sequence[float], seed: int = 0,
+                           resamples: int = BOOTSTRAP_RESAMPLES) -> tuple[int, float, tuple[float, float]]:
+    """(n, r(x1, y) - r(x2, y), its paired percentile bootstrap CI): both coefficients computed on the same
+    resampled networks, so what the two correlations share does not widen the interval of their difference."""
+    a1, a2, ya = (np.asarray(v, dtype=float) for v in (x1, x2, y))
+    keep = np.isfinite(a1) & np.isfinite(a2) & np.isfinite(ya)
+    a1, a2, ya = a1[keep], a2[keep], ya[keep]
+    n = len(ya)
+    if n < 3:
+        return n, math.nan, (math.nan, math.nan)
+    diff = float(pearson(a1, ya) - pearson(a2, ya))
+    idx = np.random.default_rng(seed).integers(0, n, size=(resamples, n))
+    return n, diff, _interval(pearson(a1[idx], ya[idx]) - pearson(a2[idx], ya[idx]))
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A measured value with the interval its uncertainty gives (about 95%): what comparisons of two
+    measurements read. ``how`` says where the interval came from."""
+
+    value: float
+    low: float
+    high: float
+    how: str
+
+    @classmethod
+    def sigma(cls, value: float, sigma: float, how: str, k: float = 2.0) -> Estimate:
+        """value +- k sigma (k = 2: about 95% for roughly normal errors)."""
+        return cls(value, value - k * sigma, value + k * sigma, how)
+
+    def scaled(self, factor: float) -> Estimate:
+        return Estimate(self.value * factor, self.low * factor, self.high * factor, self.how)
+
+    def text(self, fmt: str = ".4g") -> str:
+        return f"{self.value:{fmt}} [{self.low:{fmt}}, {self.high:{fmt}}]"
+
+
+def exceeds(a: Estimate, b: Estimate) -> bool:
+    """Whether ``a`` is larger than ``b`` by more than their combined uncertainty: the difference beats the
+    root sum of squares of a's lower and b's upper half-widths (intervals of about 95% each)."""
+    return a.value - b.value > math.hypot(a.value - a.low, b.high - b.value)
+
+
+def compare(a: Estimate, b: Estimate) -> int:
+    """1 when ``a`` exceeds ``b`` (:func:`exceeds`), -1 when ``b`` exceeds ``a``, 0 when the difference is
+    within their combined uncertainty."""
+    return 1 if exceeds(a, b) else -1 if exceeds(b, a) else 0

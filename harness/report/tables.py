@@ -131,9 +131,18 @@ def status_table(frame: pd.DataFrame, paper_names: dict[str, str]) -> pd.DataFra
     bad = frame[frame["status"] != "ok"]
     if bad.empty:
         return pd.DataFrame()
-    out = bad[["setup", "network", "batch", "status", "message"]].copy()
+    out = bad[["setup", "network", "batch", "status", "message", "inferred_from"]].copy()
     out["network"] = out["network"].map(lambda n: paper_names.get(n, n))
+    out = out.rename(columns={"inferred_from": "inferred from"})
     return out.sort_values(["setup", "network", "batch"]).reset_index(drop=True)
+
+
+def contended_table(contended: pd.DataFrame, paper_names: dict[str, str]) -> pd.DataFrame:
+    """The records left out because something disturbed their window, with what did."""
+    out = contended[["setup", "network", "batch", "status", "contended", "key"]].copy()
+    out["network"] = out["network"].map(lambda n: paper_names.get(n, n))
+    return out.rename(columns={"contended": "disturbed by"}).sort_values(["setup", "network", "batch"]) \
+        .reset_index(drop=True)
 
 
 def _text(value: object) -> str:
@@ -141,3 +150,95 @@ def _text(value: object) -> str:
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
     return str(value)
+
+
+PAPER_FAMILIES = ("gemv2T", "gemv2N", "gemmk1")
+
+
+def gpu_profiles(shares: pd.DataFrame) -> pd.DataFrame:
+    """Profile rows that can speak for GPU kernels: a GPU device and at least one kernel in the capture."""
+    if shares.empty:
+        return shares
+    return shares[(shares["device_kind"] == "gpu") & (shares["gpu_kernels"] > 0)]
+
+
+def why_no_kernels(shares: pd.DataFrame) -> str:
+    """The reason the kernel columns and Table V are empty, naming what profiles there are."""
+    if shares.empty:
+        return ("no kernel profile in the results: run `harness profile NET --backend B --tool ncu|nsys|torch "
+                "--device cuda:N --out RESULTS_DIR` on a GPU")
+    cpu = shares.drop_duplicates("profile")
+    listed = ", ".join(f"{r['setup']} {r['network']} ({r['tool']})" for _, r in cpu.iterrows())
+    return f"only profiles without GPU kernels ({listed}): a CPU run has no cuBLAS kernels to attribute"
+
+
+def kernel_columns(shares: pd.DataFrame, paper_names: dict[str, str]) -> pd.DataFrame:
+    """Table III's last three columns: every zoo network, the paper's shares, then per GPU profile setup
+    each family's % of GPU kernel time, or "not measured" with the reason."""
+    profiles = gpu_profiles(shares)
+    paper = paper_table3()
+    setups = sorted(profiles["setup"].unique())
+    rows = []
+    for network, name in paper_names.items():
+        if name not in paper and network not in set(profiles["network"]):
+            continue
+        row: dict[str, object] = {"network": name}
+        for family in PAPER_FAMILIES:
+            theirs = paper.get(name, {}).get(f"{family}_pct")
+            row[f"paper {family} %"] = float(theirs) if theirs is not None else float("nan")
+        for setup in setups:
+            mine = profiles[(profiles["setup"] == setup) & (profiles["network"] == network)]
+            if mine.empty:
+                for family in PAPER_FAMILIES:
+                    row[f"{setup} {family} %"] = "not measured: not profiled on this setup"
+                continue
+            pct = mine.groupby("family")["pct"].sum()
+            for family in PAPER_FAMILIES:
+                row[f"{setup} {family} %"] = float(pct.get(family, 0.0))
+            first = mine.iloc[0]
+            row[f"{setup} profile"] = f"{first['tool']}, {first['iterations']} iteration(s)" if \
+                pd.notna(first["iterations"]) else f"{first['tool']}, imported capture"
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+PAPER_TABLE5_ROWS = ("compute_utilization_pct", "bandwidth_utilization_pct", "occupancy_pct",
+                     "warp_execution_efficiency_pct", "branch_divergence_pct", "sm_utilization",
+                     "stall_memory_dependency_pct", "stall_instruction_dependency_pct", "stall_synchronization_pct",
+                     "stall_other_pct")
+
+
+def table_v(profiles: list, shares: pd.DataFrame, paper_names: dict[str, str]) -> pd.DataFrame:
+    """Table V: one row per attribute; the paper's gemv2T/gemv2N/gemmk1 columns, then one column per GPU
+    profile with metrics and per paper family it captured ("<setup> <network> <family>"). ``profiles`` are the
+    ProfileRecords, in the order of ``shares``' "profile" column."""
+    from harness.analysis.paper import paper_table
+
+    paper = {r["attribute"]: r for r in paper_table("table5")}
+    table: dict[str, list[object]] = {"attribute": list(PAPER_TABLE5_ROWS)}
+    for family in PAPER_FAMILIES:
+        table[f"paper {family}"] = [_number(paper[a][family]) for a in PAPER_TABLE5_ROWS]
+    gpu = gpu_profiles(shares).drop_duplicates("profile")
+    for _, p in gpu.iterrows():
+        record = profiles[int(p["profile"])]
+        by_family = {r["family"]: r for r in record.table_v or []}
+        for family in PAPER_FAMILIES:
+            if family in by_family:
+                name = paper_names.get(p["network"], p["network"])
+                table[f"{p['setup']} {name} {family}"] = [by_family[family].get(a, float("nan"))
+                                                          for a in PAPER_TABLE5_ROWS]
+    return pd.DataFrame(table)
+
+
+def _number(text: str) -> object:
+    try:
+        return float(text)
+    except ValueError:
+        return text  # the paper's qualitative SM utilisation ("Poor", "Excellent")
+
+
+def metric_mapping() -> pd.DataFrame:
+    from harness.kernels.metrics import METRIC_MAPPING
+
+    return pd.DataFrame(METRIC_MAPPING, columns=["attribute", "nvprof metric (the paper's nvvp)",
+                                                 "Nsight Compute metric", "conversion"])

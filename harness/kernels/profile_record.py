@@ -1,0 +1,134 @@
+"""The kernel-attribution record: one file per profiled configuration and tool, in a results directory.
+
+``harness profile NET ... --out RESULTS_DIR`` writes ``RESULTS_DIR/profiles/<network>-<backend>-<mode>-
+<device kind>-b<batch>-<tool>.json`` (the raw capture beside it under ``profiles/captures/``) and
+``harness report RESULTS_DIR`` reads every such file. A profile is not a timing result: kernels run under
+instrumentation (ncu replays each one), so it carries kernel-time shares and kernel metrics, never a latency.
+
+The record carries the configuration (a :class:`harness.results.records.Config`, hardware included), the
+device kind and model, the tool, how the capture was limited to the timed forward passes and how many it
+covers, the attribution by kernel family and, where the tool measured them, the Table V metrics per family.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from harness.errors import HarnessError
+from harness.results.records import Config
+
+PROFILES_DIR = "profiles"
+CAPTURES_DIR = "captures"
+KIND = "kernel-profile"
+SCHEMA = 1
+
+
+@dataclass
+class ProfileRecord:
+    config: Config
+    tool: str  # nsys, ncu, torch
+    host: str
+    capture: str | None  # the raw capture, relative to the profiles folder
+    #: how the capture was limited to the timed forward passes (None: an imported capture, not known)
+    capture_range: str | None
+    warmup_iters: int | None  # forward passes run before the capture range opened
+    iterations: int | None  # forward passes inside the capture range
+    iterations_in_capture: int | None  # counted in the capture itself (Kineto steps), where it can be
+    gpu_kernels: int  # kernel executions (or summary calls) the capture holds
+    attribution: dict[str, Any]  # harness.kernels.attribution.Attribution.to_json()
+    table_v: list[dict[str, Any]] | None = None  # per family (harness.kernels.metrics.FamilyMetrics); None: no metrics
+    cpu_ops: list[dict[str, Any]] = field(default_factory=list)  # longest host ops (Kineto): name, inclusive_ns, calls
+    gpu_uuid: str | None = None
+    tool_version: str | None = None
+    created_at: str | None = None
+    harness: str | None = None
+    git_revision: str | None = None
+    notes: list[str] = field(default_factory=list)
+    synthetic: bool = False  # a made-up record for tests (tests/data/synthetic-*): never a measurement
+
+    @property
+    def device_kind(self) -> str:
+        return self.config.device_kind
+
+    @property
+    def device_model(self) -> str | None:
+        return self.config.hardware
+
+    def file_name(self) -> str:
+        return profile_stem(self.config, self.tool) + ".json"
+
+    def family_pct(self) -> dict[str, float]:
+        return {f["family"]: float(f["pct"]) for f in self.attribution.get("families", [])}
+
+    def to_json(self) -> dict[str, Any]:
+        return {"kind": KIND, "schema": SCHEMA, "key": self.config.key(), "device_kind": self.device_kind,
+                "device_model": self.device_model, **asdict(self)}
+
+    @classmethod
+    def from_json(cls, doc: Any, where: str) -> ProfileRecord:
+        """A record from its JSON form; HarnessError naming ``where`` and the problem otherwise."""
+        if not isinstance(doc, dict) or doc.get("kind") != KIND:
+            raise HarnessError(f"{where}: not a kernel-profile record (no \"kind\": \"{KIND}\"); "
+                               "write one with `harness profile NET ... --out RESULTS_DIR`")
+        if doc.get("schema") != SCHEMA:
+            raise HarnessError(f"{where}: kernel-profile schema {doc.get('schema')!r}, this harness reads {SCHEMA}")
+        known = {f.name for f in fields(cls)}
+        try:
+            config = doc["config"]
+            config = Config(**{k: v for k, v in config.items() if k in {f.name for f in fields(Config)}})
+            kwargs = {k: v for k, v in doc.items() if k in known and k != "config"}
+            record = cls(config=config, **kwargs)
+            if not isinstance(record.attribution.get("families"), list):
+                raise TypeError("attribution without a 'families' list")
+            record.family_pct()
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise HarnessError(f"{where}: malformed kernel-profile record ({type(exc).__name__}: {exc})") from None
+        return record
+
+
+def profile_stem(config: Config, tool: str) -> str:
+    """``<network>-<backend>-<mode>-<device kind>-b<batch>-<tool>``, safe as a file name."""
+    c = config
+    stem = f"{c.network}-{c.backend}-{c.mode or 'default'}-{c.device_kind}-b{c.batch}-{tool}"
+    return "".join(ch if ch.isalnum() or ch in "-_.+" else "_" for ch in stem)
+
+
+def profiles_dir(results_dir: str | os.PathLike[str]) -> Path:
+    return Path(results_dir) / PROFILES_DIR
+
+
+def write_profile(results_dir: str | os.PathLike[str], record: ProfileRecord) -> Path:
+    """Write (or replace) the record of this configuration and tool. A file of the same name that holds a
+    profile of another device model is not replaced: the two machines' profiles belong in two results
+    directories, and silently dropping one would lose a measurement."""
+    folder = profiles_dir(results_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / record.file_name()
+    if path.exists():
+        try:
+            old = ProfileRecord.from_json(json.loads(path.read_text(encoding="utf-8")), str(path))
+        except (HarnessError, ValueError):
+            old = None
+        if old is not None and old.device_model != record.device_model:
+            raise HarnessError(f"{path}: holds a profile of {old.device_model!r}, this one is of "
+                               f"{record.device_model!r}: profile into another results directory")
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(record.to_json(), indent=1, allow_nan=False) + "\n", encoding="utf-8")
+    tmp.replace(path)
+    return path
+
+
+def read_profiles(results_dir: str | os.PathLike[str]) -> list[ProfileRecord]:
+    """Every kernel-profile record of a results directory (none when it has no profiles folder)."""
+    out = []
+    for path in sorted(profiles_dir(results_dir).glob("*.json")):
+        try:
+            doc = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise HarnessError(f"{path}: cannot read kernel-profile record ({exc})") from None
+        out.append(ProfileRecord.from_json(doc, str(path)))
+    return out
