@@ -53,6 +53,9 @@ def test_synthetic_gpu_set_meets_every_verdict_kind(synthetic):
         "Inception-V2 runs out of memory at B=128 where GoogLeNet does not": claims.REPRODUCED,
     }
     assert {k: gpu[k].verdict for k in expected} == expected
+    # the analyzer's rows: Table II reproduced cell for cell; Fig. 2 only consistent with the counts fitted to it
+    analyzer = {c.claim.split(" ")[0]: c.verdict for c in synthetic.claims if c.scope == claims.ANALYZER}
+    assert analyzer == {"Table": claims.REPRODUCED, "Except": claims.REPRODUCED, "Factorising": claims.FITTED}
     # GPU records only: no CPU row exists without CPU records, and the report says the data are synthetic
     assert not any(c.scope == claims.CPU for c in synthetic.claims)
     assert synthetic.markdown.read_text().count("SYNTHETIC DATA") == 1
