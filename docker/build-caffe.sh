@@ -59,7 +59,6 @@ readonly OWNER_NAME=.harness-build-owner
 readonly INFO_NAME=harness-build.env
 # Debian bullseye's source package of Caffe: upstream's tree at 99bd997 as its .orig tarball.
 readonly DEBIAN_SOURCE_VERSION=1.0.0+git20180821.99bd997-8
-readonly DEBIAN_KEYRING=/usr/share/keyrings/debian-archive-keyring.gpg
 
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 readonly SCRIPT_DIR
@@ -125,31 +124,18 @@ fetch_git() {  # fetch_git DEST : the commit from CAFFE_REPO, shallow
     echo "git $CAFFE_REPO $CAFFE_COMMIT" >"$1.origin"
 }
 
-fetch_debian() {  # fetch_debian DEST : Debian's .orig tarball through a private apt configuration
-  command -v apt-get >/dev/null || { log "debian: no apt-get"; return 1; }
-  [[ -f "$DEBIAN_KEYRING" ]] || { log "debian: no $DEBIAN_KEYRING (package debian-archive-keyring)"; return 1; }
-  # apt reads only this sources.list and keeps its lists and downloads here: the system's apt
-  # configuration and state stay as they were.
-  local apt_dir
-  apt_dir=$(mktemp -d)
-  mkdir -p "$apt_dir/lists/partial" "$apt_dir/archives/partial" "$apt_dir/download"
-  echo "deb-src [signed-by=$DEBIAN_KEYRING] $DEBIAN_MIRROR bullseye main" >"$apt_dir/sources.list"
-  local apt=(apt-get -q -o "Dir::Etc::SourceList=$apt_dir/sources.list" -o Dir::Etc::SourceParts=/dev/null
-    -o "Dir::State::Lists=$apt_dir/lists" -o "Dir::Cache=$apt_dir" -o Dir::Cache::pkgcache= -o Dir::Cache::srcpkgcache=
-    -o APT::Sandbox::User="$(id -un)")
-  local tarball="" status=0
-  if "${apt[@]}" update >&2 &&
-    (cd "$apt_dir/download" && "${apt[@]}" source --download-only "caffe=$DEBIAN_SOURCE_VERSION" >&2); then
-    tarball=$(compgen -G "$apt_dir/download/caffe_*.orig.tar.gz" || true)
-  fi
-  if [[ -n "$tarball" ]]; then
+fetch_debian() {  # fetch_debian DEST : the tree of Debian's .orig tarball (docker/apt-source.sh)
+  local download status=0 tarball
+  download=$(mktemp -d)
+  if DEBIAN_MIRROR=$DEBIAN_MIRROR bash "$SCRIPT_DIR/apt-source.sh" bullseye "caffe=$DEBIAN_SOURCE_VERSION" "$download" &&
+    tarball=$(compgen -G "$download/caffe_*.orig.tar.gz"); then
     mkdir -p "$1" && tar -xzf "$tarball" -C "$1" &&
       echo "debian caffe $DEBIAN_SOURCE_VERSION ($(basename "$tarball") sha256 $(sha256sum "$tarball" | cut -d' ' -f1))" >"$1.origin" ||
       status=1
   else
     status=1
   fi
-  rm -rf "$apt_dir"
+  rm -rf "$download"
   return $status
 }
 
