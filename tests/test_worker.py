@@ -268,3 +268,18 @@ def test_a_gpu_build_of_caffe_is_selected_for_any_cuda_device(monkeypatch: pytes
         assert caffe_backend.CaffeBackend().modes("cpu") == ["caffe"]
     finally:
         caffe_backend.find_pycaffe.cache_clear()
+
+
+@pytest.mark.slow
+def test_compile_of_more_than_eight_networks_in_one_sweep_never_falls_back(tmp_path: Path) -> None:
+    """In one process dynamo's recompile limit (8) turns the 9th network into eager without a word; a
+    sweep runs each configuration in a fresh worker, so all nine really run compiled, and say so."""
+    needs("torch")
+    nets = tiny_nets(tmp_path, 9)
+    spec = SweepSpec(networks=nets, backends=["pytorch"], batches=[1], modes=["compile"], settings=QUICK)
+    records = get_executor("local")().run(SweepRequest(spec, tmp_path / "res"))
+    assert [r.status for r in records] == ["ok"] * 9, [r.message for r in records]
+    for record in records:
+        compiled = record.metadata["backend_compile"]
+        assert compiled["compiled_graph_ran"] is True and record.metadata["backend_compile_s"] > 0
+    assert len({r.placement.worker_pid for r in records}) == 9
