@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness.convert.caffemodel import CaffemodelError, read_caffemodel, write_caffemodel
+from harness.convert.caffemodel import CaffemodelError, parse_caffemodel, read_caffemodel, write_caffemodel
 from harness.convert.weights import check_weights, weight_set
 from harness.errors import GraphError
 from harness.ir.build import load_graph
@@ -118,3 +118,110 @@ def test_caffe_loads_the_written_model(tmp_path: Path) -> None:
         caffe_session.forward()
         torch_session.forward()
         np.testing.assert_allclose(caffe_session.output(), torch_session.output(), rtol=1e-5, atol=1e-5)
+
+
+# ---- damage: one line naming the file and the byte; weights of another network named by layer ---------
+
+def _model_bytes(tmp_path: Path) -> bytes:
+    graph = _graph()
+    weights = weight_set(graph)
+    path = write_caffemodel(tmp_path / "m.caffemodel", weights, {lay.name: lay.type for lay in graph.layers})
+    return path.read_bytes()
+
+
+def test_every_flipped_byte_and_every_truncation_is_read_or_one_clear_error(tmp_path: Path) -> None:
+    good = _model_bytes(tmp_path)
+    graph = _graph()
+    for pos in range(len(good)):
+        for data in (good[:pos] + bytes([good[pos] ^ 0xFF]) + good[pos + 1:], good[:pos]):
+            try:
+                check_weights(graph, parse_caffemodel(data, "d.caffemodel"))
+            except CaffemodelError as exc:
+                assert str(exc).startswith("d.caffemodel:") and "byte" in str(exc) and "\n" not in str(exc), str(exc)
+            except GraphError as exc:  # it parsed, but a blob no longer fits its layer
+                assert "layer '" in str(exc) and "\n" not in str(exc)
+
+
+def test_a_damaged_blob_names_the_field_and_the_offset(tmp_path: Path) -> None:
+    blob = _ld(7, _ld(1, _varint(2) + _varint(3))) + _ld(5, np.zeros(6, "<f4").tobytes()[:-1])  # 23 bytes, not 24
+    path = tmp_path / "odd.caffemodel"
+    path.write_bytes(_ld(100, _ld(1, b"conv1") + _ld(7, blob)))
+    with pytest.raises(CaffemodelError, match=r"odd.caffemodel: layer 'conv1' blob 0: BlobProto.data at byte \d+ "
+                                              r"holds 23 bytes, not a whole number of 4-byte values"):
+        read_caffemodel(path)
+    path.write_bytes(_ld(100, _ld(1, b"conv1") + _ld(7, _varint(5 << 3) + _varint(1))))  # data as a varint
+    with pytest.raises(CaffemodelError, match=r"BlobProto\.data has wire type 0, not packed"):
+        read_caffemodel(path)
+
+
+def test_weights_of_another_network_are_refused_naming_layer_and_shapes(tmp_path: Path) -> None:
+    from harness.convert.weights import WeightSource
+
+    other = load_graph("<other>", text=NET.replace("num_output: 4", "num_output: 6"))
+    weights = weight_set(other)
+    path = write_caffemodel(tmp_path / "other.caffemodel", weights, {lay.name: lay.type for lay in other.layers})
+    with pytest.raises(GraphError, match=r"layer 'conv1' \(Convolution\).*blob 0 has shape \(6, 3, 3, 3\), the "
+                                         r"layer needs \(4, 3, 3, 3\)"):
+        WeightSource(_graph(), path=path).caffemodel()  # before Caffe or OpenCV would read (and abort on) it
+
+
+# ---- the cache: checked, rebuilt when damaged, written whole --------------------------------------------
+
+@pytest.fixture
+def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("HARNESS_CACHE_DIR", str(tmp_path / "cache"))
+    return tmp_path / "cache"
+
+
+def test_a_damaged_cached_caffemodel_is_rebuilt(cache: Path) -> None:
+    from harness.convert.cache import manifest_path
+    from harness.convert.weights import WeightSource
+
+    source = WeightSource(_graph(), seed=3)
+    path = source.caffemodel()
+    good = path.read_bytes()
+    for damage in (lambda: path.write_bytes(good[:-7]),  # truncated
+                   lambda: path.write_bytes(good[:40] + bytes([good[40] ^ 1]) + good[41:]),  # one flipped bit
+                   lambda: manifest_path(path).unlink(),  # written by a harness without manifests, or interrupted
+                   lambda: path.unlink()):
+        damage()
+        assert source.caffemodel() == path and path.read_bytes() == good
+    assert sorted(p.name for p in path.parent.iterdir()) == [path.name, manifest_path(path).name]  # no temporaries
+
+
+def test_a_failed_write_leaves_no_temporary_file(cache: Path, tmp_path: Path) -> None:
+    from harness.convert.cache import CacheError, write_atomic
+
+    def full(tmp: Path) -> None:
+        tmp.write_bytes(b"partial")
+        raise OSError(28, "No space left on device")
+
+    with pytest.raises(CacheError, match=r"cannot write .*x.bin \(No space left on device\)"):
+        write_atomic(tmp_path / "x.bin", full)
+    assert not list(tmp_path.glob("*x.bin*"))
+
+
+def test_a_damaged_generated_prototxt_is_rewritten(cache: Path) -> None:
+    from harness import zoo
+    from harness.convert.cache import prototxt_file
+
+    graph = zoo.load_graph("zoo:alexnet", text=zoo.zoo_prototxt("alexnet"))
+    path = prototxt_file(graph, "caffe")
+    path.write_text(path.read_text()[:100])
+    assert prototxt_file(graph, "caffe") == path and path.read_text() == zoo.zoo_prototxt("alexnet")
+
+
+def test_a_truncated_cached_onnx_export_is_rebuilt(cache: Path) -> None:
+    pytest.importorskip("torch")
+    pytest.importorskip("onnx")
+    from harness.convert.onnx_export import export_onnx
+    from harness.convert.weights import WeightSource
+
+    source = WeightSource(_graph())
+    models = export_onnx(source)
+    weights = next(p for p in models.timing.parent.glob("*.weights"))
+    good = {p: p.read_bytes() for p in (models.probe, models.timing, weights)}
+    for damaged in good:
+        damaged.write_bytes(good[damaged][: len(good[damaged]) // 2])
+        export_onnx(source)
+        assert {p: p.read_bytes() for p in good} == good, damaged.name

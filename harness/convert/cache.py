@@ -1,20 +1,38 @@
-"""Where converted artefacts (.caffemodel, .onnx) are cached, and the keys that name them.
+"""Where converted artefacts (.caffemodel, .onnx, generated prototxts) are cached, the keys that name
+them, and how they are written and checked.
 
 A key is a hash of everything the artefact depends on (the graph's layers and hyperparameters, the
 batch, which weights - :class:`harness.convert.weights.WeightSource` names them without drawing
 them -, the exporter's version), so a changed prototxt or seed never reuses a stale file.
 ``HARNESS_CACHE_DIR`` overrides the location (tests point it at a temporary folder).
+
+A cached file is trusted only when it is intact: every file is written under a temporary name and
+renamed into place (a reader never sees half a file), and after the files of an artefact are in place
+a manifest beside the first one records each file's size and SHA-256. A file that was truncated,
+damaged or left without a manifest (a crash between rename and manifest, an older harness) is not
+intact and is built again. Nothing relies on file locks, so a cache on a network filesystem works;
+two processes that build the same artefact at once both write whole files, and the last rename wins.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import json
 import os
+import tempfile
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from harness.errors import BackendFailed
+from harness.errors import BackendFailed, HarnessError
 from harness.ir.graph import Graph
-from harness.ir.textformat import Message
+from harness.ir.textformat import Message, iter_messages
+
+MANIFEST_SUFFIX = ".manifest.json"
+
+
+class CacheError(HarnessError):
+    """A cached artefact that cannot be written (a full disk, a read-only cache folder)."""
 
 
 def cache_dir(kind: str) -> Path:
@@ -26,15 +44,13 @@ def cache_dir(kind: str) -> Path:
 
 
 def _message_text(msg: Message) -> str:
-    """A canonical rendering of a message that ignores file locations."""
-    parts = []
-    for f in msg.fields:
-        if isinstance(f.value, Message):
-            value = f"{{{_message_text(f.value)}}}"
-        else:
-            value = f"{type(f.value).__name__}:{f.value!r}"
-        parts.append(f"{f.name}={value}")
-    return ";".join(parts)
+    """A canonical rendering of a message that ignores file locations (any depth: no recursion). Each
+    message's fields are listed with the index of every sub-message, in depth-first order."""
+    messages = list(iter_messages(msg))
+    index = {id(m): i for i, m in enumerate(messages)}
+    return "\n".join(";".join(f"{f.name}=" + (f"#{index[id(f.value)]}" if isinstance(f.value, Message)
+                                               else f"{type(f.value).__name__}:{f.value!r}") for f in m.fields)
+                     for m in messages)
 
 
 def graph_fingerprint(graph: Graph) -> str:
@@ -62,11 +78,10 @@ def prototxt_file(graph: Graph, backend: str) -> Path:
 
         name = graph.source.removeprefix("zoo:")
         text = zoo_prototxt(name)
-        path = cache_dir("prototxt") / f"{name}-{hashlib.sha256(text.encode()).hexdigest()[:16]}.prototxt"
-        if not path.is_file():
-            part = path.with_name(f"{path.name}.{os.getpid()}.part")
-            part.write_text(text, encoding="utf-8")
-            part.replace(path)  # concurrent writers never expose a half-written file
+        data = text.encode("utf-8")
+        path = cache_dir("prototxt") / f"{name}-{hashlib.sha256(data).hexdigest()[:16]}.prototxt"
+        if not _holds(path, data):  # missing or damaged: the text is at hand, so compare it whole
+            write_atomic(path, lambda tmp: tmp.write_bytes(data))
         return path
     path = Path(graph.source)
     if not path.is_file():
@@ -76,3 +91,74 @@ def prototxt_file(graph: Graph, backend: str) -> Path:
 
 def cache_key(*parts: object) -> str:
     return hashlib.sha256("\x00".join(map(str, parts)).encode()).hexdigest()[:20]
+
+
+def _holds(path: Path, data: bytes) -> bool:
+    try:
+        return path.stat().st_size == len(data) and path.read_bytes() == data
+    except OSError:
+        return False
+
+
+def write_atomic(path: Path, write: Callable[[Path], object]) -> None:
+    """Make ``path`` by ``write(temporary)`` and a rename, so that no reader ever sees a partial file.
+    On any failure the temporary file is removed; an OSError (a full disk) becomes a CacheError."""
+    try:
+        fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+        os.close(fd)
+    except OSError as exc:
+        raise CacheError(f"cannot write {path} ({exc.strerror or exc})") from None
+    tmp = Path(name)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise CacheError(f"cannot write {path} ({exc.strerror or exc})") from None
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def manifest_path(primary: Path) -> Path:
+    return primary.with_name(primary.name + MANIFEST_SUFFIX)
+
+
+def record(primary: Path, files: Sequence[Path]) -> None:
+    """Write the manifest of an artefact whose ``files`` (all in ``primary``'s folder) are in place."""
+    entries = {f.name: {"size": f.stat().st_size, "sha256": _sha256(f)} for f in files}
+    text = json.dumps({"files": entries}, indent=1, sort_keys=True)
+    write_atomic(manifest_path(primary), lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
+def intact(primary: Path) -> bool:
+    """Whether every file the manifest of ``primary`` lists is there with its recorded size and hash."""
+    try:
+        files = json.loads(manifest_path(primary).read_text(encoding="utf-8"))["files"]
+        if not isinstance(files, dict) or primary.name not in files:
+            return False
+        for name, entry in files.items():
+            path = primary.with_name(name)
+            if path.stat().st_size != entry["size"] or _sha256(path) != entry["sha256"]:
+                return False
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+    return True
+
+
+def cached(primary: Path, build: Callable[[Path], Sequence[Path]]) -> Path:
+    """``primary``, built by ``build(primary)`` (which returns every file it wrote, each by
+    :func:`write_atomic`) unless the cache holds it intact; the manifest is written last."""
+    if not intact(primary):
+        record(primary, build(primary))
+    return primary

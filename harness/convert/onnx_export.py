@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.convert.blobs import output_blob, probe_blobs
-from harness.convert.cache import cache_dir, cache_key, graph_fingerprint
+from harness.convert.cache import CacheError, cache_dir, cache_key, graph_fingerprint, intact, record
 from harness.convert.weights import WeightSource
 from harness.errors import BackendFailed, HarnessError
 
@@ -59,7 +59,7 @@ def export_onnx(source: WeightSource) -> OnnxModels:
     stem = f"{re.sub(r'[^A-Za-z0-9_.-]+', '_', graph.name)}-b{batch}-{key}"
     models = OnnxModels(folder / f"{stem}.probe.onnx", folder / f"{stem}.onnx", [s.name for s in graph.inputs],
                         output, probes)
-    if models.probe.exists() and models.timing.exists():
+    if intact(models.timing):  # the manifest covers the probe model, the timing model and the weights
         return models
     from harness.convert.torch_module import build_module
     from harness.convert.weights import network_inputs
@@ -83,19 +83,25 @@ def export_onnx(source: WeightSource) -> OnnxModels:
     del module
     model = onnx.load_from_string(exported.getvalue())
     del exported
-    # Written in a private folder, then moved into place weights first and the timing model last (the
-    # file whose presence means "cached"): a concurrent or interrupted export never exposes a model
-    # whose weights are missing.
-    work = Path(tempfile.mkdtemp(prefix=f".{stem}.", dir=folder))
+    # Written in a private folder, then moved into place, then the manifest (harness.convert.cache) that
+    # makes the set "cached": an interrupted or damaged export is never loaded, it is exported again.
+    try:
+        work = Path(tempfile.mkdtemp(prefix=f".{stem}.", dir=folder))
+    except OSError as exc:
+        raise CacheError(f"cannot write the ONNX export of {graph.name} to {folder} ({exc.strerror or exc})") from None
     try:
         weights = f"{stem}.weights"
         onnx.save(model, str(work / models.probe.name), save_as_external_data=True, all_tensors_to_one_file=True,
                   location=weights, size_threshold=1024)
         del model.graph.output[1:]  # the tensors now point at the external file: only the graph is rewritten
         onnx.save(model, str(work / models.timing.name))
-        for name in (weights, models.probe.name, models.timing.name):
-            if (work / name).exists():  # no weights file when every tensor is under the size threshold
-                os.replace(work / name, folder / name)
+        written = [folder / name for name in (weights, models.probe.name, models.timing.name)
+                   if (work / name).exists()]  # no weights file when every tensor is under the size threshold
+        for path in written:
+            os.replace(work / path.name, path)
+        record(models.timing, written)
+    except OSError as exc:  # a full disk, a read-only cache folder
+        raise CacheError(f"cannot write the ONNX export of {graph.name} to {folder} ({exc.strerror or exc})") from None
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return models

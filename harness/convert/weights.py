@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import math
+import re
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,7 +25,7 @@ import numpy as np
 
 from harness.analysis.analyzer import NetAnalysis, analyze
 from harness.backends.base import make_input
-from harness.convert.cache import cache_dir, cache_key, file_fingerprint, graph_fingerprint
+from harness.convert.cache import cache_dir, cache_key, cached, file_fingerprint, graph_fingerprint
 from harness.errors import GraphError
 from harness.ir.graph import Graph, Layer, Shape
 from harness.layers import Convention
@@ -159,18 +160,21 @@ class WeightSource:
         return check_weights(self.graph, read_caffemodel(self.path))
 
     def caffemodel(self) -> Path:
-        """A .caffemodel holding these weights (what Caffe and OpenCV read): ``path``, or the
-        deterministic set written once to the cache."""
+        """A .caffemodel holding these weights (what Caffe and OpenCV read): ``path`` once its blobs are
+        checked against the graph (so weights of another network are one GraphError naming the layer, not
+        an engine's abort), or the deterministic set, written to the cache unless it is there intact."""
         if self.path is not None:
+            self.load()
             return self.path
         from harness.convert.caffemodel import write_caffemodel
 
-        path = cache_dir("caffemodel") / f"{self.graph.name or 'net'}-{self.key()}.caffemodel"
-        if not path.exists():
+        def write(path: Path) -> list[Path]:
             weights = self.load()
-            write_caffemodel(path, weights, {lay.name: lay.type for lay in self.graph.layers if lay.name in weights},
-                             self.graph.name)
-        return path
+            types = {lay.name: lay.type for lay in self.graph.layers if lay.name in weights}
+            return [write_caffemodel(path, weights, types, self.graph.name)]
+
+        name = re.sub(r"[^A-Za-z0-9_.-]+", "_", self.graph.name)[:80] or "net"
+        return cached(cache_dir("caffemodel") / f"{name}-{self.key()}.caffemodel", write)
 
 
 def _draw(graph: Graph, analysis: NetAnalysis, seed: int) -> Weights:
