@@ -87,21 +87,19 @@ def export_onnx(source: WeightSource) -> OnnxModels:
     # makes the set "cached": an interrupted or damaged export is never loaded, it is exported again.
     try:
         work = Path(tempfile.mkdtemp(prefix=f".{stem}.", dir=folder))
-    except OSError as exc:
-        raise CacheError(f"cannot write the ONNX export of {graph.name} to {folder} ({exc.strerror or exc})") from None
-    try:
-        weights = f"{stem}.weights"
-        onnx.save(model, str(work / models.probe.name), save_as_external_data=True, all_tensors_to_one_file=True,
-                  location=weights, size_threshold=1024)
-        del model.graph.output[1:]  # the tensors now point at the external file: only the graph is rewritten
-        onnx.save(model, str(work / models.timing.name))
-        written = [folder / name for name in (weights, models.probe.name, models.timing.name)
-                   if (work / name).exists()]  # no weights file when every tensor is under the size threshold
-        for path in written:
-            os.replace(work / path.name, path)
-        record(models.timing, written)
+        try:
+            weights = f"{stem}.weights"
+            onnx.save(model, str(work / models.probe.name), save_as_external_data=True,
+                      all_tensors_to_one_file=True, location=weights, size_threshold=1024)
+            del model.graph.output[1:]  # the tensors now point at the external file: only the graph is rewritten
+            onnx.save(model, str(work / models.timing.name))
+            written = [folder / name for name in (weights, models.probe.name, models.timing.name)
+                       if (work / name).exists()]  # no weights file when every tensor is under the size threshold
+            for path in written:
+                os.replace(work / path.name, path)
+            record(models.timing, written)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
     except OSError as exc:  # a full disk, a read-only cache folder
         raise CacheError(f"cannot write the ONNX export of {graph.name} to {folder} ({exc.strerror or exc})") from None
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
     return models
