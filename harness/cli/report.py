@@ -32,17 +32,14 @@ def run(args: argparse.Namespace) -> int:
     import sys
 
     from harness.errors import HarnessError
-    from harness.report.build import build, parse_spec_overrides
+    from harness.report.build import build, parse_spec_overrides, verdict_summary
 
     if args.out.exists() and not args.out.is_dir():
         raise HarnessError(f"{args.out}: the report's output directory is an existing file")
     report = build(args.results, args.out, parse_spec_overrides(args.device_spec))
     for line in report.warnings:
         print(line, file=sys.stderr)
-    counts: dict[str, int] = {}
-    for claim in report.claims:
-        counts[claim.verdict] = counts.get(claim.verdict, 0) + 1
     print(f"wrote {report.markdown}, {report.html}, {len(report.tables)} tables and {len(report.figures)} figures "
           f"(PNG + SVG) under {report.out}")
-    print("claims: " + ", ".join(f"{v} {n}" for v, n in counts.items()))
+    print(f"claims: {verdict_summary(report.claims)}")
     return 0

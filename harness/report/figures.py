@@ -98,7 +98,7 @@ def memory_vs_batch(frame: pd.DataFrame, setup: str, names: dict[str, str], out:
         return None
     foot = measured.footprint_bytes(rows) / measured.MIB
     ok = rows.assign(mib=foot)[(rows["status"] == "ok")].dropna(subset=["mib"])
-    oom = rows[rows["status"] == "oom"]
+    oom = rows[measured.measured_oom(rows)]  # an OOM inferred from a smaller batch was not run: not drawn
     if ok.empty:
         return None
     gpu = rows["device_kind"].iloc[0] == "gpu"
@@ -130,7 +130,8 @@ def memory_vs_batch(frame: pd.DataFrame, setup: str, names: dict[str, str], out:
     fig.suptitle(title, fontsize=10)
     caption = ("Whole-device memory used (nvidia-smi's figure, the paper's)" if gpu else
                "Peak resident set of the benchmark process on the CPU (not the paper's GPU memory)") + \
-        "; x marks a batch that ran out of memory."
+        ("; x marks a batch that ran out of memory (measured; OOMs inferred from a smaller batch are listed in the "
+         "table of configurations that did not complete).")
     return _save(fig, out, f"memory_vs_batch_{_slug(setup)}", title, caption)
 
 
