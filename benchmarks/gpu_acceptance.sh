@@ -5,8 +5,9 @@
 # H200: python3 with torch+CUDA, nvidia-ml-py, onnxruntime and OpenCV without CUDA, ncu; no nsys, no
 # Docker, no network). It needs only this checkout (the harness runs from it through PYTHONPATH).
 #
-# Steps, each under its own time limit so that a hung step cannot take the run past its budget
-# (about 5 minutes on one H200; --dry-run: one network at B=1 on the CPU, about 2 minutes):
+# Steps, each under its own time limit; on a GPU the limits add up to 300 s, so even hung steps cannot take
+# the run past five minutes (--dry-run: one network at B=1 on the CPU; 82 s on the 2-core development VM
+# under a load average of 5, limits adding up to 135 s):
 #   env       versions of Python, torch/CUDA/cuDNN, ONNX Runtime, OpenCV, the driver, ncu; harness doctor
 #   poller    benchmarks/poller_rate.py: achieved NVML rate at 50 Hz and 1 kHz, latency perturbation
 #   energy    benchmarks/energy_sources.py: counter vs integrated instant vs integrated averaged power
@@ -136,8 +137,8 @@ EOF
 }
 doctor_json() { harness doctor --json >"$OUT/doctor.json"; }
 export -f harness versions doctor_json
-step env 60 versions
-step doctor 90 doctor_json
+step env 15 versions
+step doctor 20 doctor_json
 
 # the identity check of item 1: cuda:0 as the harness maps it (UUID) is the GPU torch calls cuda:0
 identity() {
@@ -151,15 +152,15 @@ raise SystemExit(0 if ident.uuid == uuid else 1)
 EOF
 }
 export -f identity
-if [[ $GPU -eq 1 ]]; then step identity 60 identity; else skip identity "no GPU"; fi
+if [[ $GPU -eq 1 ]]; then step identity 15 identity; else skip identity "no GPU"; fi
 
 # ---- poller and energy ------------------------------------------------------------------------
-poller() { "$PY" "$REPO/benchmarks/poller_rate.py" --seconds 3 >"$OUT/poller.txt" 2>&1; }
-energy() { "$PY" "$REPO/benchmarks/energy_sources.py" --seconds 8 --idle 3 >"$OUT/energy.txt" 2>&1; }
+poller() { "$PY" "$REPO/benchmarks/poller_rate.py" --seconds 2 >"$OUT/poller.txt" 2>&1; }
+energy() { "$PY" "$REPO/benchmarks/energy_sources.py" --seconds 6 --idle 2 >"$OUT/energy.txt" 2>&1; }
 export -f poller energy
 if [[ $GPU -eq 1 ]]; then
-  step poller 75 poller
-  step energy 60 energy
+  step poller 25 poller
+  step energy 20 energy
 else
   skip poller "no GPU"
   skip energy "no GPU"
@@ -173,16 +174,16 @@ if [[ $GPU -eq 1 ]]; then
   DEVICE=cuda:0
   NETS="squeezenet_v1.1 mobilenet_v1 googlenet"
   BATCHES=1,16
-  BENCH_LIMIT=170
-  PROFILE_LIMIT=150
+  BENCH_LIMIT=135
+  PROFILE_LIMIT=60
   QUICK="--set warmup_iters=3 --set warmup_s=0.2 --set min_iters=10 --set min_s=0.3 --set min_window_s=0.5
     --set idle_s=0.2 --set poll_hz=100"
 else
   DEVICE=cpu
   NETS=squeezenet_v1.1
   BATCHES=1
-  BENCH_LIMIT=100
-  PROFILE_LIMIT=60
+  BENCH_LIMIT=75
+  PROFILE_LIMIT=25
   QUICK="--set warmup_iters=1 --set warmup_s=0 --set min_iters=2 --set min_s=0 --set min_window_s=0 --set idle_s=0"
 fi
 FIRST_NET=${NETS%% *}
@@ -225,7 +226,7 @@ raise SystemExit(0 if spread < 64 and not ours else 1)
 EOF
 }
 export -f memory_check
-if [[ $GPU -eq 1 ]]; then step memory 30 memory_check; else skip memory "no GPU"; fi
+if [[ $GPU -eq 1 ]]; then step memory 10 memory_check; else skip memory "no GPU"; fi
 
 # ---- profile ----------------------------------------------------------------------------------
 profile_all() {
