@@ -72,7 +72,8 @@ def test_harness_profile_torch_captures_layer_ranges(tmp_path: Path, capsys: pyt
     assert main(["profile", "squeezenet_v1.1", "--backend", "pytorch", "--tool", "torch", "--iters", "1",
                  "--device", "cpu", "--out", str(tmp_path)]) == 0
     capsys.readouterr()
-    trace = load_trace(tmp_path / "kineto.json")
+    (capture,) = (tmp_path / "profiles" / "captures").glob("*/kineto.json")
+    trace = load_trace(capture)
     names = [r.name for r in sorted(trace.ranges, key=lambda r: r.start_ns) if r.name.startswith("layer:")]
     assert names == [f"layer:{layer.name}" for layer in zoo.resolve("squeezenet_v1.1").layers]
 
