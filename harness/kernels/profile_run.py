@@ -222,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
             with cuda_capture_range():
                 for _ in range(a.iters):
                     session.forward()
-        info = dict(getattr(session, "info", {}) or {})
+        info = dict(session.info)
     a.report.write_text(json.dumps({"warmup_iters": a.warmup, "iterations": a.iters, "load_s": load_s,
                                     "layers_marked": layers, "session": info}, default=str) + "\n")
     return 0
