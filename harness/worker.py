@@ -135,6 +135,8 @@ def run_config(config: Config, settings: WindowSettings, device: str | None = No
                                       f"deterministic set of harness.convert.weights, seed {config.seed}")
         if result.notes:
             record.metadata["notes"] = result.notes
+        if result.contention is not None:  # what the guard saw, flagged or not
+            record.metadata["contention"] = result.contention.observed
     except DeviceOutOfMemory as exc:
         _fail(record, "oom", exc)
     except MemoryError as exc:  # host memory ran out outside a backend's own mapping (weights, input)
@@ -163,7 +165,6 @@ def _fill(record: Record, result: WindowResult) -> None:
     record.poller = result.poller
     record.timeline = result.timeline
     if result.contention is not None:
-        record.metadata["contention"] = result.contention.observed
         record.contended = result.contention.flag()
 
 

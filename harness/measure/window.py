@@ -10,7 +10,8 @@ In the style of Zeus's ``begin_window``/``end_window``::
 The timed phase is stretched to ``min_window_s`` so that a short run still spans many power-sensor
 updates. Energy counters are read right before and after the timed phase (warmup excluded). Every
 NVML reading goes through the poller process, so the process that runs the network (a Caffe worker
-under pycaffe's interpreter, say) needs no NVML itself.
+under pycaffe's interpreter, say) needs no NVML itself. A contention guard (:mod:`harness.measure.contention`)
+watches other GPU processes and the CPU use of others before, during and after the window.
 """
 
 from __future__ import annotations
@@ -22,8 +23,9 @@ from typing import Any
 
 from harness.backends.base import Session
 from harness.measure import cpu_energy, energy
+from harness.measure.contention import ContentionGuard, ContentionReport
 from harness.measure.memory import peak_rss_bytes, reset_peak_rss
-from harness.measure.nvml_poller import DEFAULT_RATE_HZ, NvmlPoller
+from harness.measure.nvml_poller import DEFAULT_RATE_HZ, NvmlPoller, NvmlUnavailable
 from harness.measure.timer import Timing, TimingProtocol
 from harness.results.records import EnergyFigures, MemoryFigures, PollerFigures
 
@@ -44,6 +46,11 @@ class WindowSettings:
     #: RLIMIT_AS of each worker in bytes (None: no limit): caps host memory, so a configuration that
     #: needs more ends as ``oom`` instead of swapping or meeting the kernel's OOM killer
     worker_address_space_bytes: float | None = None
+    #: the window is flagged ``contended`` when others' CPU use over the timed phase exceeds this share of
+    #: our CPUs, or the runnable tasks beside ours exceed this share of the machine's CPUs on average
+    #: (harness.measure.contention says why these levels)
+    contention_cpu_share: float = 0.25
+    contention_runnable_share: float = 0.5
 
 
 @dataclass(frozen=True)
@@ -63,6 +70,7 @@ class WindowResult:
     timeline: dict[str, list[Any]]
     device_info: dict[str, Any]
     notes: list[str]
+    contention: ContentionReport | None = None
 
 
 class MeasurementWindow:
@@ -78,6 +86,8 @@ class MeasurementWindow:
         self._rapl = cpu_energy.open_rapl() if device == "cpu" else None
         self._idle = energy.Span(0.0, 0.0)
         self._idle_rapl_j: float | None = None
+        self._guard = ContentionGuard(settings.contention_cpu_share, settings.contention_runnable_share,
+                                      gpu=self.gpu is not None)
 
     def begin(self) -> None:
         """Start sampling, cool down if asked, read memory at window start, then the idle baseline."""
@@ -85,6 +95,7 @@ class MeasurementWindow:
             self._poller = NvmlPoller(self.gpu.uuid, self.settings.poll_hz, python=self.gpu.poller_python).start()
             self._cooldown()
             self._start = self._poller.request("now")
+        self._guard.begin(self._start.get("processes"))
         reset_peak_rss()
         start = time.time()
         rapl_start = self._rapl.read() if self._rapl else None
@@ -109,6 +120,7 @@ class MeasurementWindow:
 
     def abort(self) -> None:
         """Stop sampling after a failed configuration (nothing is derived)."""
+        self._guard.stop()
         if self._poller is not None:
             poller, self._poller = self._poller, None
             try:
@@ -119,12 +131,16 @@ class MeasurementWindow:
     def measure(self, session: Session, batch: int, macs_per_forward: int | None) -> WindowResult:
         protocol = self.settings.protocol
         warmup = session.run_timed(protocol.warmup_only())
+        self._guard.timed_start()
         counter_start = self._read_counter()
         timing = session.run_timed(protocol.timed_only(self.settings.min_window_s))
         counter_end = self._read_counter()
+        self._guard.timed_end()
         timing.warmup_iters, timing.warmup_s = warmup.warmup_iters, warmup.warmup_s
         poller, self._poller = self._poller, None
+        after = _processes_now(poller)
         timeline = poller.stop() if poller is not None else {}
+        contention = self._guard.end(after, timeline.get("process_memory"))
         device_info = poller.device_info if poller is not None else {}
 
         pids = {os.getpid(), session.info.get("pid", os.getpid())}
@@ -153,7 +169,7 @@ class MeasurementWindow:
                                              macs_per_forward, RAPL_RESOLUTION_J, "rapl")
         else:
             self.notes.append("CPU power/energy unavailable: RAPL (/sys/class/powercap) is not readable here")
-        return WindowResult(timing, memory, figures, poller_figures, timeline, device_info, self.notes)
+        return WindowResult(timing, memory, figures, poller_figures, timeline, device_info, self.notes, contention)
 
     def _read_counter(self) -> Any:
         """Energy so far in J (GPU) or raw RAPL readings (CPU); None where there is no counter."""
@@ -161,6 +177,17 @@ class MeasurementWindow:
             return self._poller.energy_j()
         if self._rapl is not None:
             return self._rapl.read()
+        return None
+
+
+def _processes_now(poller: NvmlPoller | None) -> list[list[int]] | None:
+    """The GPU's processes right after the timed phase, for the contention guard (None where the poller
+    cannot say: its failure must not cost the measurement)."""
+    if poller is None:
+        return None
+    try:
+        return poller.request("now")["processes"]
+    except NvmlUnavailable:
         return None
 
 
