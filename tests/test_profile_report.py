@@ -158,3 +158,20 @@ def test_a_failing_profiler_is_one_line():
         profile_run.run_command([sys.executable, "-c", "import sys; print('boom', file=sys.stderr); sys.exit(3)"],
                                 timeout_s=30)
     assert str(err.value) == f"{Path(sys.executable).name} failed (exit 3): boom"
+
+
+def test_profiling_again_replaces_the_record_but_never_another_devices(tmp_path, capsys):
+    capture = PROFILES / "synthetic-ncu-raw.csv"
+    base = ["profile", "mobilenet_v1", "--backend", "caffe", "--tool", "ncu", "--device", "cuda:0",
+            "--capture", str(capture), "--out", str(tmp_path)]
+    assert main([*base, "--hardware", "SYNTHETIC GPU A"]) == 0
+    assert main([*base, "--hardware", "SYNTHETIC GPU A"]) == 0
+    assert len(read_profiles(tmp_path)) == 1
+    assert len(list((tmp_path / "profiles" / "captures").iterdir())) == 1
+    capsys.readouterr()
+    assert main([*base, "--hardware", "SYNTHETIC GPU B"]) == 2
+    err = capsys.readouterr().err
+    assert "holds a profile of 'SYNTHETIC GPU A'" in err and err.count("\n") == 1
+    (record,) = read_profiles(tmp_path)
+    assert record.device_model == "SYNTHETIC GPU A"
+    assert (tmp_path / "profiles" / record.capture).is_file()  # its capture untouched

@@ -48,7 +48,13 @@ def run(args: argparse.Namespace) -> int:
     from harness.cli.kernels import print_attribution
     from harness.errors import HarnessError
     from harness.kernels import profile_run as pr
-    from harness.kernels.profile_record import CAPTURES_DIR, profile_stem, profiles_dir, write_profile
+    from harness.kernels.profile_record import (
+        CAPTURES_DIR,
+        check_replaceable,
+        profile_stem,
+        profiles_dir,
+        write_profile,
+    )
     from harness.measure.devices import identify
     from harness.results.records import Config
 
@@ -68,6 +74,7 @@ def run(args: argparse.Namespace) -> int:
     out = args.out or default_out()
     if out.exists() and not out.is_dir():
         raise HarnessError(f"{out}: results directory is a file")
+    check_replaceable(out, config, args.tool)
     folder = profiles_dir(out) / CAPTURES_DIR / profile_stem(config, args.tool)
     if folder.exists():
         shutil.rmtree(folder)  # the previous capture of this configuration and tool: replaced with its record

@@ -101,21 +101,28 @@ def profiles_dir(results_dir: str | os.PathLike[str]) -> Path:
     return Path(results_dir) / PROFILES_DIR
 
 
+def check_replaceable(results_dir: str | os.PathLike[str], config: Config, tool: str) -> None:
+    """Raise unless a profile of ``config`` and ``tool`` may be written here: a file of the same name that holds
+    a profile of another device model is never replaced (the two machines' profiles belong in two results
+    directories, and silently dropping one would lose a measurement). Called before anything is run or moved."""
+    path = profiles_dir(results_dir) / (profile_stem(config, tool) + ".json")
+    if not path.exists():
+        return
+    try:
+        old = ProfileRecord.from_json(json.loads(path.read_text(encoding="utf-8")), str(path))
+    except (HarnessError, ValueError):
+        return
+    if old.device_model != config.hardware:
+        raise HarnessError(f"{path}: holds a profile of {old.device_model!r}, this one is of {config.hardware!r}: "
+                           "profile into another results directory")
+
+
 def write_profile(results_dir: str | os.PathLike[str], record: ProfileRecord) -> Path:
-    """Write (or replace) the record of this configuration and tool. A file of the same name that holds a
-    profile of another device model is not replaced: the two machines' profiles belong in two results
-    directories, and silently dropping one would lose a measurement."""
+    """Write (or replace) the record of this configuration and tool (see :func:`check_replaceable`)."""
+    check_replaceable(results_dir, record.config, record.tool)
     folder = profiles_dir(results_dir)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / record.file_name()
-    if path.exists():
-        try:
-            old = ProfileRecord.from_json(json.loads(path.read_text(encoding="utf-8")), str(path))
-        except (HarnessError, ValueError):
-            old = None
-        if old is not None and old.device_model != record.device_model:
-            raise HarnessError(f"{path}: holds a profile of {old.device_model!r}, this one is of "
-                               f"{record.device_model!r}: profile into another results directory")
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(record.to_json(), indent=1, allow_nan=False) + "\n", encoding="utf-8")
     tmp.replace(path)
