@@ -14,7 +14,9 @@ from rich.markup import escape
 
 from harness.cli.argtypes import backend_names, positive_int_list
 from harness.errors import HarnessError
+from harness.measure.contention import CONTENTION_MODES, ContentionPolicy
 from harness.measure.sweep import CPU_BATCHES, PAPER_GPU_BATCHES, SweepSpec
+from harness.measure.sweep import available_backends as available_backends  # moved; importable here too
 from harness.measure.sweep_file import load_sweep_yaml
 from harness.results.records import Config, Record
 from harness.results.store import ResultsStore
@@ -49,7 +51,24 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "re-running resumes")
     p.add_argument("--force", action="store_true", help="measure configurations again even if they have results")
     p.add_argument("--executor", default="local", metavar="NAME",
-                   help="where each configuration's worker runs: local (default)")
+                   help="where each configuration's worker runs: local (default: one after another here), "
+                        "multi-gpu (one lane per GPU of this machine), slurm (a Slurm job array; docs/cluster.md)")
+    p.add_argument("--no-wait", action="store_true",
+                   help="slurm: print the job id and return once the sweep is submitted")
+    slurm = p.add_argument_group("slurm (--executor slurm; also under 'slurm:' in the sweep file)")
+    slurm.add_argument("--slurm-partition", metavar="NAME", default=None)
+    slurm.add_argument("--slurm-account", metavar="NAME", default=None)
+    slurm.add_argument("--slurm-time", metavar="TIME", default=None,
+                       help="time limit of each task: minutes, MM:SS, HH:MM:SS or D-HH[:MM[:SS]] (default 60)")
+    slurm.add_argument("--slurm-gpus-per-task", metavar="N", type=int, default=None,
+                       help="--gres gpu:N for each task (default: 1 when a cuda device is named, else none)")
+    slurm.add_argument("--slurm-exclusive", action="store_true", default=None,
+                       help="whole nodes (energy runs: NVML's counter and RAPL see the whole GPU and socket)")
+    p.add_argument("--contention", choices=CONTENTION_MODES, default="warn",
+                   help="a window disturbed by other processes (docs/cluster.md): warn (keep it, flagged; "
+                        "default) or retry (measure again in a fresh worker, then keep the flag)")
+    p.add_argument("--contention-retries", type=int, default=2, metavar="N",
+                   help="how many times --contention retry measures a disturbed configuration again (default 2)")
 
 
 def _join(values: tuple[int, ...]) -> str:
@@ -75,40 +94,13 @@ def _setting(text: str) -> tuple[str, Any]:
     return key.strip(), yaml.safe_load(value)
 
 
-def _gpu_present() -> bool:
-    from harness.measure.nvml_poller import NvmlUnavailable, nvml_init
-
-    try:
-        pynvml = nvml_init()
-    except NvmlUnavailable:
-        return False
-    try:
-        return pynvml.nvmlDeviceGetCount() > 0
-    finally:
-        pynvml.nvmlShutdown()
-
-
-def available_backends(device: str) -> list[str]:
-    """Backends whose probe says they run on ``device``."""
-    from harness.backends.base import BACKENDS, get_backend, runs_on
-    from harness.errors import BackendUnavailable
-
-    names = []
-    for name in sorted(BACKENDS):
-        try:
-            info = type(get_backend(name)).probe()
-        except BackendUnavailable:
-            continue
-        if runs_on(info, device):
-            names.append(name)
-    return names
-
-
-def build_spec(args: argparse.Namespace) -> SweepSpec:
+def build_spec(args: argparse.Namespace, data: dict[str, Any] | None = None) -> SweepSpec:
+    """The sweep as the user asked for it; what they left open (devices, backends, batches) stays empty,
+    for the executor to decide where its workers run (:func:`harness.measure.sweep.resolve_here`)."""
     from harness import zoo
     from harness.measure.devices import parse_device
 
-    data = load_sweep_yaml(args.config) if args.config else {}
+    data = data if data is not None else (load_sweep_yaml(args.config) if args.config else {})
     networks = args.networks or data.get("networks") or []
     if not networks:
         raise HarnessError("name networks to benchmark, 'all', or give --config with a 'networks' list")
@@ -116,26 +108,30 @@ def build_spec(args: argparse.Namespace) -> SweepSpec:
         networks = zoo.zoo_names()
     for network in networks:
         zoo.resolve(network)  # an unknown name or a bad prototxt is an error before anything runs
-    devices = _split(args.device, "--device") or data.get("devices") or (["cuda:0"] if _gpu_present() else ["cpu"])
+    devices = _split(args.device, "--device") or data.get("devices") or []
     for device in devices:
         parse_device(device)
-    gpu = any(d.startswith("cuda") for d in devices)
-    batches = args.batch or data.get("batches") or list(PAPER_GPU_BATCHES if gpu else CPU_BATCHES)
-    backends = _split(args.backend, "--backend") or data.get("backends")
+    batches = args.batch or data.get("batches") or []
+    backends = _split(args.backend, "--backend") or data.get("backends") or []
     if backends:
         backends = backend_names(",".join(backends))
-    else:
-        backends = sorted({b for d in devices for b in available_backends(d)})
-        if not backends:
-            raise HarnessError(f"no backend is available on {', '.join(devices)} (see `harness doctor`)")
     settings = dict(data.get("settings") or {})
     settings.update(dict(_setting(s) for s in args.settings))
     spec = SweepSpec(networks=list(networks), backends=backends, batches=list(batches), devices=devices,
                      modes=_split(args.mode, "--mode") or data.get("modes") or None, seed=int(data.get("seed", 0)),
                      settings=settings)
-    for device in devices:
+    for device in devices or ["cpu", "cuda:0"]:
         spec.window_settings(device)  # reject unknown settings before anything runs
     return spec
+
+
+def executor_options(args: argparse.Namespace, data: dict[str, Any]) -> dict[str, Any]:
+    """The executor's own options: the sweep file's ``slurm:`` mapping, overridden by --slurm-*."""
+    options = dict(data.get("slurm") or {})
+    given = {"partition": args.slurm_partition, "account": args.slurm_account, "time": args.slurm_time,
+             "gpus_per_task": args.slurm_gpus_per_task, "exclusive": args.slurm_exclusive}
+    options.update({k: v for k, v in given.items() if v is not None})
+    return options
 
 
 def run(args: argparse.Namespace) -> int:
@@ -146,14 +142,22 @@ def run(args: argparse.Namespace) -> int:
     from harness.executors import SweepRequest, get_executor
     from harness.measure.sweep import backend_modes, check_modes
 
-    executor = get_executor(args.executor)()
-    spec = build_spec(args)
+    data = load_sweep_yaml(args.config) if args.config else {}
+    executor = get_executor(args.executor).configure(executor_options(args, data), where="--slurm-*/slurm:")
+    if args.no_wait and not executor.plans_remotely:
+        raise HarnessError(f"--no-wait applies to --executor slurm, not {args.executor}")
+    if args.contention_retries < 0:
+        raise HarnessError(f"--contention-retries must be >= 0, got {args.contention_retries}")
+    spec = build_spec(args, data)
+    if not executor.plans_remotely:
+        spec = executor.resolve(spec)
     store = ResultsStore(args.out)
     store.check_writable()  # an unwritable --out is an error before anything is measured
     console = Console(stderr=True, highlight=False)
-    for note in check_modes(spec, backend_modes):
-        console.print(note, markup=False)
-    total = len(spec.configs(backend_modes))
+    if not executor.plans_remotely:  # a remote executor checks modes where the backends are
+        for note in check_modes(spec, backend_modes):
+            console.print(note, markup=False)
+    total = 0 if executor.plans_remotely else len(spec.configs(backend_modes))
     started = time.monotonic()
     counts: dict[str, int] = {}
     keys: set[str] = set()
@@ -173,8 +177,18 @@ def run(args: argparse.Namespace) -> int:
                 progress.console.print(f"{config.key()}: {record.status}: {record.message}", markup=False)
             progress.advance(task)
 
-        request = SweepRequest(spec, args.out, force=args.force, on_start=on_start, on_done=on_done)
+        def on_note(text: str) -> None:
+            progress.console.print(text, markup=False)
+
+        def on_total(n: int) -> None:
+            progress.update(task, total=n)
+
+        policy = ContentionPolicy(args.contention, args.contention_retries)
+        request = SweepRequest(spec, args.out, force=args.force, on_start=on_start, on_done=on_done,
+                               contention=policy, wait=not args.no_wait, on_note=on_note, on_total=on_total)
         executor.run(request)
+    if not request.wait:
+        return 0
     elapsed = time.monotonic() - started
     records = [r for r in store.records() if r.key in keys]
     stdout_console().print(summary_table(records))

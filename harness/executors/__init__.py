@@ -12,6 +12,8 @@ from harness.executors.base import Executor, SweepRequest
 # name -> "module:Class", imported when chosen
 EXECUTORS: dict[str, str] = {
     "local": "harness.executors.local:LocalExecutor",
+    "multi-gpu": "harness.executors.multi_gpu:MultiGpuExecutor",
+    "slurm": "harness.executors.slurm:SlurmExecutor",
 }
 
 

@@ -58,6 +58,49 @@ class SweepSpec:
         return apply_overrides(default_settings(device), self.settings)
 
 
+def gpu_present() -> bool:
+    """Whether NVML sees a GPU on this host."""
+    from harness.measure.nvml_poller import NvmlUnavailable, nvml_init
+
+    try:
+        pynvml = nvml_init()
+    except NvmlUnavailable:
+        return False
+    try:
+        return pynvml.nvmlDeviceGetCount() > 0
+    finally:
+        pynvml.nvmlShutdown()
+
+
+def available_backends(device: str) -> list[str]:
+    """Backends whose probe says they run on ``device`` on this host."""
+    from harness.backends.base import BACKENDS, get_backend, runs_on
+    from harness.errors import BackendUnavailable
+
+    names = []
+    for name in sorted(BACKENDS):
+        try:
+            info = type(get_backend(name)).probe()
+        except BackendUnavailable:
+            continue
+        if runs_on(info, device):
+            names.append(name)
+    return names
+
+
+def resolve_here(spec: SweepSpec, gpu: bool | None = None) -> SweepSpec:
+    """``spec`` with what the user left open decided on THIS host: devices (cuda:0 where there is a GPU -
+    ``gpu``, else whether NVML sees one - otherwise cpu), backends (each one whose probe runs on a
+    device), batches (the paper's GPU batches, or the CPU ones). ``harness bench`` does this before a
+    local sweep; a Slurm task does it on its compute node. HarnessError when no backend is available."""
+    devices = spec.devices or (["cuda:0"] if (gpu_present() if gpu is None else gpu) else ["cpu"])
+    batches = spec.batches or list(PAPER_GPU_BATCHES if any(d.startswith("cuda") for d in devices) else CPU_BATCHES)
+    backends = spec.backends or sorted({b for d in devices for b in available_backends(d)})
+    if not backends:
+        raise HarnessError(f"no backend is available on {', '.join(devices)} (see `harness doctor`)")
+    return replace(spec, devices=list(devices), batches=list(batches), backends=list(backends))
+
+
 def backend_modes(backend: str, device: str) -> list[str]:
     """The modes ``backend`` offers on ``device``, its default first."""
     from harness.backends.base import get_backend
