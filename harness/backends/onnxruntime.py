@@ -3,20 +3,44 @@
 Modes are ONNX Runtime's graph optimization levels; the execution provider follows the device
 (CPUExecutionProvider on ``cpu``, CUDAExecutionProvider on ``cuda:N``, with inputs and outputs bound
 on the GPU so that a timed run does not copy them).
+
+A session is labelled with a provider only if that provider ran every node. ONNX Runtime places a node
+its CUDA provider cannot take on the CPU provider, and says so only in a log line; here CUDA sessions
+are created with ``session.disable_cpu_ep_fallback`` (creation then fails instead), and the first run,
+at load, is profiled: every executed node's event names the provider that ran it, and any node run by
+another provider makes the configuration ``unavailable``. Profiling is ended after that run, so timed
+runs are not profiled. On CUDA, fp32 is IEEE fp32: the provider option ``use_tf32`` is 0 (it defaults
+to 1), read back and recorded.
 """
 
 from __future__ import annotations
 
+import json
+import os
+import tempfile
+from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from harness.backends.base import Backend, BackendInfo, RunTarget, Session
+from harness.backends.oom import OutOfMemoryAs, out_of_memory_cause
 from harness.errors import BackendFailed, BackendUnavailable, HarnessError
 
 # mode -> GraphOptimizationLevel attribute; the first is ONNX Runtime's own default.
 OPT_LEVELS = {"opt-all": "ORT_ENABLE_ALL", "opt-extended": "ORT_ENABLE_EXTENDED",
               "opt-basic": "ORT_ENABLE_BASIC", "opt-disabled": "ORT_DISABLE_ALL"}
+CPU_EP, CUDA_EP = "CPUExecutionProvider", "CUDAExecutionProvider"
+
+
+def _cuda_devices() -> list[str]:
+    """The GPUs the CUDA provider could use, counted by torch (the export needs torch anyway)."""
+    try:
+        import torch
+    except ImportError:
+        return []
+    return [f"cuda:{i}" for i in range(torch.cuda.device_count())]
 
 
 class OnnxRuntimeBackend(Backend):
@@ -30,7 +54,7 @@ class OnnxRuntimeBackend(Backend):
             return BackendInfo(cls.name, False, reason=f"onnxruntime is not installed ({exc})",
                                hint="pip install 'harness[onnx,pytorch]'")
         providers = ort.get_available_providers()
-        devices = ["cpu"] + (["cuda:0"] if "CUDAExecutionProvider" in providers else [])
+        devices = ["cpu"] + (_cuda_devices() if CUDA_EP in providers else [])
         return BackendInfo(cls.name, True, version=ort.__version__, origin=ort.__file__, devices=devices,
                            details={"providers": providers, "device": ort.get_device()})
 
@@ -43,14 +67,46 @@ class OnnxRuntimeBackend(Backend):
         mode = target.mode or next(iter(OPT_LEVELS))
         if mode not in OPT_LEVELS:
             raise HarnessError(f"onnxruntime mode '{mode}' is unknown (modes: {', '.join(OPT_LEVELS)})")
-        if target.device.startswith("cuda") and "CUDAExecutionProvider" not in ort.get_available_providers():
-            raise BackendUnavailable("onnxruntime: CUDAExecutionProvider is not available "
-                                     "(install onnxruntime-gpu)")
+        if target.device.startswith("cuda") and CUDA_EP not in ort.get_available_providers():
+            raise BackendUnavailable(f"onnxruntime {ort.__version__}: {CUDA_EP} is not available here "
+                                     f"(providers: {', '.join(ort.get_available_providers())}; "
+                                     "install onnxruntime-gpu)")
         return OnnxRuntimeSession(target, mode)
+
+
+def node_providers(profile: list[dict[str, Any]]) -> dict[str, list[str]]:
+    """Provider -> the nodes it ran (``op_type:node name``), from the events of an ONNX Runtime profile."""
+    ran: dict[str, list[str]] = {}
+    for event in profile:
+        if event.get("cat") != "Node" or "provider" not in event.get("args", {}):
+            continue
+        args = event["args"]
+        name = event["name"].removesuffix("_kernel_time")
+        ran.setdefault(args["provider"], []).append(f"{args.get('op_name', '?')}:{name}")
+    return ran
+
+
+def check_providers(ran: dict[str, list[str]], expected: str) -> str | None:
+    """Why the run does not count as ``expected``'s (nodes run elsewhere, or none run), or None."""
+    if expected not in ran:
+        return f"no node ran on {expected} (ran: {', '.join(sorted(ran)) or 'nothing'})"
+    elsewhere = {p: nodes for p, nodes in ran.items() if p != expected}
+    if not elsewhere:
+        return None
+    parts = [f"{len(nodes)} on {p} ({', '.join(Counter(n.split(':')[0] for n in nodes))})"
+             for p, nodes in sorted(elsewhere.items())]
+    return f"{sum(map(len, elsewhere.values()))} of {sum(map(len, ran.values()))} nodes ran outside {expected}: " \
+           + "; ".join(parts)
 
 
 class OnnxRuntimeSession(Session):
     def __init__(self, target: RunTarget, mode: str) -> None:
+        where = f"{target.network} B={target.batch} on {target.device}"
+        self._oom_forward = OutOfMemoryAs("onnxruntime", f"in forward of {where}")
+        with OutOfMemoryAs("onnxruntime", f"at load of {where}"):
+            self._load(target, mode)
+
+    def _load(self, target: RunTarget, mode: str) -> None:
         import onnxruntime as ort
         import torch
 
@@ -60,18 +116,28 @@ class OnnxRuntimeSession(Session):
         graph = target.graph.with_inputs(batch=target.batch)
         self.models = export_onnx(WeightSource(graph, target.seed, target.weights))
         self.feed = network_inputs(graph, target.seed)
-        self.options = ort.SessionOptions()
-        self.options.graph_optimization_level = getattr(ort.GraphOptimizationLevel, OPT_LEVELS[mode])
         self.cuda = target.device.startswith("cuda")
+        self.provider = CUDA_EP if self.cuda else CPU_EP
         device_id = int(target.device.split(":")[1]) if ":" in target.device else 0
-        self.providers: list[Any] = [("CUDAExecutionProvider", {"device_id": device_id})] if self.cuda \
-            else ["CPUExecutionProvider"]
-        self.session = self._session(self.models.timing)
+        self.providers: list[Any] = [(CUDA_EP, {"device_id": device_id, "use_tf32": "0"})] if self.cuda \
+            else [CPU_EP]
+        self.level = getattr(ort.GraphOptimizationLevel, OPT_LEVELS[mode])
+        self._profile_dir = tempfile.TemporaryDirectory(prefix="harness-ort-profile-")
+        self.session = self._session(self.models.timing, profile_prefix=Path(self._profile_dir.name) / "run")
         self.info: dict[str, Any] = {
             "backend": "onnxruntime", "mode": mode, "device": target.device, "onnxruntime": ort.__version__,
             "provider": self.session.get_providers()[0], "opset": OPSET, "exporter": f"torch {torch.__version__} "
             "torch.onnx.export(dynamo=False)", "precision": "fp32", "model": self.models.timing.name,
         }
+        if self.info["provider"] != self.provider:
+            raise BackendUnavailable(f"onnxruntime: {self.provider} was requested but the session runs on "
+                                     f"{', '.join(self.session.get_providers())}")
+        if self.cuda:
+            options = self.session.get_provider_options().get(CUDA_EP, {})
+            self.info["tf32"] = {"use_tf32": options.get("use_tf32"),
+                                 "NVIDIA_TF32_OVERRIDE": os.environ.get("NVIDIA_TF32_OVERRIDE")}
+        else:
+            self.info["tf32"] = "not applicable on cpu"
         self._out: np.ndarray | None = None
         self.binding = None
         if self.cuda:
@@ -79,21 +145,49 @@ class OnnxRuntimeSession(Session):
             for name, value in self.feed.items():
                 self.binding.bind_ortvalue_input(name, ort.OrtValue.ortvalue_from_numpy(value, "cuda", device_id))
             self.binding.bind_output(self.models.output, "cuda", device_id)
+        self.forward()  # the profiled run
+        ran = self._end_profiling()
+        self.info["node_providers"] = {p: len(nodes) for p, nodes in sorted(ran.items())}
+        problem = check_providers(ran, self.provider)
+        if problem:
+            raise BackendUnavailable(f"onnxruntime: {problem}")
 
-    def _session(self, path: Any) -> Any:
+    def _session(self, path: Path, profile_prefix: Path | None = None) -> Any:
         import onnxruntime as ort
 
+        options = ort.SessionOptions()
+        options.graph_optimization_level = self.level
+        if self.cuda:  # a node the CUDA provider cannot take fails the session instead of running on the CPU
+            options.add_session_config_entry("session.disable_cpu_ep_fallback", "1")
+        if profile_prefix is not None:
+            options.enable_profiling = True
+            options.profile_file_prefix = str(profile_prefix)
         try:
-            return ort.InferenceSession(str(path), self.options, providers=self.providers)
+            return ort.InferenceSession(str(path), options, providers=self.providers)
         except Exception as exc:  # a model ORT rejects: this backend's failure, the sweep goes on
-            raise BackendFailed(f"onnxruntime could not load {path.name}: {str(exc).splitlines()[0]}") from None
+            if out_of_memory_cause(exc, "onnxruntime") is not None:
+                raise
+            message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            if self.cuda and "fallback to CPU EP has been explicitly disabled" in message:
+                raise BackendUnavailable(f"onnxruntime: {CUDA_EP} cannot run every node of {path.name}: "
+                                         f"{message}") from None
+            raise BackendFailed(f"onnxruntime could not load {path.name}: {message}") from None
+
+    def _end_profiling(self) -> dict[str, list[str]]:
+        """Stop profiling (later runs are not profiled) and read which provider ran each node."""
+        path = self.session.end_profiling()
+        try:
+            return node_providers(json.loads(Path(path).read_text()))
+        finally:
+            self._profile_dir.cleanup()
 
     def forward(self) -> None:
-        if self.binding is not None:
-            self.session.run_with_iobinding(self.binding)  # Run synchronises the CUDA stream before returning
-            self._out = None
-        else:
-            self._out = self.session.run([self.models.output], self.feed)[0]
+        with self._oom_forward:
+            if self.binding is not None:
+                self.session.run_with_iobinding(self.binding)  # Run synchronises the CUDA stream before returning
+                self._out = None
+            else:
+                self._out = self.session.run([self.models.output], self.feed)[0]
 
     def output(self) -> np.ndarray:
         if self.binding is not None:
@@ -106,5 +200,6 @@ class OnnxRuntimeSession(Session):
     def blobs(self) -> dict[str, np.ndarray]:
         """The probe blobs, from the probe model (same graph, extra outputs), run once."""
         session = self._session(self.models.probe)
-        values = session.run(self.models.probe_names, self.feed)
+        with self._oom_forward:
+            values = session.run(self.models.probe_names, self.feed)
         return {name: np.asarray(v, dtype=np.float32) for name, v in zip(self.models.probe_names, values, strict=True)}

@@ -2,30 +2,70 @@
 
 OpenCV parses the prototxt itself, so this is an engine independent of the PyTorch conversion.
 Modes are OpenCV's backend/target pairs: ``cpu`` (DNN_BACKEND_OPENCV / DNN_TARGET_CPU) always;
-``cuda`` and ``cuda-fp16`` (DNN_BACKEND_CUDA) when cv2 was built with CUDA. OpenCV 5 dropped the
-Caffe importer, so this backend needs OpenCV 4.x.
+``cuda`` and ``cuda-fp16`` (DNN_BACKEND_CUDA) when cv2's DNN module has its CUDA backend
+(``getAvailableTargets(DNN_BACKEND_CUDA)``; ``cv2.cuda``'s device count alone says nothing about the
+DNN module). OpenCV 5 dropped the Caffe importer, so this backend needs OpenCV 4.x.
+
+OpenCV does not fail when it cannot honour a request: without CUDA support it switches the whole net
+to the CPU (a log line), on a GPU without fp16 it quietly turns ``DNN_TARGET_CUDA_FP16`` into
+``DNN_TARGET_CUDA``, and a layer its CUDA backend lacks runs on the CPU (an INFO log line). What ran
+where is read back after the first forward pass, at load, from ``Net.dump()``: it labels every layer
+(or fused group of layers) with ``<backend>/<target>``, the backend being the requested one only where
+that layer got a node of it, else ``OCV``. Any label other than the requested pair makes the
+configuration ``unavailable``, naming the layers.
 """
 
 from __future__ import annotations
 
+import os
+import re
+from collections import Counter
 from typing import Any
 
 import numpy as np
 
 from harness.backends.base import Backend, BackendInfo, RunTarget, Session
+from harness.backends.oom import OutOfMemoryAs, out_of_memory_cause
 from harness.errors import BackendFailed, BackendUnavailable, HarnessError
 
 # mode -> (backend constant, target constant) names in cv2.dnn
 MODES = {"cpu": ("DNN_BACKEND_OPENCV", "DNN_TARGET_CPU"),
          "cuda": ("DNN_BACKEND_CUDA", "DNN_TARGET_CUDA"),
          "cuda-fp16": ("DNN_BACKEND_CUDA", "DNN_TARGET_CUDA_FP16")}
+#: mode -> the ``<backend>/<target>`` label Net.dump() gives a layer that ran as requested
+DUMP_LABELS = {"cpu": "OCV/CPU", "cuda": "CUDA/CUDA", "cuda-fp16": "CUDA/CUDA_FP16"}
+# One node of the DOT text: `"name" [label="...<backend>/<target>\n" ...]`; a fused group's label is
+# `{a\nType\n... | b\nType\n...<backend>/<target>\n }`. The layer names start the label and each `| `.
+_DUMP_NODE = re.compile(r'^\s*"[^"]+" \[label="\{?(?P<label>.*?)\\[ln](?P<where>\w+/\w+)\\n(?: \})?"', re.MULTILINE)
 
 
 def _cuda_devices(cv2: Any) -> int:
-    try:
-        return int(cv2.cuda.getCudaEnabledDeviceCount())
-    except (AttributeError, cv2.error):
+    """GPUs the DNN module's CUDA backend can use: none unless that backend was built in."""
+    if not cv2.dnn.getAvailableTargets(cv2.dnn.DNN_BACKEND_CUDA):
         return 0
+    return int(cv2.cuda.getCudaEnabledDeviceCount())
+
+
+def layer_placement(dump: str) -> dict[str, str]:
+    """Layer (or fused group, named by its layers joined with '+') -> ``<backend>/<target>``, from the
+    DOT text of ``cv2.dnn.Net.dump()``."""
+    placement = {}
+    for node in _DUMP_NODE.finditer(dump):
+        names = [part.strip().split("\\n")[0] for part in node["label"].split(" | ")]
+        placement["+".join(names)] = node["where"]
+    return placement
+
+
+def check_placement(placement: dict[str, str], expected: str) -> str | None:
+    """Why the layers did not all run as ``expected`` (or nothing was placed), or None."""
+    if not placement:
+        return "Net.dump() named no layers"
+    elsewhere = {layer: where for layer, where in placement.items() if where != expected}
+    if not elsewhere:
+        return None
+    counts = ", ".join(f"{n} on {where}" for where, n in sorted(Counter(elsewhere.values()).items()))
+    return (f"{len(elsewhere)} of {len(placement)} layers did not run on {expected} ({counts}: "
+            f"{', '.join(list(elsewhere)[:8])}{', ...' if len(elsewhere) > 8 else ''})")
 
 
 class OpenCVBackend(Backend):
@@ -64,6 +104,12 @@ class OpenCVBackend(Backend):
 
 class OpenCVSession(Session):
     def __init__(self, target: RunTarget, mode: str) -> None:
+        where = f"{target.network} B={target.batch} on {target.device}"
+        self._oom_forward = OutOfMemoryAs("opencv", f"in forward of {where}")
+        with OutOfMemoryAs("opencv", f"at load of {where}"):
+            self._setup(target, mode)
+
+    def _setup(self, target: RunTarget, mode: str) -> None:
         import cv2
 
         from harness.convert.blobs import last_writer, output_blob, probe_blobs
@@ -74,6 +120,8 @@ class OpenCVSession(Session):
         prototxt = prototxt_file(graph, "opencv")
         caffemodel = WeightSource(graph, target.seed, target.weights).caffemodel()
         self.files, self.mode = (prototxt, caffemodel), mode
+        if target.device.startswith("cuda"):  # the DNN CUDA backend runs on the current device
+            cv2.cuda.setDevice(int(target.device.split(":")[1]) if ":" in target.device else 0)
         self.feed = network_inputs(graph, target.seed)
         self.net = self._load(fusion=True)
 
@@ -85,8 +133,16 @@ class OpenCVSession(Session):
         self.probe_layers = {name: reader(name) for name in probe_blobs(graph)}
         self.info: dict[str, Any] = {"backend": "opencv", "mode": mode, "device": target.device,
                                      "opencv": cv2.__version__, "precision": "fp16" if mode.endswith("fp16")
-                                     else "fp32", "caffemodel": caffemodel.name, "threads": cv2.getNumThreads()}
+                                     else "fp32", "caffemodel": caffemodel.name, "threads": cv2.getNumThreads(),
+                                     "tf32": {"NVIDIA_TF32_OVERRIDE": os.environ.get("NVIDIA_TF32_OVERRIDE")}
+                                     if target.device.startswith("cuda") else "not applicable on cpu"}
         self._out: np.ndarray | None = None
+        self.forward()  # allocates and places the layers; what ran where is known from here on
+        placement = layer_placement(self.net.dump())
+        self.info["layer_placement"] = dict(Counter(placement.values()))
+        problem = check_placement(placement, DUMP_LABELS[mode])
+        if problem:
+            raise BackendUnavailable(f"opencv: {problem}")
 
     def _load(self, fusion: bool) -> Any:
         import cv2
@@ -99,6 +155,8 @@ class OpenCVSession(Session):
             net.setPreferableTarget(getattr(cv2.dnn, dnn_target))
             net.enableFusion(fusion)
         except cv2.error as exc:
+            if out_of_memory_cause(exc, "opencv") is not None:
+                raise
             raise BackendFailed(f"opencv could not import {prototxt.name}: {_cv_message(exc)}") from None
         for name, value in self.feed.items():
             net.setInput(value, name)
@@ -107,10 +165,11 @@ class OpenCVSession(Session):
     def forward(self) -> None:
         import cv2
 
-        try:
-            self._out = self.net.forward(self.output_layer)  # returns when done (host copy on CUDA too)
-        except cv2.error as exc:
-            raise BackendFailed(f"opencv forward failed: {_cv_message(exc)}") from None
+        with self._oom_forward:
+            try:
+                self._out = self.net.forward(self.output_layer)  # returns when done (host copy on CUDA too)
+            except cv2.error as exc:
+                raise BackendFailed(f"opencv forward failed: {_cv_message(exc)}") from exc
 
     def output(self) -> np.ndarray:
         if self._out is None:
@@ -126,10 +185,11 @@ class OpenCVSession(Session):
         # (seen with 4.14). Fusion cannot be switched off on the timed net either, since fusing has
         # already folded BatchNorm into the convolution weights; a second, unfused net is probed.
         net = self._load(fusion=False)
-        try:
-            values = net.forward([self.probe_layers[n] for n in names])
-        except cv2.error as exc:
-            raise BackendFailed(f"opencv forward failed: {_cv_message(exc)}") from None
+        with self._oom_forward:
+            try:
+                values = net.forward([self.probe_layers[n] for n in names])
+            except cv2.error as exc:
+                raise BackendFailed(f"opencv forward failed: {_cv_message(exc)}") from exc
         return {n: np.asarray(v, dtype=np.float32) for n, v in zip(names, values, strict=True)}
 
 
