@@ -53,9 +53,37 @@ def test_cli_json_and_a_tolerance_nothing_meets(small: Path, capsys: pytest.Capt
     assert data[0]["ok"] is False and {e["blob"] for e in data[0]["errors"]} >= {"prob", "fc"}
 
 
-def test_cli_bad_input(small: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["verify", str(small), "--backends", "pytorch,tensorflow"]) == 2
-    assert "unknown backend(s) tensorflow" in capsys.readouterr().err
+@pytest.mark.parametrize("args, message", [
+    (["--backends", "pytorch,tensorflow"], "unknown backend(s) tensorflow"),
+    (["--backends", ""], "unknown backend(s) (none given)"),
+    (["--tol", "nan"], "expected a finite number > 0, got 'nan'"),
+    (["--tol", "inf"], "expected a finite number > 0, got 'inf'"),
+    (["--tol", "-0.001"], "expected a finite number > 0, got '-0.001'"),
+    (["--tol", "0"], "expected a finite number > 0, got '0'"),
+    (["--device", "gpu0"], "unknown device 'gpu0' (use cpu or cuda:N)"),
+])
+def test_cli_bad_input_is_a_usage_error(small: Path, capsys: pytest.CaptureFixture[str], args: list[str],
+                                        message: str) -> None:
+    with pytest.raises(SystemExit) as exit_:  # argparse: usage and exit 2, before anything runs
+        main(["verify", str(small), *args])
+    assert exit_.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_the_device_reaches_every_backend(small: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from harness.backends import base
+    from harness.errors import BackendUnavailable
+
+    targets = []
+
+    class Recorder:
+        def load(self, target: base.RunTarget) -> None:
+            targets.append((target.device, target.batch, target.seed))
+            raise BackendUnavailable("recorded only")
+
+    monkeypatch.setattr("harness.convert.verify.get_backend", lambda name: Recorder())
+    assert main(["verify", str(small), "--backends", "pytorch,onnxruntime,opencv,caffe", "--device", "cuda:1",
+                 "--seed", "3"]) == 1
+    assert targets == [("cuda:1", 1, 3)] * 4
 
 
 def test_a_failing_backend_is_reported_and_not_fatal(small: Path) -> None:

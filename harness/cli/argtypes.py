@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 
 from harness.errors import HarnessError
 
@@ -37,13 +38,40 @@ def backend_names(spec: str) -> list[str]:
     return names
 
 
+def backend_list(text: str) -> list[str]:
+    """``pytorch,onnxruntime`` as an argparse type: an empty or unknown name is a usage error (exit 2),
+    never "every backend"."""
+    try:
+        return backend_names(text)
+    except HarnessError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
 
 def backend_name(text: str) -> str:
     """One backend name (an argparse type), checked against the backend table."""
-    try:
-        names = backend_names(text)
-    except HarnessError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
+    names = backend_list(text)
     if len(names) != 1:
         raise argparse.ArgumentTypeError(f"expected one backend, got {text!r}")
     return names[0]
+
+
+def positive_float(text: str) -> float:
+    """A finite number > 0 (``nan``, ``inf`` and negatives are usage errors: no comparison can meet them)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {text!r}")
+    return value
+
+
+def device_name(text: str) -> str:
+    """``cpu`` or ``cuda:N``."""
+    from harness.measure.devices import parse_device
+
+    try:
+        parse_device(text)
+    except HarnessError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text

@@ -11,28 +11,30 @@ import sys
 
 from harness import jsonout
 from harness.backends.base import get_backend
-from harness.cli.argtypes import backend_names, positive_int
+from harness.cli.argtypes import backend_list, device_name, positive_float, positive_int
 from harness.convert.verify import DEFAULT_TOLERANCE, Verification, verify
-from harness.errors import BackendUnavailable, HarnessError
+from harness.errors import BackendUnavailable
 
 DEFAULT_BACKENDS = ("pytorch", "onnxruntime", "opencv", "caffe")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("networks", nargs="+", metavar="NET_OR_PATH", help="zoo network names or prototxt paths")
-    p.add_argument("--backends", default=None, metavar="LIST",
+    p.add_argument("--backends", type=backend_list, default=None, metavar="LIST",
                    help=f"comma-separated backends (default: those of {','.join(DEFAULT_BACKENDS)} "
-                        "available here)")
+                        "available on the device)")
+    p.add_argument("--device", type=device_name, default="cpu", metavar="DEV",
+                   help="cpu or cuda:N: where every backend runs (default cpu)")
     p.add_argument("--batch", type=positive_int, default=1, help="batch size (default 1)")
     p.add_argument("--seed", type=int, default=0, help="seed of the weights and the input (default 0)")
-    p.add_argument("--tol", type=float, default=DEFAULT_TOLERANCE,
+    p.add_argument("--tol", type=positive_float, default=DEFAULT_TOLERANCE,
                    help=f"largest allowed error relative to the blob's scale (default {DEFAULT_TOLERANCE:g})")
     p.add_argument("--format", choices=("table", "json"), default="table")
 
 
-def _backends(spec: str | None) -> list[str]:
-    if spec is not None:
-        return backend_names(spec)
+def _backends(names: list[str] | None, device: str) -> list[str]:
+    if names is not None:
+        return names
     available = []
     for name in DEFAULT_BACKENDS:
         try:
@@ -40,23 +42,23 @@ def _backends(spec: str | None) -> list[str]:
         except BackendUnavailable as exc:
             print(f"note: {name} skipped: {exc}", file=sys.stderr)
             continue
-        if info.available:
-            available.append(name)
-        else:
+        if not info.available:
             print(f"note: {name} skipped: {info.reason}", file=sys.stderr)
+        elif device not in info.devices and device.partition(":")[0] not in info.devices:
+            print(f"note: {name} skipped: it does not run on {device} here", file=sys.stderr)
+        else:
+            available.append(name)
     return available
 
 
 def run(args: argparse.Namespace) -> int:
     from harness import zoo
 
-    if args.tol <= 0:
-        raise HarnessError(f"--tol must be positive, got {args.tol}")
-    backends = _backends(args.backends)
+    backends = _backends(args.backends, args.device)
     results: list[Verification] = []
     for name in args.networks:
         graph = zoo.resolve(name)
-        result = verify(graph, name, backends, args.batch, args.seed, args.tol)
+        result = verify(graph, name, backends, args.batch, args.seed, args.tol, device=args.device)
         results.append(result)
         if args.format == "table":
             print(format_verification(result))
@@ -66,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def format_verification(v: Verification) -> str:
-    lines = [f"{v.network}  batch {v.batch}  seed {v.seed}  tolerance {v.tolerance:g}"]
+    lines = [f"{v.network}  batch {v.batch}  seed {v.seed}  device {v.device}  tolerance {v.tolerance:g}"]
     for r in v.runs:
         detail = (r.info.get("mode") or "") if r.status == "ok" else r.message
         version = next((f"{k} {r.info[k]}" for k in ("torch", "onnxruntime", "opencv", "caffe") if k in r.info), "")
@@ -83,7 +85,8 @@ def format_verification(v: Verification) -> str:
 
 
 def to_json(v: Verification) -> dict:
-    return {"network": v.network, "batch": v.batch, "seed": v.seed, "tolerance": v.tolerance, "ok": v.ok,
+    return {"network": v.network, "batch": v.batch, "seed": v.seed, "device": v.device, "tolerance": v.tolerance,
+            "ok": v.ok,
             "runs": [{"backend": r.backend, "status": r.status, "message": r.message,
                       "seconds": round(r.seconds, 3), "info": r.info} for r in v.runs],
             "errors": [e.__dict__ for e in v.errors]}

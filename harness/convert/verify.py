@@ -54,6 +54,7 @@ class Verification:
     tolerance: float
     runs: list[BackendRun]
     errors: list[BlobError]
+    device: str = "cpu"
 
     @property
     def compared(self) -> int:
@@ -66,12 +67,13 @@ class Verification:
                 and all(e.ok for e in self.errors))
 
 
-def run_backend(name: str, graph: Graph, network: str, batch: int, seed: int, mode: str | None = None) -> BackendRun:
-    """Load and run one backend once; a failure becomes the run's status, never an exception."""
+def run_backend(name: str, graph: Graph, network: str, batch: int, seed: int, mode: str | None = None,
+                device: str = "cpu") -> BackendRun:
+    """Load and run one backend once on ``device``; a failure becomes the run's status, never an exception."""
     start = time.perf_counter()
     try:
         backend = get_backend(name)
-        with backend.load(RunTarget(graph, network, batch, mode=mode, seed=seed)) as session:
+        with backend.load(RunTarget(graph, network, batch, device=device, mode=mode, seed=seed)) as session:
             session.forward()
             output = session.output()
             blobs = session.blobs()
@@ -108,9 +110,9 @@ def compare_blob(a: np.ndarray, b: np.ndarray) -> tuple[float, float, str | None
 
 
 def verify(graph: Graph, network: str, backends: list[str], batch: int = 1, seed: int = 0,
-           tolerance: float = DEFAULT_TOLERANCE) -> Verification:
+           tolerance: float = DEFAULT_TOLERANCE, device: str = "cpu") -> Verification:
     graph = graph.with_inputs(batch=batch)
-    runs = [run_backend(name, graph, network, batch, seed) for name in backends]
+    runs = [run_backend(name, graph, network, batch, seed, device=device) for name in backends]
     out, pre = output_blob(graph), pre_softmax_blob(graph)
     errors: list[BlobError] = []
     for ra, rb in itertools.combinations([r for r in runs if r.status == "ok"], 2):
@@ -121,4 +123,4 @@ def verify(graph: Graph, network: str, backends: list[str], batch: int = 1, seed
         for name, role, va, vb in blobs:
             max_abs, rel, note = compare_blob(va, vb)
             errors.append(BlobError(ra.backend, rb.backend, name, role, max_abs, rel, rel <= tolerance, note))
-    return Verification(network, batch, seed, tolerance, runs, errors)
+    return Verification(network, batch, seed, tolerance, runs, errors, device)

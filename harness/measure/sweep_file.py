@@ -1,42 +1,117 @@
-"""Sweep files: the YAML form of a sweep (networks, backends, batches, devices, modes, seed, settings)."""
+"""Sweep files: the YAML form of a sweep (networks, backends, batches, devices, modes, seed, settings).
+
+Every key has one validator in :data:`SWEEP_KEYS`; a value of the wrong type (a nested list, ``true``
+for a batch, a number for a network, an empty list) is one line naming the file and the key, before
+anything runs. A new key is one entry in the table.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from harness.errors import HarnessError
+from harness.measure.devices import parse_device
 from harness.measure.settings import CPU_SETTINGS, apply_overrides
+
+# (value, where) -> the value to use; raises HarnessError starting with ``where`` ("sweep.yaml: 'batches'").
+Validator = Callable[[Any, str], Any]
+
+
+def _shown(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list | dict):
+        return f"a {'list' if isinstance(value, list) else 'mapping'}"
+    text = repr(value)
+    return text if len(text) <= 40 else text[:40] + "..."
+
+
+def text(value: Any, where: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise HarnessError(f"{where} must be a non-empty string, got {_shown(value)}")
+    return value
+
+
+def positive_int(value: Any, where: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:  # YAML's true is not a batch of 1
+        raise HarnessError(f"{where} must be a positive integer, got {_shown(value)}")
+    return value
+
+
+def seed(value: Any, where: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise HarnessError(f"{where} must be an integer >= 0, got {_shown(value)}")
+    return value
+
+
+def device(value: Any, where: str) -> str:
+    name = text(value, where)
+    try:
+        parse_device(name)
+    except HarnessError as exc:
+        raise HarnessError(f"{where}: {exc}") from None
+    return name
+
+
+def mapping(value: Any, where: str) -> dict[str, Any]:
+    if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
+        raise HarnessError(f"{where} must be a mapping of names to values, got {_shown(value)}")
+    return value
+
+
+def settings(value: Any, where: str) -> dict[str, Any]:
+    value = mapping(value, where)
+    apply_overrides(CPU_SETTINGS, value, where=f"{where.rsplit(':', 1)[0]}: settings.")  # names the file
+    return value
+
+
+def list_of(item: Validator) -> Validator:
+    """A non-empty list whose every item passes ``item`` (so a nested list is an error)."""
+    def check(value: Any, where: str) -> list[Any]:
+        if not isinstance(value, list):
+            raise HarnessError(f"{where} must be a list, got {_shown(value)}")
+        if not value:
+            raise HarnessError(f"{where} is an empty list (leave the key out for the default)")
+        return [item(v, f"{where} item {i + 1}") for i, v in enumerate(value)]
+    return check
+
+
+SWEEP_KEYS: dict[str, Validator] = {
+    "networks": list_of(text),
+    "backends": list_of(text),
+    "batches": list_of(positive_int),
+    "devices": list_of(device),
+    "modes": list_of(text),
+    "seed": seed,
+    "settings": settings,
+}
 
 
 def load_sweep_yaml(path: Path) -> dict[str, Any]:
-    """A sweep file: keys networks, backends, batches, devices, modes, seed, settings (all optional)."""
+    """A sweep file: the keys of :data:`SWEEP_KEYS` (all optional), each value checked."""
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as exc:
-        raise HarnessError(f"{path}: cannot read sweep config ({exc.strerror})") from None
+        raise HarnessError(f"{path}: cannot read sweep config ({exc.strerror or type(exc).__name__})") from None
+    except UnicodeDecodeError as exc:
+        raise HarnessError(f"{path}: byte {exc.start} is not UTF-8 (a sweep file is YAML text)") from None
+    except RecursionError:
+        raise HarnessError(f"{path}: nested too deeply to be a sweep file") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         if mark is not None:
             problem = getattr(exc, "problem", None) or "syntax error"
             raise HarnessError(f"{path}:{mark.line + 1}:{mark.column + 1}: {problem} (not valid YAML)") from None
-        raise HarnessError(f"{path}: not valid YAML ({exc})") from None
+        raise HarnessError(f"{path}: not valid YAML ({str(exc).splitlines()[0][:200]})") from None
     data = data or {}
-    allowed = ("networks", "backends", "batches", "devices", "modes", "seed", "settings")
     if not isinstance(data, dict):
-        raise HarnessError(f"{path}: must be a mapping of {'/'.join(allowed)}, got a {type(data).__name__}")
-    extra = set(data) - set(allowed)
+        raise HarnessError(f"{path}: must be a mapping of {'/'.join(SWEEP_KEYS)}, got a {type(data).__name__}")
+    extra = [str(k) for k in data if k not in SWEEP_KEYS]
     if extra:
-        raise HarnessError(f"{path}: unknown sweep key(s) {', '.join(sorted(map(str, extra)))} "
-                           f"(allowed: {', '.join(sorted(allowed))})")
-    for key in ("networks", "backends", "batches", "devices", "modes"):
-        if key in data and not isinstance(data[key], list):
-            raise HarnessError(f"{path}: '{key}' must be a list")
-    if "batches" in data and not all(isinstance(b, int) and b > 0 for b in data["batches"]):
-        raise HarnessError(f"{path}: 'batches' must be positive integers")
-    if not isinstance(data.get("settings", {}), dict):
-        raise HarnessError(f"{path}: 'settings' must be a mapping")
-    apply_overrides(CPU_SETTINGS, data.get("settings", {}), where=f"{path}: settings.")  # names the file
-    return data
+        raise HarnessError(f"{path}: unknown sweep key(s) {', '.join(sorted(s[:40] for s in extra))} "
+                           f"(allowed: {', '.join(sorted(SWEEP_KEYS))})")
+    return {key: SWEEP_KEYS[key](value, f"{path}: '{key}'") for key, value in data.items()}
