@@ -178,7 +178,7 @@ def run(args: argparse.Namespace) -> int:
             progress.advance(task)
 
         def on_note(text: str) -> None:
-            progress.console.print(text, markup=False)
+            progress.console.print(text, markup=False, soft_wrap=True)  # whole lines: job ids, commands
 
         def on_total(n: int) -> None:
             progress.update(task, total=n)
