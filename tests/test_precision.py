@@ -26,7 +26,7 @@ NO_GPU = "needs a CUDA GPU visible to torch"
 UNIT_ROUNDOFF = {"bfloat16": 2.0 ** -8, "float16": 2.0 ** -11}
 #: allowed error of a reduced-precision blob relative to the blob's largest fp32 magnitude: 8 unit
 #: roundoffs. Rounding errors of the 20-60 layers partly cancel; the worst measured over the 12 zoo
-#: networks at B=1 on CPU (torch 2.13) was 2.9 u for bf16 (SqueezeNext) and 1.8 u for fp16 (AlexNet).
+#: networks at B=1 on CPU (torch 2.13) was 2.9 u for bf16 (1.0-G-SqNxt-23) and 1.8 u for fp16 (AlexNet).
 TOLERANCE_ROUNDOFFS = 8
 
 TINY = """
@@ -116,6 +116,30 @@ def test_cpu_autocast_modes_are_offered_where_torch_runs_them() -> None:
     modes = get_backend("pytorch").modes("cpu")
     for mode, dtype in (("fp16-autocast", "float16"), ("bf16-autocast", "bfloat16")):
         assert (mode in modes) == cpu_autocast_works(dtype)
+
+
+@pytest.mark.parametrize("mode", ["fp16-autocast", "bf16-autocast"])
+def test_autocast_record_names_the_reduced_precision_layer_types(mode: str) -> None:
+    """Measured per layer: Convolution and InnerProduct compute in the reduced dtype; the converted
+    BatchNorm and Scale (x * a + b with fp32 parameters) promote back to fp32."""
+    if mode not in get_backend("pytorch").modes("cpu"):
+        pytest.skip(f"CPU autocast of torch {torch.__version__} does not run {mode}")
+    graph = load_graph("<bn>", text=TINY.replace(
+        'layer { name: "pool"',
+        'layer { name: "bn" type: "BatchNorm" bottom: "conv" top: "conv" }\n'
+        'layer { name: "sc" type: "Scale" bottom: "conv" top: "conv" scale_param { bias_term: true } }\n'
+        'layer { name: "pool"'))
+    with get_backend("pytorch").load(RunTarget(graph, "bn", 1, mode=mode)) as session:
+        record = session.info["autocast"]
+        out = session.output()
+    dtype = {"fp16-autocast": "float16", "bf16-autocast": "bfloat16"}[mode]
+    assert record["dtype"] == dtype and record["first_nonfinite_layer"] is None
+    assert record["layer_output_dtypes"]["Convolution"] == [dtype]
+    assert record["layer_output_dtypes"]["InnerProduct"] == [dtype]
+    assert record["layer_output_dtypes"]["BatchNorm"] == record["layer_output_dtypes"]["Scale"] == ["float32"]
+    assert {"Convolution", "InnerProduct"} <= set(record["reduced_precision_layer_types"])
+    assert "BatchNorm" not in record["reduced_precision_layer_types"]
+    assert out.shape == (1, 5) and np.isfinite(out).all()
 
 
 @pytest.mark.slow
