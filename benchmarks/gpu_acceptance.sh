@@ -17,11 +17,13 @@
 #             configurations, and no process memory of ours exists before a network is loaded
 #   profile   a PyTorch-profiler capture and an ncu capture (one iteration, three networks) through
 #             `harness profile`, with attribution (and the Table V metrics from ncu)
+#   report    `harness report` of this run: Table III's kernel columns and Table V from those profiles
 #   caffe     with --caffe-bundle: Caffe on the GPU (12 networks at B=1 and 4, both engines; the paper's
 #             batch sweep for two networks; verify against PyTorch; ncu of Caffe forwards)
 #
 # OUT_DIR receives at most 8 files: summary.md, acceptance.log, doctor.json, poller.txt, energy.txt,
-# results.tar.gz (the results directory, with the profile records) and captures.tar.gz (raw captures).
+# results.tar.gz (the results directory with the profile records, and the report built from them) and
+# captures.tar.gz (the raw profiler captures).
 set -uo pipefail
 
 usage() { echo "usage: $0 OUT_DIR [--dry-run] [--caffe-bundle PATH]" >&2; exit 2; }
@@ -48,8 +50,7 @@ OUT=$(cd "$OUT" && pwd)
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/gpu-acceptance.XXXXXX")
 trap 'rm -rf "$WORK"' EXIT
 RESULTS=$WORK/results
-CAPTURES=$WORK/captures
-mkdir -p "$RESULTS" "$CAPTURES"
+mkdir -p "$RESULTS"
 export HARNESS_CACHE_DIR=$WORK/cache
 LOG=$OUT/acceptance.log
 SUMMARY=$OUT/summary.md
@@ -57,7 +58,7 @@ SUMMARY=$OUT/summary.md
 START=$(date +%s)
 
 harness() { "$PY" -m harness "$@"; }
-export PY REPO OUT WORK RESULTS CAPTURES LOG BUNDLE
+export PY REPO OUT WORK RESULTS LOG BUNDLE
 log() { echo "[$(date -u +%H:%M:%S)] $*" | tee -a "$LOG" >&2; }
 note() { echo "$*" >>"$SUMMARY"; }
 
@@ -159,8 +160,8 @@ poller() { "$PY" "$REPO/benchmarks/poller_rate.py" --seconds 2 >"$OUT/poller.txt
 energy() { "$PY" "$REPO/benchmarks/energy_sources.py" --seconds 6 --idle 2 >"$OUT/energy.txt" 2>&1; }
 export -f poller energy
 if [[ $GPU -eq 1 ]]; then
-  step poller 25 poller
-  step energy 20 energy
+  step poller 22 poller
+  step energy 18 energy
 else
   skip poller "no GPU"
   skip energy "no GPU"
@@ -174,8 +175,8 @@ if [[ $GPU -eq 1 ]]; then
   DEVICE=cuda:0
   NETS="squeezenet_v1.1 mobilenet_v1 googlenet"
   BATCHES=1,16
-  BENCH_LIMIT=135
-  PROFILE_LIMIT=60
+  BENCH_LIMIT=125
+  PROFILE_LIMIT=55
   QUICK="--set warmup_iters=3 --set warmup_s=0.2 --set min_iters=10 --set min_s=0.3 --set min_window_s=0.5
     --set idle_s=0.2 --set poll_hz=100"
 else
@@ -229,12 +230,14 @@ export -f memory_check
 if [[ $GPU -eq 1 ]]; then step memory 10 memory_check; else skip memory "no GPU"; fi
 
 # ---- profile ----------------------------------------------------------------------------------
+# each profile's own --timeout (below the step's limit) lets the harness report a hung profiler itself
 profile_all() {
-  harness profile "$FIRST_NET" --backend pytorch --tool torch --device "$DEVICE" --iters 1 --out "$RESULTS"
+  harness profile "$FIRST_NET" --backend pytorch --tool torch --device "$DEVICE" --iters 1 --out "$RESULTS" \
+    --timeout 20
   if [[ $GPU -eq 1 ]]; then
     local net
     for net in $NETS; do
-      harness profile "$net" --backend pytorch --tool ncu --device "$DEVICE" --iters 1 --out "$RESULTS"
+      harness profile "$net" --backend pytorch --tool ncu --device "$DEVICE" --iters 1 --out "$RESULTS" --timeout 25
     done
   fi
 }
@@ -258,13 +261,18 @@ caffe_steps() {
   harness verify squeezenet_v1.1 googlenet --device "$DEVICE" --backends caffe,pytorch
   local net
   for net in squeezenet_v1.1 mobilenet_v1 googlenet; do
-    harness profile "$net" --backend caffe --tool ncu --device "$DEVICE" --iters 1 --out "$RESULTS"
+    harness profile "$net" --backend caffe --tool ncu --device "$DEVICE" --iters 1 --out "$RESULTS" --timeout 60
   done
 }
 export -f caffe_steps
 if [[ -n "$BUNDLE" ]]; then
   if [[ $GPU -eq 1 ]]; then step caffe 420 caffe_steps; else skip caffe "no GPU"; fi
 fi
+
+# ---- the report: Table III's kernel columns and Table V from this run's profiles ------------------
+report() { harness report "$RESULTS" -o "$WORK/report"; }
+export -f report
+step report 15 report
 
 # ---- summary of the records -------------------------------------------------------------------
 {
@@ -294,7 +302,11 @@ EOF
   echo "- finished after $(($(date +%s) - START)) s"
 } >>"$SUMMARY" 2>>"$LOG"
 
-tar -czf "$OUT/results.tar.gz" -C "$WORK" results 2>>"$LOG"
-tar -czf "$OUT/captures.tar.gz" -C "$WORK" captures 2>>"$LOG"
+# the records (results, profile records, the report) and the raw profiler captures, one archive each
+archived=(results)
+[[ -d "$WORK/report" ]] && archived+=(report)
+tar -czf "$OUT/results.tar.gz" -C "$WORK" --exclude=results/profiles/captures "${archived[@]}" 2>>"$LOG"
+mkdir -p "$RESULTS/profiles/captures"
+tar -czf "$OUT/captures.tar.gz" -C "$RESULTS/profiles" captures 2>>"$LOG"
 log "done in $(($(date +%s) - START)) s; $OUT holds: $(ls "$OUT" | tr '\n' ' ')"
 exit 0

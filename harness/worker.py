@@ -111,7 +111,7 @@ def run_config(config: Config, settings: WindowSettings, device: str | None = No
                resolve: GraphResolver = resolve_network, load: SessionLoader = load_session) -> Record:
     """Measure one configuration in this process; every failure becomes a record with its status,
     never an exception (KeyboardInterrupt excepted). ``device``: the device as this process sees it."""
-    from harness.analysis.analyzer import analyze
+    from harness.analysis.analyzer import analysis_of
 
     record = Record(config=config, status="ok", started_at=now_iso())
     settings_dict = asdict(replace(settings, protocol=replace(settings.protocol, sync=None)))
@@ -119,7 +119,7 @@ def run_config(config: Config, settings: WindowSettings, device: str | None = No
     window = None
     try:
         graph = resolve(config.network)
-        record.macs_per_forward = analyze(graph, "paper", batch=config.batch, network=config.network).totals.macs
+        record.macs_per_forward = analysis_of(graph, "paper", batch=config.batch, network=config.network).totals.macs
         window = MeasurementWindow(config.device, settings, gpu)
         window.begin()
         target = RunTarget(graph=graph, network=config.network, batch=config.batch, device=device or config.device,

@@ -27,14 +27,18 @@ def test_dry_run(tmp_path: Path) -> None:
     summary = (out / "summary.md").read_text()
     for gpu_step in ("identity", "poller", "energy", "memory"):
         assert f"- **{gpu_step}**: skipped: no GPU" in summary
-    for cpu_step in ("env", "doctor", "bench", "profile"):
+    for cpu_step in ("env", "doctor", "bench", "profile", "report"):
         assert f"- **{cpu_step}**: ok" in summary, summary
     assert "| squeezenet_v1.1 | pytorch | compile | cpu" in summary
     assert "| squeezenet_v1.1 | pytorch | eager-fp32 | cpu" in summary
     records = summary.split("## Records")[1]
     assert " failed |" not in records and "configurations:" in records
     with tarfile.open(out / "results.tar.gz") as archive:
-        assert any(name.endswith(".jsonl") for name in archive.getnames())
+        names = archive.getnames()
+    assert any(name.endswith(".jsonl") for name in names) and "report/report.md" in names
+    assert any(name.startswith("results/profiles/") and name.endswith("-torch.json") for name in names)
+    with tarfile.open(out / "captures.tar.gz") as archive:
+        assert any(name.endswith(".json") for name in archive.getnames())  # the Kineto trace
 
 
 def test_usage_errors() -> None:

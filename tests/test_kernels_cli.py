@@ -64,7 +64,7 @@ def test_profile_torch_on_cpu_records_cpu_ops(tmp_path: Path, capsys: pytest.Cap
                "--out", str(tmp_path)])
     out = capsys.readouterr().out
     assert rc == 0 and "no GPU kernels were recorded" in out and "aten::" in out
-    record = json.loads((tmp_path / "profiles" / "squeezenet_v1.1-pytorch-default-cpu-b1-torch.json").read_text())
+    record = json.loads((tmp_path / "profiles" / "squeezenet_v1.1-pytorch-eager-fp32-cpu-b1-torch.json").read_text())
     assert record["kind"] == "kernel-profile" and record["tool"] == "torch" and record["gpu_kernels"] == 0
 
 

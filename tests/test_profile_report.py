@@ -33,7 +33,7 @@ def cpu_profile(tmp_path_factory):
 
 
 def test_the_record_states_configuration_device_and_iterations(cpu_profile):
-    path = cpu_profile / "profiles" / "squeezenet_v1.1-pytorch-default-cpu-b1-torch.json"
+    path = cpu_profile / "profiles" / "squeezenet_v1.1-pytorch-eager-fp32-cpu-b1-torch.json"
     doc = json.loads(path.read_text())
     assert doc["kind"] == "kernel-profile" and doc["device_kind"] == "cpu" and doc["device_model"]
     assert doc["config"]["network"] == "squeezenet_v1.1" and doc["config"]["hardware"] == doc["device_model"]

@@ -7,6 +7,7 @@ are looked up by name through :data:`BACKENDS` and imported only when used.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import sys
 from abc import ABC, abstractmethod
@@ -165,6 +166,20 @@ def get_backend(name: str) -> Backend:
 
 #: recorded with every result: the input distribution changes CPU latency (ReLU and pooling branch on values)
 INPUT_DISTRIBUTION = "uniform[-1, 1) float32, numpy PCG64 seeded [seed + input index, 0x1A2B]"
+
+
+@functools.cache
+def default_mode(backend: str, device_kind: str) -> str | None:
+    """The mode ``backend`` runs on a device of this kind when none is asked for (None where the backend
+    cannot say): records name it explicitly, and displays leave it out."""
+    try:
+        return get_backend(backend).modes("cuda:0" if device_kind == "cuda" else device_kind)[0]
+    except (HarnessError, IndexError):
+        return None
+
+
+def is_default_mode(backend: str, device_kind: str, mode: str | None) -> bool:
+    return mode in (None, "default") or mode == default_mode(backend, device_kind)
 
 
 def make_input(shape: tuple[int, ...], seed: int = 0) -> np.ndarray:

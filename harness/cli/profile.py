@@ -70,7 +70,10 @@ def run(args: argparse.Namespace) -> int:
     else:
         identity = identify(device)
         model, uuid = identity.model, identity.uuid
-    config = Config(args.network, args.backend, args.batch, device, args.mode, hardware=model)
+    # the default mode by its name, as a sweep records it: a profile and the timing records it explains
+    # name the same configuration
+    mode = args.mode or get_backend(args.backend).modes(device)[0]
+    config = Config(args.network, args.backend, args.batch, device, mode, hardware=model)
     out = args.out or default_out()
     if out.exists() and not out.is_dir():
         raise HarnessError(f"{out}: results directory is a file")
@@ -89,12 +92,12 @@ def run(args: argparse.Namespace) -> int:
     else:
         backend = get_backend(args.backend)
         python, env = backend.worker_python()
-        env = {**env, **backend.worker_env(device, args.mode)}
+        env = {**env, **backend.worker_env(device, mode)}
         worker_device = device
         if uuid is not None:  # pinned to this one GPU by UUID, as timing workers are: it sees cuda:0
             env.update(CUDA_VISIBLE_DEVICES=uuid, CUDA_DEVICE_ORDER="PCI_BUS_ID")
             worker_device = "cuda:0"
-        request = pr.Request(args.network, args.backend, args.batch, worker_device, args.mode, args.tool,
+        request = pr.Request(args.network, args.backend, args.batch, worker_device, mode, args.tool,
                              args.warmup, args.iters or pr.DEFAULT_ITERS[args.tool], folder, python)
         cmd, capture = pr.external_command(request)
         pr.run_command(cmd, args.timeout, env)

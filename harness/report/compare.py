@@ -11,13 +11,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from harness.backends.base import is_default_mode
 from harness.results.records import Record
 
-# (backend, modes that count as its default/faithful mode), in order of preference.
-BASELINES: tuple[tuple[str, tuple[str | None, ...]], ...] = (
-    ("caffe", (None,)),
-    ("pytorch", (None, "eager-fp32")),
-)
+#: PyTorch's faithful mode, the baseline where Caffe did not run
+FAITHFUL_PYTORCH = "eager-fp32"
 
 
 @dataclass(frozen=True)
@@ -36,11 +34,19 @@ class ComparisonRow:
     message: str | None = None
 
 
+def _is_baseline(rec: Record, backend: str) -> bool:
+    c = rec.config
+    if rec.status != "ok" or rec.latency is None or c.backend != backend:
+        return False
+    if backend == "caffe":  # Caffe as it runs by default on the device (cuDNN on a GPU build)
+        return is_default_mode("caffe", c.device_kind, c.mode)
+    return c.mode in (None, FAITHFUL_PYTORCH)
+
+
 def _baseline(group: list[Record]) -> Record | None:
-    for backend, modes in BASELINES:
+    for backend in ("caffe", "pytorch"):
         for rec in group:
-            if rec.status == "ok" and rec.latency is not None and rec.config.backend == backend \
-                    and rec.config.mode in modes:
+            if _is_baseline(rec, backend):
                 return rec
     return None
 
@@ -54,7 +60,7 @@ def comparison_table(records: Iterable[Record]) -> list[ComparisonRow]:
     for (network, batch, device), group in groups.items():
         base = _baseline(group)
         base_name = None if base is None else (
-            base.config.backend if base.config.backend == "caffe" else f"pytorch/{base.config.mode or 'eager-fp32'}")
+            base.config.backend if base.config.backend == "caffe" else f"pytorch/{FAITHFUL_PYTORCH}")
         for rec in sorted(group, key=lambda r: (r is not base, r.config.backend, r.config.mode or "")):
             mode = rec.config.mode or "default"
             if rec.status != "ok" or rec.latency is None:

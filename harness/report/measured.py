@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from harness.backends.base import is_default_mode
 from harness.errors import HarnessError
 from harness.kernels.profile_record import PROFILES_DIR, ProfileRecord, read_profiles
 
@@ -129,7 +130,9 @@ def assign_devices(*frames: pd.DataFrame) -> tuple[pd.DataFrame, ...]:
         if not f.empty:
             f["device_id"] = f["device_key"].map(ids)
             mode = f["mode"].fillna("default").astype(str) if "mode" in f else pd.Series("default", index=f.index)
-            f["setup"] = f["device_id"] + " " + f["backend"].astype(str) + np.where(mode == "default", "", "/" + mode)
+            default = [is_default_mode(b, "cuda" if k == "gpu" else k, m)  # the mode a backend runs when not told
+                       for b, k, m in zip(f["backend"], f["device_kind"], mode, strict=True)]
+            f["setup"] = f["device_id"] + " " + f["backend"].astype(str) + np.where(default, "", "/" + mode)
         out.append(f)
     return tuple(out)
 
