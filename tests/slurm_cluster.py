@@ -40,7 +40,10 @@ class SlurmCluster:
     node: str
 
     def run(self, *args: str) -> str:
-        return subprocess.run(list(args), check=True, capture_output=True, text=True, timeout=60).stdout
+        done = subprocess.run(list(args), capture_output=True, text=True, timeout=60)
+        if done.returncode != 0:
+            raise AssertionError(f"{' '.join(args)} failed ({done.returncode}): {done.stderr.strip()}")
+        return done.stdout
 
     def log_tail(self, lines: int = 20) -> str:
         out = []

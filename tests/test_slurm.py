@@ -181,6 +181,29 @@ def test_cancelled_and_killed_tasks_lose_only_their_running_configuration(slurm:
     assert "2 task(s) not submitted" in capsys.readouterr().err
 
 
+def test_the_time_limit_warning_lets_the_running_configuration_finish_and_starts_no_other(
+        slurm: SlurmCluster, tmp_path: Path, capsys) -> None:
+    """submitit has Slurm send USR2 90 s before the time limit, to every process of the task: the worker
+    measuring must survive it, and the task must start nothing after it."""
+    needs("torch")
+    (net,) = tiny_nets(tmp_path, 1)
+    out = tmp_path / "res"
+    args = bench(net, "--backend", "pytorch", "--batch", "1,2", "--out", str(out), "--set", "min_s=3",
+                 "--set", "min_window_s=3")
+    job = _submit_no_wait(args, capsys)
+    wait_for(lambda: _running(out, job, 0), 120, "the task to start a configuration")
+    time.sleep(1.5)
+    slurm.run("scancel", "--signal=USR2", job)  # one task: submitit submits it as a plain job, not an array
+    wait_for(lambda: ended((scheduler_states(job) or {}).get(0, "PENDING")), 120, "the task to end")
+    (record,) = read_results([out]).records
+    assert (record.config.batch, record.status) == (1, "ok"), record.message
+    state = read_state(state_path(out, job, "0"))
+    assert state["ended"]["how"] == "stopped" and state["ended"]["reason"].startswith("SIGUSR2")
+
+    assert main(args) == 0  # resume, waiting for a one-task job (submitted as a plain job, not an array)
+    assert [(r.config.batch, r.status) for r in read_results([out]).records] == [(1, "ok"), (2, "ok")]
+
+
 def test_options_and_planning_without_a_cluster(tmp_path: Path) -> None:
     assert parse_time("90", "t") == 90 and parse_time("1:30", "t") == 2 and parse_time("2:00:00", "t") == 120
     assert parse_time("1-0", "t") == 1440 and parse_time("1-2:30", "t") == 1590
@@ -234,6 +257,8 @@ def test_the_schedulers_words() -> None:
                 "JobId=7 ArrayJobId=6 ArrayTaskId=0 JobName=wrap JobState=CANCELLED Reason=None\n")
     assert parse_scontrol(scontrol, "6") == {0: "CANCELLED", 1: "RUNNING", 2: "PENDING", 3: "PENDING",
                                              4: "PENDING", 5: "PENDING"}
+    plain = "JobId=9 JobName=harness UserId=root(0) JobState=RUNNING Reason=None\n"
+    assert parse_scontrol(plain, "9") == {0: "RUNNING"} and parse_sacct("9|TIMEOUT\n", "9") == {0: "TIMEOUT"}
     assert ended("CANCELLED") and ended("TIMEOUT") and ended("UNKNOWN") and not ended("COMPLETING")
     line = "slurmstepd-vm: error: *** STEP 3.0 ON vm CANCELLED AT 2026-11-29T18:18:35 DUE TO TIME LIMIT ***"
     assert STEPD_LINE.search(line).groups() == ("2026-11-29T18:18:35", "TIME LIMIT")

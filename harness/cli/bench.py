@@ -125,13 +125,17 @@ def build_spec(args: argparse.Namespace, data: dict[str, Any] | None = None) -> 
     return spec
 
 
-def executor_options(args: argparse.Namespace, data: dict[str, Any]) -> dict[str, Any]:
-    """The executor's own options: the sweep file's ``slurm:`` mapping, overridden by --slurm-*."""
-    options = dict(data.get("slurm") or {})
+def executor_options(args: argparse.Namespace, data: dict[str, Any]) -> tuple[dict[str, Any], str]:
+    """The executor's own options and where they came from: --slurm-* over the sweep file's ``slurm:``
+    (which other executors ignore, so one sweep file serves them all)."""
     given = {"partition": args.slurm_partition, "account": args.slurm_account, "time": args.slurm_time,
              "gpus_per_task": args.slurm_gpus_per_task, "exclusive": args.slurm_exclusive}
-    options.update({k: v for k, v in given.items() if v is not None})
-    return options
+    options = {k: v for k, v in given.items() if v is not None}
+    where = "--slurm-*"
+    if args.executor == "slurm" and data.get("slurm"):
+        options = {**data["slurm"], **options}
+        where = f"{args.config}: 'slurm' / --slurm-*"
+    return options, where
 
 
 def run(args: argparse.Namespace) -> int:
@@ -143,7 +147,8 @@ def run(args: argparse.Namespace) -> int:
     from harness.measure.sweep import backend_modes, check_modes
 
     data = load_sweep_yaml(args.config) if args.config else {}
-    executor = get_executor(args.executor).configure(executor_options(args, data), where="--slurm-*/slurm:")
+    options, where = executor_options(args, data)
+    executor = get_executor(args.executor).configure(options, where)
     if args.no_wait and not executor.plans_remotely:
         raise HarnessError(f"--no-wait applies to --executor slurm, not {args.executor}")
     if args.contention_retries < 0:

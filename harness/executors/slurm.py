@@ -163,25 +163,30 @@ def _task_indices(text: str) -> list[int]:
 
 
 def parse_sacct(text: str, job_id: str) -> dict[int, str]:
-    """``sacct -X -n -P -o JobID,State`` lines -> task index -> state (``CANCELLED by 0`` -> CANCELLED)."""
+    """``sacct -X -n -P -o JobID,State`` lines -> task index -> state (``CANCELLED by 0`` -> CANCELLED). A
+    job that is not an array (submitit submits a single task as a plain job) is task 0."""
     states: dict[int, str] = {}
     for line in text.splitlines():
         jid, _, state = line.partition("|")
         head, _, tasks = jid.partition("_")
-        if head == job_id and tasks and state:
-            for index in _task_indices(tasks):
+        if head == job_id and state:
+            for index in _task_indices(tasks) if tasks else [0]:
                 states[index] = state.split()[0]
     return states
 
 
 def parse_scontrol(text: str, job_id: str) -> dict[int, str]:
-    """``scontrol -o show job`` lines -> task index -> JobState."""
+    """``scontrol -o show job`` lines -> task index -> JobState (a job that is not an array: task 0)."""
     states: dict[int, str] = {}
     for line in text.splitlines():
         fields = dict(f.split("=", 1) for f in line.split() if "=" in f)
-        if fields.get("ArrayJobId") == job_id and "ArrayTaskId" in fields and "JobState" in fields:
+        if "JobState" not in fields:
+            continue
+        if fields.get("ArrayJobId") == job_id and "ArrayTaskId" in fields:
             for index in _task_indices(fields["ArrayTaskId"]):
                 states[index] = fields["JobState"]
+        elif fields.get("JobId") == job_id and "ArrayTaskId" not in fields:
+            states[0] = fields["JobState"]
     return states
 
 

@@ -16,8 +16,11 @@ is finished is not submitted again) and to record a configuration the scheduler 
 Ends the scheduler forces: Slurm sends SIGTERM before SIGKILL on ``scancel``, a time limit or
 preemption. The task records the configuration it was running as ``failed`` with the scheduler's reason
 (the ``*** ... CANCELLED AT ... DUE TO ...`` line slurmstepd writes to the task's log) and stops: only
-that configuration is lost, and resume measures it again. On submitit's warning signal (``USR2``, 90 s
-before the time limit) the task starts no new configuration.
+that configuration is lost, and resume measures it again. submitit's warning signal (``USR2``, 90 s
+before the time limit; Slurm sends it to every process of the task) is blocked in the task's main
+thread, so the workers it starts inherit the block instead of dying of it; the task notes it (handled
+by another of its threads, or left pending) and starts no configuration after it - the one running
+may finish.
 """
 
 from __future__ import annotations
@@ -58,6 +61,8 @@ SLURM_DIR = "slurm"
 STATE_SUFFIX = "_harness.json"
 #: how long the task looks for slurmstepd's line saying why the job ends (it is written as the signal goes)
 REASON_WAIT_S = 1.0
+#: what submitit asks Slurm to send 90 s before the time limit (``--signal=USR2@90``)
+WARNING_SIGNAL = signal.SIGUSR2
 STEPD_LINE = re.compile(r"\*\*\* (?:JOB|STEP) \S+ ON \S+ CANCELLED AT (\S+)(?: DUE TO ([A-Z][A-Z _]*?))? \*\*\*")
 
 
@@ -97,7 +102,7 @@ class SchedulerInterrupt(BaseException):
 
 
 class _NoNewWork(Exception):
-    """The time limit is near (USR2): start nothing more."""
+    """The time limit is near (the warning signal is pending): start nothing more."""
 
 
 def state_path(results_dir: str | os.PathLike[str], job_id: str, task_id: str) -> Path:
@@ -129,8 +134,9 @@ def array_ids() -> tuple[str, str]:
 
 def slurm_gave_gpus() -> bool:
     """Whether Slurm allocated GPUs to this task (gres): only then is a GPU the default device, so a task
-    never measures on a GPU another job was given."""
-    return any(os.environ.get(v) for v in ("SLURM_STEP_GPUS", "SLURM_JOB_GPUS", "CUDA_VISIBLE_DEVICES"))
+    never measures on a GPU another job was given (a CUDA_VISIBLE_DEVICES exported from the submitting
+    shell proves nothing)."""
+    return any(os.environ.get(v) for v in ("SLURM_STEP_GPUS", "SLURM_JOB_GPUS"))
 
 
 def stepd_reason(log: Path | None) -> str | None:
@@ -204,15 +210,16 @@ def run_task(plan: TaskPlan) -> dict[str, Any]:
             raise SchedulerInterrupt(signum)
 
     def on_warning(signum: int, frame: FrameType | None) -> None:
-        stopping.setdefault("warning", signal.Signals(signum).name)
+        stopping["warning"] = signal.Signals(signum).name  # replaces submitit's requeue-or-raise handler
 
     signal.signal(signal.SIGTERM, on_term)
-    signal.signal(signal.SIGUSR2, on_warning)
+    signal.signal(WARNING_SIGNAL, on_warning)
+    signal.pthread_sigmask(signal.SIG_BLOCK, {WARNING_SIGNAL})
     summary: dict[str, Any] = {"host": host, "unit": plan.unit, "planned": 0, "ran": 0, "notes": []}
     request = SweepRequest(plan.spec(), Path(plan.results_dir), force=plan.force, contention=plan.contention)
 
     def launch(config: Config) -> Record:
-        if "warning" in stopping:
+        if "warning" in stopping or WARNING_SIGNAL in signal.sigpending():
             raise _NoNewWork
         identity = identify(config.device)
         placement = Placement(executor="slurm", host=host, gpu_uuid=identity.uuid, gpu_index=identity.nvml_index,
@@ -241,7 +248,7 @@ def run_task(plan: TaskPlan) -> dict[str, Any]:
         how, reason = "failed", str(exc)
         summary["error"] = str(exc)
     except _NoNewWork:
-        how, reason = "stopped", f"{stopping['warning']}: the time limit or a preemption is near"
+        how, reason = "stopped", f"{WARNING_SIGNAL.name}: the time limit or a preemption is near"
     except SchedulerInterrupt:
         how, reason = "interrupted", stepd_reason(_task_log()) or f"{stopping['signal']} from the scheduler"
         _record_interruption(state, store, reason)
