@@ -158,8 +158,9 @@ def caffe_time(prototxt: Path, device: str, phase: str | None, iterations: int =
         cmd.append(f"-gpu={device.split(':')[1]}")
     if phase:
         cmd.append(f"-phase={phase}")
-    proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "GLOG_logtostderr": "1"},
-                          timeout=900, check=False)
+    # CAFFE_PYTHON: the relocatable bundle's `caffe` wrapper finds the CUDA wheels of that interpreter
+    env = {**os.environ, "GLOG_logtostderr": "1", "CAFFE_PYTHON": str(CaffeBackend.probe().details["python"])}
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900, check=False)
     found = re.search(r"Average Forward pass: ([0-9.]+) ms", proc.stderr)
     return f"{float(found.group(1)):.3f} ms" if found else f"failed (exit status {proc.returncode})"
 
