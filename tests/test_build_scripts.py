@@ -125,6 +125,23 @@ def test_build_records_its_verified_source_and_reports_itself_built() -> None:
     assert other.returncode == 1
 
 
+@pytest.mark.skipif(built_prefix() is None, reason="no build of docker/build-caffe.sh at CAFFE_ROOT or /opt/caffe")
+def test_generated_caffe_pb2_loads_with_this_interpreters_protobuf() -> None:
+    """caffe_pb2.py comes from the distribution's protoc; the protobuf the harness's own environment has
+    (through onnx) must load it, e.g. for the worker's engine rewrite."""
+    pytest.importorskip("google.protobuf")
+    prefix = built_prefix()
+    assert prefix is not None
+    code = ("import sys; sys.path.insert(0, sys.argv[1]); import caffe_pb2; from google.protobuf import text_format; "
+            "n = text_format.Parse('layer { name: \"c\" type: \"Convolution\" "
+            "convolution_param { num_output: 2 engine: CAFFE } }', caffe_pb2.NetParameter()); "
+            "print(caffe_pb2.ConvolutionParameter.Engine.Name(n.layer[0].convolution_param.engine))")
+    proc = subprocess.run([sys.executable, "-c", code, str(prefix / "python" / "caffe" / "proto")],
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "CAFFE"
+
+
 def test_pycaffe_is_available_where_required() -> None:
     """CI sets HARNESS_REQUIRE_PYCAFFE=1 after building Caffe: then the pycaffe tests must run, not skip."""
     if os.environ.get("HARNESS_REQUIRE_PYCAFFE") != "1":
