@@ -184,7 +184,7 @@ def _draw(graph: Graph, analysis: NetAnalysis, seed: int) -> Weights:
             continue
         init = INITIALIZERS.get(layer.type)
         if init is None:
-            raise GraphError(f"{layer.where()}: no weight initializer for type '{layer.type}'")
+            raise GraphError(f"{layer.where()}: no weight initializer for this type")
         rng = np.random.default_rng(layer_seed(seed, layer.name))
         blobs = init(layer, stats.input_shapes, stats.param_shapes, rng)
         weights[layer.name] = [_read_only(np.ascontiguousarray(b, dtype=np.float32)) for b in blobs]

@@ -56,7 +56,7 @@ class LayerHandler:
         if ins and not (lo <= len(ins[0]) and (hi is None or len(ins[0]) <= hi)):
             axes = str(lo) if lo == hi else f"at least {lo}" if hi is None else f"{lo} to {hi}"
             raise GraphError(f"{layer.where()}: needs a bottom with {axes} axes, got "
-                             f"'{layer.bottoms[0]}' of shape {ins[0]}")
+                             f"{excerpt(layer.bottoms[0], NAME_CHARS)} of shape {ins[0]}")
         outs = self.compute_outputs(layer, ins, conv)
         for top, shape in zip(layer.tops, outs, strict=False):
             check_blob_size(shape, f"{layer.where()}: top {excerpt(top, NAME_CHARS)}")
@@ -116,7 +116,7 @@ def handler_for(layer: Layer, allow_unknown: bool = False) -> LayerHandler:
         if allow_unknown:
             return PassThrough()
         raise UnknownLayerError(
-            f"{layer.where()}: unknown layer type '{layer.type}' "
+            f"{layer.where()}: unknown layer type {excerpt(layer.type, NAME_CHARS)} "
             "(use --allow-unknown to treat it as a zero-cost pass-through)") from None
 
 

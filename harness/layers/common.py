@@ -6,6 +6,7 @@ import itertools
 import math
 
 from harness.ir.graph import Layer, Shape
+from harness.ir.textformat import NAME_CHARS, excerpt
 from harness.layers.base import (
     Convention,
     LayerHandler,
@@ -120,8 +121,8 @@ class Concat(LayerHandler):
         for name, shape in zip(layer.bottoms[1:], ins[1:], strict=True):
             same = len(shape) == len(ins[0]) and all(
                 a == b for i, (a, b) in enumerate(zip(shape, ins[0], strict=True)) if i != axis)
-            require(same, layer, f"bottom '{name}' has shape {shape}, which does not match "
-                                 f"'{layer.bottoms[0]}' {ins[0]} outside axis {axis}")
+            require(same, layer, f"bottom {excerpt(name, NAME_CHARS)} has shape {shape}, which does not match "
+                                 f"{excerpt(layer.bottoms[0], NAME_CHARS)} {ins[0]} outside axis {axis}")
         out = list(ins[0])
         out[axis] = sum(s[axis] for s in ins)
         return [tuple(out)]
@@ -190,8 +191,8 @@ class Eltwise(LayerHandler):
         require(not coeffs or (op == "SUM" and len(coeffs) == len(ins)), layer,
                 "coeff needs operation SUM and one value per bottom")
         for name, shape in zip(layer.bottoms[1:], ins[1:], strict=True):
-            require(shape == ins[0], layer, f"bottom '{name}' has shape {shape}, "
-                                            f"'{layer.bottoms[0]}' has {ins[0]}")
+            require(shape == ins[0], layer, f"bottom {excerpt(name, NAME_CHARS)} has shape {shape}, "
+                                            f"{excerpt(layer.bottoms[0], NAME_CHARS)} has {ins[0]}")
         return [ins[0]]
 
 

@@ -65,7 +65,13 @@ def mapping(value: Any, where: str) -> dict[str, Any]:
 
 def settings(value: Any, where: str) -> dict[str, Any]:
     value = mapping(value, where)
-    apply_overrides(CPU_SETTINGS, value, where=f"{where.rsplit(':', 1)[0]}: settings.")  # names the file
+    prefix = f"{where.rsplit(':', 1)[0]}: settings."
+    try:
+        apply_overrides(CPU_SETTINGS, value, where=prefix)  # names the file in a value's error
+    except HarnessError as exc:
+        if not str(exc).startswith(prefix):  # an unknown setting: its message names no file
+            raise HarnessError(f"{where}: {exc}") from None
+        raise
     return value
 
 

@@ -96,7 +96,7 @@ def _net(name: str) -> ZooNet:
     try:
         return NETWORKS[name]
     except KeyError:
-        raise HarnessError(f"unknown zoo network '{name}'; the zoo has: {', '.join(NETWORKS)}") from None
+        raise HarnessError(f"unknown zoo network {name[:80]!r}; the zoo has: {', '.join(NETWORKS)}") from None
 
 
 def paper_name(name: str) -> str:
@@ -142,5 +142,5 @@ def resolve(name_or_path: str) -> Graph:
         return zoo_graph(name_or_path)
     if Path(name_or_path).is_file():
         return load_graph(name_or_path)
-    raise HarnessError(f"'{name_or_path}' is neither a zoo network ({', '.join(NETWORKS)}, "
+    raise HarnessError(f"{name_or_path[:200]!r} is neither a zoo network ({', '.join(NETWORKS)}, "
                        f"{', '.join(EXTRAS)}) nor a prototxt file")

@@ -71,7 +71,9 @@ def _load_sqlite(p: Path) -> KernelTrace:
         if "StringTable" in names and kernels:
             return sqlite_exports.parse_nvprof(str(p))
     except sqlite3.Error as exc:
-        raise ProfileFormatError(f"{p}: not a readable SQLite export ({str(exc)[:200]})") from None
+        raise ProfileFormatError(f"{p}: not a readable SQLite export ({' '.join(str(exc).split())[:200]})") from None
+    except UnicodeDecodeError:  # SQLite's own message quotes the damaged schema, which is not UTF-8
+        raise ProfileFormatError(f"{p}: not a readable SQLite export (its schema is damaged)") from None
     raise _unknown(str(p), "an SQLite database without CUPTI kernel tables")
 
 

@@ -99,11 +99,11 @@ class CsvTable:
         text = self.cell(row, column)
         value = number(text)
         if value is None:
-            self.skip(row, f"{column} {_short(text)} is not a number")
+            self.skip(row, f"{_label(column)} {_short(text)} is not a number")
             return None
         value *= factor
         if (check and not math.isfinite(value)) or (check == "non-negative" and value < 0):
-            raise ProfileFormatError(f"{self.path}:{row.line}: {column} {_short(text)} cannot be a measurement "
+            raise ProfileFormatError(f"{self.path}:{row.line}: {_label(column)} {_short(text)} cannot be a measurement "
                                      f"(it must be {'finite and >= 0' if check == 'non-negative' else 'finite'})")
         return value
 
@@ -151,8 +151,14 @@ def finish(table: CsvTable, notes: list[str]) -> None:
         notes.append(note)
 
 
-def _short(text: str) -> str:
-    return repr(text[:40]) + ("..." if len(text) > 40 else "")
+def _label(name: str) -> str:
+    """A column name as a message shows it: as it is when short and printable, else quoted and cut."""
+    return name if len(name) <= 60 and name.isprintable() else _short(name, 60)
+
+
+def _short(text: str, limit: int = 40) -> str:
+    """A value from the file as a message quotes it: at most ``limit`` characters, escaped (one line)."""
+    return repr(text[:limit]) + ("..." if len(text) > limit else "")
 
 
 def number(text: str | None) -> float | None:
@@ -178,7 +184,7 @@ def time_factor(unit: str, path: str, column: str) -> float:
     """ns per unit for a time column's unit (nvprof's units row, ncu's Metric Unit)."""
     factor = TIME_UNITS_NS.get(unit.strip())
     if factor is None or factor != factor:
-        raise ProfileFormatError(f"{path}: column '{column}' has time unit {_short(unit)}, expected one of "
+        raise ProfileFormatError(f"{path}: column {_short(column, 60)} has time unit {_short(unit)}, expected one of "
                                  "s, ms, us, ns")
     return factor
 

@@ -72,15 +72,15 @@ def _metric(table: CsvTable, row: CsvRow, column: str) -> float | None:
     """A metric's number; None for the text values ncu prints for some metrics ("CachePreferNone", n/a)."""
     value = number(table.cell(row, column))
     if value is not None and not math.isfinite(value):
-        raise ProfileFormatError(f"{table.path}:{row.line}: {column} {table.cell(row, column)[:40]!r} cannot be a "
-                                 "measurement (it must be finite)")
+        raise ProfileFormatError(f"{table.path}:{row.line}: {column[:60]!r} {table.cell(row, column)[:40]!r} cannot "
+                                 "be a measurement (it must be finite)")
     return value
 
 
 def _duration(table: CsvTable, row: CsvRow, column: str, value: float, factor: float) -> float:
     if value < 0:
-        raise ProfileFormatError(f"{table.path}:{row.line}: {column} {table.cell(row, column)[:40]!r} cannot be "
-                                 "a duration (it must be >= 0)")
+        raise ProfileFormatError(f"{table.path}:{row.line}: {column[:60]!r} {table.cell(row, column)[:40]!r} cannot "
+                                 "be a duration (it must be >= 0)")
     return value * factor
 
 

@@ -34,7 +34,9 @@ KernelReader = Callable[[sqlite3.Connection, set[str], KernelTrace], None]
 
 def _connect(path: str | Path) -> closing[sqlite3.Connection]:
     # closing(): a Connection used as a context manager only ends the transaction, it does not close
-    return closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True))
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    db.text_factory = lambda raw: raw.decode("utf-8", errors="replace")  # a damaged name is still text
+    return closing(db)
 
 
 def tables(path: str | Path) -> set[str]:

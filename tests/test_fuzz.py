@@ -1,0 +1,384 @@
+"""Fuzzing the CLI with damaged inputs: the zoo prototxts (prototxts/) and the committed profiler files
+(kernels_profiles/synthetic-*), mutated by a seeded generator and fed to ``harness analyze`` and
+``harness kernels attribute`` (in-process through :func:`harness.cli.main.main`, plus a few runs of the
+real ``python -m harness`` entry point), and sweep files fed to the sweep loader.
+
+Every case must end with exit status 0 or 2, no traceback, one error line when it fails, and no hang
+(each case has a time limit). Mutations that must not change the meaning (comments, whitespace, CRLF
+line ends, JSON layout) must give the same totals as the original. The cases are fixed by the seed
+(``HARNESS_FUZZ_SEED``, default 15) and their number by ``HARNESS_FUZZ_CASES`` (default 800 per input
+kind: about a minute in all on a 2-core machine). A failure names the seed, the case and the mutation,
+and leaves the input in the test's temporary folder.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import json
+import os
+import random
+import re
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from harness.cli.main import main
+from harness.errors import HarnessError
+from harness.measure.sweep_file import load_sweep_yaml
+
+REPO = Path(__file__).resolve().parents[1]
+PROTOTXTS = sorted((REPO / "prototxts").glob("*.prototxt"))
+PROFILES = sorted((REPO / "kernels_profiles").glob("synthetic-*"))
+SEED = int(os.environ.get("HARNESS_FUZZ_SEED", "15"))
+CASES = int(os.environ.get("HARNESS_FUZZ_CASES", "800"))
+CASE_SECONDS = 20  # far beyond any case's time: reaching it means a hang
+
+# Pieces that break parsers: syntax, escapes, numbers at and beyond the limits, binary bytes, deep nesting.
+TEXT_TOKENS = [
+    "{", "}", "<", ">", "[", "]", ":", ";", ",", '"', "'", "\\", "#", "-", "+", ".", "0", "08", "010", "0x1F",
+    "1f", "1e999", "-1", "2147483648", "99999999999999999999999", "nan", "-inf", '"\\8"', '"\\x"', '"\\u12"',
+    "\x00", "\xff", "\u0663", "\ufeff", "\r", "\t", "\n", "name { }", "include { phase: 1 }", "include { phase: 0 }",
+    'include { stage: "deploy" }', "exclude { phase: TEST }", 'phase: "TEST"', "{ " * 3000 + "}" * 3000,
+    "{ " * 300, 'top: "x"', 'bottom: "nope"', "dim: 0", "dim: -3", "num_output: 3000000000", 'type: "Accuracy"',
+    'type: "Pooling"', 'type: "InnerProduct"', "type: CONVOLUTION", 'type: "CONVOLUTION"', "kernel_size: 2f",
+    "pool: 7", 'pool: "MAX"', "bias_term: 2", "axis: -9", "group: 0", "x" * 20000, '"' + "y" * 20000 + '"',
+]
+CSV_VALUES = ["", "x", "-1", "-0", "1e999", "nan", "NaN", "inf", "1,000", "99999999999999999999", "\x00", "0x10",
+              "k" * 140_000, '"', "GPU activities", "API calls", "==1== note"]
+JSON_VALUES = [None, True, "abc", -1, 1e308, [], {}, [1, 2], "\x00", 10**30, "inf"]
+
+
+class Hang(Exception):
+    """A case ran past CASE_SECONDS."""
+
+
+@contextlib.contextmanager
+def _limit(seconds: int) -> Iterator[None]:
+    def expire(signum: int, frame: object) -> None:
+        raise Hang(f"no result after {seconds} s")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def run_cli(argv: list[str]) -> tuple[int, str, str]:
+    """``harness argv`` in this process: (exit status, stdout, stderr); an exception escaping main() is a
+    traceback the user would have seen, and fails the case."""
+    out, err = io.StringIO(), io.StringIO()
+    with _limit(CASE_SECONDS), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            rc = main(argv)
+        except SystemExit as exc:  # argparse's usage errors
+            rc = exc.code if isinstance(exc.code, int) else 2
+    return rc, out.getvalue(), err.getvalue()
+
+
+def check_outcome(argv: list[str], rc: int, err: str) -> None:
+    assert rc in (0, 2), f"exit status {rc}"
+    assert "Traceback" not in err, err[-2000:]
+    if rc == 2:
+        errors = [line for line in err.splitlines() if not line.startswith(("warning:", "note:"))]
+        assert len(errors) == 1 and errors[0].startswith(f"harness {argv[0]}: error: "), err[-2000:]
+        assert len(errors[0]) < 1000, errors[0][:300]
+
+
+# ---- mutations --------------------------------------------------------------------------------------
+
+def _span(rng: random.Random, n: int) -> tuple[int, int]:
+    start = rng.randrange(n + 1)
+    return start, min(n, start + rng.choice((1, 2, 5, 20, 200)))
+
+
+def mutate_text(rng: random.Random, text: str) -> tuple[str, str]:
+    """(damaged text, what was done) - anything may come out, valid or not."""
+    op = rng.choice(("insert", "insert", "delete", "replace_number", "replace_string", "flip", "truncate",
+                     "duplicate", "swap_lines"))
+    a, b = _span(rng, len(text))
+    if op == "insert":
+        token = rng.choice(TEXT_TOKENS)
+        return text[:a] + token + text[a:], f"insert {token[:20]!r} at {a}"
+    if op == "delete":
+        return text[:a] + text[b:], f"delete [{a}:{b}]"
+    if op == "replace_number":
+        numbers = list(re.finditer(r"-?\d+(?:\.\d+)?", text))
+        if numbers:
+            m, value = rng.choice(numbers), rng.choice(TEXT_TOKENS[14:27])
+            return text[:m.start()] + value + text[m.end():], f"number at {m.start()} -> {value!r}"
+    if op == "replace_string":
+        strings = list(re.finditer(r'"[^"\n]*"', text))
+        if strings:
+            m, value = rng.choice(strings), rng.choice(['""', '"data"', '"conv1"', "unquoted", '"Softmax"', "5",
+                                                         '"Flatten"', '"Concat"', '"Eltwise"', '"Crop"'])
+            return text[:m.start()] + value + text[m.end():], f"string at {m.start()} -> {value!r}"
+    if op == "flip" and text:
+        i = rng.randrange(len(text))
+        odd = rng.choice((0, 1, 0x7F, 0xA0, 0x2028))
+        ch = chr(odd if rng.random() < 0.3 else ord(text[i]) ^ (1 << rng.randrange(7)))
+        return text[:i] + ch + text[i + 1:], f"flip at {i}"
+    if op == "truncate":
+        return text[:a], f"truncate at {a}"
+    if op == "duplicate":
+        return text[:b] + text[a:b] + text[b:], f"duplicate [{a}:{b}]"
+    lines = text.split("\n")
+    i, j = rng.randrange(len(lines)), rng.randrange(len(lines))
+    lines[i], lines[j] = lines[j], lines[i]
+    return "\n".join(lines), f"swap lines {i} and {j}"
+
+
+def same_meaning_variants(text: str) -> dict[str, str]:
+    """Rewritings protobuf's text format reads as the same message."""
+    return {
+        "crlf": text.replace("\n", "\r\n"),
+        "comments": re.sub(r"([{}]|\"[^\"\n]*\"|\b\d+)\s*\n", lambda m: f"{m.group(1)}  # {{a}} \"note\" \\8\n", text),
+        "whitespace": re.sub(r"\n\s*", lambda m: "\n\t  \n" + " " * (len(m.group()) % 5), text).replace(": ", " :\t"),
+    }
+
+
+def mutate_csv(rng: random.Random, text: str) -> tuple[str, str]:
+    rows = list(csv.reader(io.StringIO(text)))
+    op = rng.choice(("cell", "cell", "cell", "drop_column", "drop_row", "header_only", "text"))
+    if op == "cell":
+        i = rng.randrange(len(rows))
+        if rows[i]:
+            j = rng.randrange(len(rows[i]))
+            value = rng.choice(CSV_VALUES)
+            rows[i][j] = value
+            how = f"row {i} cell {j} -> {value[:20]!r}"
+        else:
+            how = "nothing"
+    elif op == "drop_column":
+        j = rng.randrange(max(len(r) for r in rows))
+        rows = [r[:j] + r[j + 1:] for r in rows]
+        how = f"drop column {j}"
+    elif op == "drop_row":
+        i = rng.randrange(len(rows))
+        del rows[i]
+        how = f"drop row {i}"
+    elif op == "header_only":
+        i = max(range(len(rows)), key=lambda k: len(rows[k]) if k < 6 else 0)
+        rows = rows[:i + rng.choice((1, 2))]
+        how = "header only"
+    else:
+        return mutate_text(rng, text)
+    out = io.StringIO()
+    csv.writer(out).writerows(rows)
+    return out.getvalue(), how
+
+
+def mutate_json(rng: random.Random, text: str) -> tuple[str, str]:
+    doc = json.loads(text)
+    events = doc["traceEvents"]
+    if rng.random() < 0.25:
+        return mutate_text(rng, text)
+    e = rng.choice(events)
+    key = rng.choice([*e.keys(), "args"] if isinstance(e, dict) else ["ph"])
+    if key == "args" and isinstance(e.get("args"), dict) and rng.random() < 0.5 and e["args"]:
+        sub = rng.choice(list(e["args"]))
+        e["args"][sub] = rng.choice(JSON_VALUES)
+        how = f"args.{sub} of an event"
+    else:
+        e[key] = rng.choice(JSON_VALUES)
+        how = f"{key} of an event"
+    return json.dumps(doc), how
+
+
+def mutate_sqlite(rng: random.Random, path: Path) -> str:
+    if rng.random() < 0.4:
+        data = bytearray(path.read_bytes())
+        for _ in range(rng.choice((1, 4, 32))):
+            i = rng.randrange(100, len(data))
+            data[i] ^= 1 << rng.randrange(8)
+        path.write_bytes(bytes(data))
+        return "flipped bytes"
+    with sqlite3.connect(path) as db:
+        tables = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+        table = rng.choice(tables)
+        columns = [r[1] for r in db.execute(f"PRAGMA table_info({table})")]
+        column = rng.choice(columns)
+        value = rng.choice(["'text'", "NULL", "-1", "1e308", "X'00ff'", "9223372036854775807", "start - 1"])
+        if value == "start - 1" and "start" not in columns:
+            value = "NULL"
+        rowids = [r[0] for r in db.execute(f"SELECT rowid FROM {table} ORDER BY rowid")]
+        chosen = rng.sample(rowids, min(len(rowids), rng.choice((1, 3))))
+        try:
+            db.execute(f'UPDATE OR IGNORE {table} SET "{column}" = {value} '
+                       f'WHERE rowid IN ({",".join(map(str, chosen))})')
+        except sqlite3.IntegrityError:  # an INTEGER PRIMARY KEY takes integers only: the file stays as it was
+            return f"{table}.{column} = {value} refused by SQLite"
+    return f"{table}.{column} = {value}"
+
+
+# ---- the cases --------------------------------------------------------------------------------------
+
+def _report(failures: list[str]) -> None:
+    assert not failures, f"{len(failures)} failing case(s), seed {SEED}:\n" + "\n".join(failures[:20])
+
+
+def _analyze_totals(path: Path, convention: str) -> tuple[int, str]:
+    argv = ["analyze", str(path), "--format", "csv", "--convention", convention]
+    rc, out, err = run_cli(argv)
+    check_outcome(argv, rc, err)
+    return rc, out
+
+
+@pytest.fixture
+def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HARNESS_CACHE_DIR", str(tmp_path / "cache"))
+
+
+def test_damaged_prototxts(tmp_path: Path) -> None:
+    rng = random.Random(SEED)
+    failures = []
+    for case in range(CASES):
+        source = rng.choice(PROTOTXTS)
+        text, how = source.read_text(encoding="utf-8"), []
+        for _ in range(rng.choice((1, 1, 2, 4))):
+            text, step = mutate_text(rng, text)
+            how.append(step)
+        path = tmp_path / f"case{case}-{source.name}"
+        path.write_bytes(text.encode("utf-8", errors="surrogatepass"))
+        argv = ["analyze", str(path), "--format", "csv", "--convention", rng.choice(("paper", "caffe"))]
+        if rng.random() < 0.2:
+            argv += ["--batch", str(rng.choice((1, 7, 10**6)))]
+        try:
+            rc, _, err = run_cli(argv)
+            check_outcome(argv, rc, err)
+        except Exception as exc:  # every escape is a finding
+            failures.append(f"case {case} ({source.name}: {'; '.join(how)}): {type(exc).__name__}: "
+                            f"{str(exc)[:500]}")
+        else:
+            path.unlink()
+    _report(failures)
+
+
+def test_rewritings_that_keep_the_meaning_keep_the_totals(tmp_path: Path) -> None:
+    failures = []
+    for source in PROTOTXTS:
+        for convention in ("paper", "caffe"):
+            rc, expected = _analyze_totals(source, convention)
+            assert rc == 0
+            for name, variant in same_meaning_variants(source.read_text(encoding="utf-8")).items():
+                path = tmp_path / source.name  # the same name: the network's name comes from the text
+                path.write_text(variant, encoding="utf-8", newline="")
+                rc, got = _analyze_totals(path, convention)
+                if (rc, got.replace(str(path), str(source))) != (0, expected):
+                    failures.append(f"{source.name} {name} ({convention}): exit {rc}, totals differ")
+    _report(failures)
+
+
+def _attribute(path: Path) -> tuple[int, str]:
+    argv = ["kernels", "attribute", "--format", "json", str(path)]
+    if "metrics" in path.name:
+        argv = ["kernels", "metrics", "--format", "json", str(path)]
+    rc, out, err = run_cli(argv)
+    check_outcome(argv, rc, err)
+    return rc, out
+
+
+def test_damaged_profiler_files(tmp_path: Path) -> None:
+    rng = random.Random(SEED + 1)
+    failures = []
+    for case in range(CASES):
+        source = rng.choice(PROFILES)
+        path = tmp_path / f"case{case}-{source.name}"
+        if source.suffix == ".sqlite":
+            shutil.copy(source, path)
+            how = mutate_sqlite(rng, path)
+        else:
+            text = source.read_text(encoding="utf-8")
+            text, how = (mutate_json if source.suffix == ".json" else mutate_csv)(rng, text)
+            path.write_bytes(text.encode("utf-8", errors="surrogatepass"))
+        try:
+            _attribute(path)
+        except Exception as exc:  # every escape is a finding
+            failures.append(f"case {case} ({source.name}: {how}): {type(exc).__name__}: {str(exc)[:500]}")
+        else:
+            path.unlink()
+    _report(failures)
+
+
+def test_profiler_rewritings_that_keep_the_meaning_keep_the_totals(tmp_path: Path) -> None:
+    failures = []
+    for source in PROFILES:
+        if source.suffix == ".sqlite":
+            continue
+        rc, expected = _attribute(source)
+        assert rc == 0
+        text = source.read_text(encoding="utf-8")
+        variants = {"crlf": text.replace("\n", "\r\n")}
+        if source.suffix == ".json":
+            variants["layout"] = json.dumps(json.loads(text), indent=3, sort_keys=True)
+        for name, variant in variants.items():
+            path = tmp_path / source.name
+            path.write_text(variant, encoding="utf-8", newline="")
+            rc, got = _attribute(path)
+            if rc != 0 or _without_paths(got) != _without_paths(expected):
+                failures.append(f"{source.name} {name}: exit {rc}, attribution differs")
+    _report(failures)
+
+
+def _without_paths(out: str) -> object:
+    docs = json.loads(out)
+    for doc in docs:
+        if isinstance(doc, dict):
+            doc.pop("file", None)
+    return docs
+
+
+def test_damaged_sweep_files(tmp_path: Path) -> None:
+    rng = random.Random(SEED + 2)
+    good = ("networks: [alexnet, squeezenet_v1.1]\nbackends: [pytorch]\nbatches: [1, 8]\ndevices: [cpu]\n"
+            "modes: [eager-fp32]\nseed: 3\nsettings: {min_s: 2, warmup_iters: 5}\n")
+    tokens = ["[", "]", "{", "}", ":", "-", "true", "null", "[[1]]", "''", "0", "-1", "1.5", "cuda:x", "&a", "*a",
+              "!!python/object:os.system", "\t", "\x00", "\xff", "\n  - ", "?", "%YAML 9.9"]
+    failures = []
+    for case in range(CASES):
+        text = good
+        for _ in range(rng.choice((1, 2, 3))):
+            a, b = _span(rng, len(text))
+            text = text[:a] + rng.choice([*tokens, ""]) + text[b:]
+        path = tmp_path / "sweep.yaml"
+        path.write_bytes(text.encode("utf-8", errors="surrogatepass"))
+        try:
+            with _limit(CASE_SECONDS):
+                load_sweep_yaml(path)
+        except HarnessError as exc:
+            if "\n" in str(exc) or not str(exc).startswith(str(path)):
+                failures.append(f"case {case}: {text!r}: not one line naming the file: {exc}")
+        except Exception as exc:  # every escape is a finding
+            failures.append(f"case {case}: {text!r}: {type(exc).__name__}: {str(exc)[:300]}")
+    _report(failures)
+
+
+@pytest.mark.parametrize("argv_of", [
+    lambda tmp: ["analyze", str(_damaged(tmp, "alexnet.prototxt", '"\\9"'))],
+    lambda tmp: ["kernels", "attribute", str(_damaged(tmp, "synthetic-nsys-cuda_gpu_trace.csv", "\x00"))],
+    lambda tmp: ["analyze", str(tmp)],
+])
+def test_the_installed_entry_point_prints_one_line(tmp_path: Path, argv_of: Callable[[Path], list[str]]) -> None:
+    argv = argv_of(tmp_path)
+    proc = subprocess.run([sys.executable, "-m", "harness", *argv], capture_output=True, text=True,
+                          timeout=120, cwd=REPO)
+    check_outcome(argv, proc.returncode, proc.stderr)
+    assert proc.returncode == 2
+
+
+def _damaged(tmp: Path, name: str, insert: str) -> Path:
+    source = next(p for p in [*PROTOTXTS, *PROFILES] if p.name == name)
+    text = source.read_text(encoding="utf-8")
+    path = tmp / name
+    path.write_text(text[:len(text) // 2] + insert + text[len(text) // 2:], encoding="utf-8")
+    return path
