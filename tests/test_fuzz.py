@@ -6,7 +6,7 @@ real ``python -m harness`` entry point), and sweep files fed to the sweep loader
 Every case must end with exit status 0 or 2, no traceback, one error line when it fails, and no hang
 (each case has a time limit). Mutations that must not change the meaning (comments, whitespace, CRLF
 line ends, JSON layout) must give the same totals as the original. The cases are fixed by the seed
-(``HARNESS_FUZZ_SEED``, default 15) and their number by ``HARNESS_FUZZ_CASES`` (default 800 per input
+(``HARNESS_FUZZ_SEED``, default 15) and their number by ``HARNESS_FUZZ_CASES`` (default 2400 per input
 kind: about a minute in all on a 2-core machine). A failure names the seed, the case and the mutation,
 and leaves the input in the test's temporary folder.
 """
@@ -38,7 +38,7 @@ REPO = Path(__file__).resolve().parents[1]
 PROTOTXTS = sorted((REPO / "prototxts").glob("*.prototxt"))
 PROFILES = sorted((REPO / "kernels_profiles").glob("synthetic-*"))
 SEED = int(os.environ.get("HARNESS_FUZZ_SEED", "15"))
-CASES = int(os.environ.get("HARNESS_FUZZ_CASES", "800"))
+CASES = int(os.environ.get("HARNESS_FUZZ_CASES", "2400"))
 CASE_SECONDS = 20  # far beyond any case's time: reaching it means a hang
 
 # Pieces that break parsers: syntax, escapes, numbers at and beyond the limits, binary bytes, deep nesting.

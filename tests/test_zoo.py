@@ -160,6 +160,10 @@ def test_cli_build_and_check(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     assert "alexnet.prototxt: differs" in capsys.readouterr().out
     assert main(["zoo", "build", "--out", str(out)]) == 0
     assert (out / "alexnet.prototxt").read_text() == zoo.zoo_prototxt("alexnet")
+    (out / "googlenet.prototxt").write_bytes(b"name: \"\xff\"\n")  # damaged: not even UTF-8
+    assert main(["zoo", "build", "--out", str(out), "--check"]) == 1
+    assert main(["zoo", "build", "--out", str(out)]) == 0
+    assert {p.name: p.read_text() for p in out.iterdir()} == zoo.generated_files()  # no temporaries left
 
 
 def test_cli_build_defaults_to_the_current_directorys_prototxts(tmp_path: Path,

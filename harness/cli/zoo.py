@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from harness import zoo
+from harness.convert.cache import write_atomic
 from harness.errors import HarnessError
 
 
@@ -77,9 +78,10 @@ def _write_changed(out: Path, files: dict[str, str], check: bool) -> list[str]:
     changed = []
     for filename, text in files.items():
         path = out / filename
-        if path.is_file() and path.read_text(encoding="utf-8") == text:
+        data = text.encode("utf-8")
+        if path.is_file() and path.read_bytes() == data:  # bytes: a damaged (non-UTF-8) file just differs
             continue
         changed.append(filename)
         if not check:
-            path.write_text(text, encoding="utf-8", newline="\n")
+            write_atomic(path, lambda tmp, data=data: tmp.write_bytes(data))
     return changed
