@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from harness import cuda_driver
 from harness.errors import HarnessError
 from harness.measure import devices, energy
 from harness.measure.energy import Span
@@ -101,7 +102,7 @@ def test_cuda_visible_devices_map_to_uuids() -> None:
     assert devices.visible_uuids("a,1", nvml) == []  # 'a' is ambiguous: nothing is visible
     assert devices.visible_uuids("1,7,0", nvml) == ["GPU-bbbb-2"]
     assert devices.visible_uuids("", nvml) == []
-    assert devices.format_uuid(bytes(range(16))) == "GPU-00010203-0405-0607-0809-0a0b0c0d0e0f"
+    assert cuda_driver.format_uuid(bytes(range(16))) == "GPU-00010203-0405-0607-0809-0a0b0c0d0e0f"
 
 
 def test_identity_through_nvml_follows_cuda_visible_devices(synthetic_nvml, monkeypatch) -> None:

@@ -27,6 +27,7 @@ import numpy as np
 
 from harness.backends.base import Backend, BackendInfo, RunTarget, Session
 from harness.backends.oom import OutOfMemoryAs
+from harness.cuda_driver import cuda_capability
 from harness.errors import BackendFailed, BackendUnavailable, HarnessError
 
 #: modes on every device, first the default
@@ -91,7 +92,9 @@ class PyTorchBackend(Backend):
         cannot see, every CUDA mode (loading then reports the device unavailable)."""
         if not device.startswith("cuda"):
             return BASE_MODES + [m for m, dtype in AUTOCAST.items() if cpu_autocast_works(dtype)]
-        capability = _capability(device)
+        # Asked of the driver, not of torch: a sweep plans its modes in the process that launches the
+        # workers, which must hold no CUDA context (its memory would count in every window).
+        capability = cuda_capability(device)
         ampere = capability is None or capability >= AMPERE
         return (BASE_MODES + ([TF32_MODE] if ampere else []) + ["fp16-autocast"]
                 + (["bf16-autocast"] if ampere else []) + [CUDA_GRAPHS_MODE])

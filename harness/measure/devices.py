@@ -13,11 +13,11 @@ A worker is then pinned to that one GPU by its UUID (``CUDA_VISIBLE_DEVICES=GPU-
 
 from __future__ import annotations
 
-import ctypes
 import os
 from dataclasses import dataclass
 from typing import Any
 
+from harness.cuda_driver import cuda_driver_uuids
 from harness.errors import HarnessError
 from harness.results.metadata import cpu_model
 
@@ -115,33 +115,4 @@ def visible_uuids(visible: str | None, nvml_uuids: list[str]) -> list[str]:
         if match in out:
             break
         out.append(match)
-    return out
-
-
-def format_uuid(raw: bytes) -> str:
-    """NVML's text form of a 16-byte CUDA UUID: GPU-8-4-4-4-12 hex digits."""
-    h = raw.hex()
-    return f"GPU-{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:32]}"
-
-
-def cuda_driver_uuids() -> list[str] | None:
-    """UUIDs of CUDA's devices 0..n-1 as the driver enumerates them in this environment, or None where
-    libcuda cannot be loaded or initialised. cuInit creates no context and allocates no GPU memory."""
-    try:
-        lib = ctypes.CDLL("libcuda.so.1")
-    except OSError:
-        return None
-    if lib.cuInit(0) != 0:
-        return None
-    count = ctypes.c_int(0)
-    if lib.cuDeviceGetCount(ctypes.byref(count)) != 0:
-        return None
-    get_uuid = getattr(lib, "cuDeviceGetUuid_v2", None) or lib.cuDeviceGetUuid
-    out = []
-    for ordinal in range(count.value):
-        dev = ctypes.c_int(0)
-        raw = (ctypes.c_ubyte * 16)()
-        if lib.cuDeviceGet(ctypes.byref(dev), ordinal) != 0 or get_uuid(raw, dev) != 0:
-            return None
-        out.append(format_uuid(bytes(raw)))
     return out
