@@ -12,7 +12,17 @@ from pathlib import Path
 
 from harness.errors import GraphError, PrototxtError
 from harness.ir.graph import INT_MAX, Graph, InputSpec, Layer, Shape, check_blob_size
-from harness.ir.textformat import NAME_CHARS, Enum, Field, Message, describe, excerpt, parse_file, parse_text
+from harness.ir.textformat import (
+    NAME_CHARS,
+    Enum,
+    Field,
+    Message,
+    describe,
+    excerpt,
+    gc_paused,
+    parse_file,
+    parse_text,
+)
 from harness.layers import canonical_type
 from harness.layers.base import bool_field, handlers, int_field
 
@@ -234,6 +244,11 @@ def _check_fields(lay: Layer, warnings: list[str]) -> None:
 
 
 def build_graph(net: Message, source: str, phase: str = "TEST") -> Graph:
+    with gc_paused():  # as the reader: many objects, no cycles
+        return _build_graph(net, source, phase)
+
+
+def _build_graph(net: Message, source: str, phase: str) -> Graph:
     warnings: list[str] = []
     for f in net.fields:
         if f.name not in NET_FIELDS:
@@ -297,7 +312,7 @@ def _v1_type(f: Field, where: str) -> str:
 
 def _check_topology(source: str, inputs: list[InputSpec], layers: list[Layer]) -> None:
     """Caffe runs layers in file order: every bottom must exist before its consumer."""
-    producer = {spec.name: "<input>" for spec in inputs}
+    producer: dict[str, Layer | None] = {spec.name: None for spec in inputs}  # None: a network input
     all_tops = {top: lay for lay in layers for top in lay.tops}
     for lay in layers:
         for bottom in lay.bottoms:
@@ -312,6 +327,8 @@ def _check_topology(source: str, inputs: list[InputSpec], layers: list[Layer]) -
         for i, top in enumerate(lay.tops):
             in_place = i < len(lay.bottoms) and lay.bottoms[i] == top
             if top in producer and not in_place:
+                earlier = producer[top]
                 raise GraphError(f"{lay.where()}: top {excerpt(top, NAME_CHARS)} is already produced by "
-                                 f"{producer[top]} (only in-place layers may reuse a blob name)")
-            producer[top] = lay.where()
+                                 f"{earlier.where() if earlier else '<input>'} (only in-place layers may reuse a "
+                                 "blob name)")
+            producer[top] = lay

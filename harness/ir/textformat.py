@@ -28,12 +28,13 @@ line and quote at most a short excerpt of the input.
 from __future__ import annotations
 
 import codecs
+import contextlib
 import gc
 import re
 import stat
 from array import array
 from bisect import bisect_right
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from harness.errors import PrototxtError
@@ -448,12 +449,19 @@ def parse_text(text: str, filename: str = "<string>") -> Message:
     if text.startswith("\ufeff"):
         text = " " + text[1:]  # protobuf skips a UTF-8 byte order mark; a space keeps every column
     lines = Lines(filename, text)
-    # The reader makes millions of objects for a large file and no reference cycles; left on, the
-    # cyclic garbage collector would walk all of them again and again and double the time.
+    with gc_paused():
+        return _parse(text, lines)
+
+
+@contextlib.contextmanager
+def gc_paused() -> Iterator[None]:
+    """Python's cyclic garbage collector off for a while. Reading a large file makes millions of objects
+    and no reference cycles; left on, the collector would walk all of them again and again, which
+    costs more than the reading itself."""
     collecting = gc.isenabled()
     gc.disable()
     try:
-        return _parse(text, lines)
+        yield
     finally:
         if collecting:
             gc.enable()
