@@ -85,3 +85,13 @@ def test_bad_profiler_values_exit_2_with_one_line(tmp_path: Path, capsys: pytest
     assert main(["kernels", "attribute", str(bad)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and f"{bad}:4: Duration (ns) '-41000' cannot be a measurement" in err
+
+
+def test_classify_reads_undecodable_names(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "harness", "kernels", "classify"], capture_output=True,
+                          input=b"gemv2T_kernel\r\n\xff\xfe not UTF-8\nvoid gemmk1_kernel<float>\n", timeout=60)
+    assert proc.returncode == 0 and b"Traceback" not in proc.stderr
+    assert proc.stdout.decode().splitlines()[0::2] == ["gemv2T\tgemv2T_kernel", "gemmk1\tvoid gemmk1_kernel<float>"]

@@ -37,8 +37,9 @@ def run(args: argparse.Namespace) -> int:
 def _classify(args: argparse.Namespace) -> int:
     from harness.kernels.taxonomy import classify
 
-    for line in sys.stdin:
-        name = line.rstrip("\n")
+    # Names as bytes, decoded leniently: one undecodable name must not stop the others.
+    for raw in sys.stdin.buffer:
+        name = raw.decode("utf-8", errors="replace").rstrip("\r\n")
         if name.strip():
             sys.stdout.write(f"{classify(name)}\t{name}\n")
     return 0
