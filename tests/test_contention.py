@@ -22,6 +22,7 @@ import pytest
 from test_measure_nvml import QUICK_GPU, UUID_A, SleepSession, synthetic_nvml  # noqa: F401  (a fixture)
 from test_worker import QUICK, needs, tiny_nets
 
+from harness.cli.main import main
 from harness.executors import SweepRequest, get_executor
 from harness.measure import contention
 from harness.measure.contention import ContentionGuard, ContentionPolicy
@@ -74,11 +75,17 @@ def measure_one(tmp_path: Path, settings: dict, policy: ContentionPolicy | None 
     return record
 
 
-def test_a_window_beside_two_busy_processes_is_flagged(tmp_path: Path) -> None:
+def test_a_window_beside_two_busy_processes_is_flagged(tmp_path: Path, capsys) -> None:
     needs("torch")
+    (net,) = tiny_nets(tmp_path, 1)
+    settings = [arg for key, value in WINDOW.items() for arg in ("--set", f"{key}={value}")]
     with busy_loops(2):
-        record = measure_one(tmp_path, WINDOW)
-    assert record.contended is not None, record.metadata["contention"]
+        assert main(["bench", net, "--backend", "pytorch", "--batch", "1", "--out", str(tmp_path / "res"),
+                     *settings]) == 0
+    err = " ".join(capsys.readouterr().err.split())  # the console wraps lines at its width
+    assert "1 measured while other processes used the GPU or CPU (flagged contended" in err
+    (record,) = ResultsStore(tmp_path / "res").records()
+    assert record.status == "ok" and record.contended is not None, record.metadata["contention"]
     assert any("other processes used" in reason for reason in record.contended["reasons"]), record.contended
     seen = record.contended
     assert seen["cpu_others_cores"] > 0.25 * seen["cpus"] and seen["runnable_samples"] >= 3

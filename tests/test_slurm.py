@@ -204,6 +204,22 @@ def test_the_time_limit_warning_lets_the_running_configuration_finish_and_starts
     assert [(r.config.batch, r.status) for r in read_results([out]).records] == [(1, "ok"), (2, "ok")]
 
 
+def test_ctrl_c_stops_waiting_not_the_job(slurm: SlurmCluster, tmp_path: Path) -> None:
+    needs("torch")
+    (net,) = tiny_nets(tmp_path, 1)
+    out = tmp_path / "res"
+    argv = bench(net, "--backend", "pytorch", "--batch", "1", "--out", str(out), "--set", "min_s=2")
+    submitter = subprocess.Popen([sys.executable, "-m", "harness", *argv], stderr=subprocess.PIPE, text=True)
+    wait_for(lambda: list((out / "slurm").glob("*_harness.json")), 120, "the task to start")
+    submitter.send_signal(signal.SIGINT)
+    _, err = submitter.communicate(timeout=60)
+    assert submitter.returncode == 130, err
+    job = re.search(r"stopped waiting; Slurm job (\d+) goes on", err)
+    assert job, err
+    wait_for(lambda: ended((scheduler_states(job.group(1)) or {}).get(0, "PENDING")), 120, "the job to end")
+    assert [r.status for r in read_results([out]).records] == ["ok"]
+
+
 def test_options_and_planning_without_a_cluster(tmp_path: Path) -> None:
     assert parse_time("90", "t") == 90 and parse_time("1:30", "t") == 2 and parse_time("2:00:00", "t") == 120
     assert parse_time("1-0", "t") == 1440 and parse_time("1-2:30", "t") == 1590

@@ -165,6 +165,7 @@ def run(args: argparse.Namespace) -> int:
     total = 0 if executor.plans_remotely else len(spec.configs(backend_modes))
     started = time.monotonic()
     counts: dict[str, int] = {}
+    flagged: list[str] = []
     keys: set[str] = set()
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console, transient=False) as progress:
@@ -178,6 +179,8 @@ def run(args: argparse.Namespace) -> int:
             keys.add(config.key())
             status = record.status if record else "skipped"
             counts[status] = counts.get(status, 0) + 1
+            if record is not None and record.contended:
+                flagged.append(config.key())
             if record is not None and record.status != "ok":
                 progress.console.print(f"{config.key()}: {record.status}: {record.message}", markup=False)
             progress.advance(task)
@@ -202,6 +205,8 @@ def run(args: argparse.Namespace) -> int:
         print(comparison)
     console.print(f"{len(keys)} configurations in {elapsed:.1f} s: "
                   + ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
+                  + (f"; {len(flagged)} measured while other processes used the GPU or CPU (flagged contended, "
+                     "left out of the report's verdicts; docs/cluster.md)" if flagged else "")
                   + f"; results in {store.dir}", markup=False)
     attempted = sum(n for status, n in counts.items() if status != "skipped")
     # Exit 1 only when configurations ran and none was measured; an OOM at a large batch is a result.

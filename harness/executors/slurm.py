@@ -327,7 +327,7 @@ class SlurmExecutor(Executor):
                     time.sleep(POLL_S)
         except KeyboardInterrupt:
             request.note(f"stopped waiting; Slurm job {job_id} goes on (`scancel {job_id}` stops it)")
-            return records
+            raise
         for index, state in end_states.items():
             killed = self._record_kill(results, job_id, str(index), state, read_results([results]))
             if killed is not None:
@@ -336,6 +336,8 @@ class SlurmExecutor(Executor):
                     request.on_done(killed, killed.config)
         self._collect(follower, request, records)
         for index, outcome in sorted(outcomes.items()):
+            for text in outcome.get("notes") or []:
+                request.note(f"task {job_id}_{index} ({plans[index].network}): {text}")
             if outcome.get("error") or outcome.get("ended") not in (None, "completed"):
                 why = outcome.get("error") or f"{outcome.get('ended')}: {outcome.get('reason')}"
                 request.note(f"task {job_id}_{index} ({plans[index].network}) on {outcome.get('host')}: {why}")
