@@ -27,6 +27,7 @@ import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -84,6 +85,11 @@ def run_cli(argv: list[str]) -> tuple[int, str, str]:
         except SystemExit as exc:  # argparse's usage errors
             rc = exc.code if isinstance(exc.code, int) else 2
     return rc, out.getvalue(), err.getvalue()
+
+
+def _checked_cli(argv: list[str]) -> None:
+    rc, _, err = run_cli(argv)
+    check_outcome(argv, rc, err)
 
 
 def check_outcome(argv: list[str], rc: int, err: str) -> None:
@@ -253,15 +259,18 @@ def test_damaged_prototxts(tmp_path: Path) -> None:
         argv = ["analyze", str(path), "--format", "csv", "--convention", rng.choice(("paper", "caffe"))]
         if rng.random() < 0.2:
             argv += ["--batch", str(rng.choice((1, 7, 10**6)))]
-        try:
-            rc, _, err = run_cli(argv)
-            check_outcome(argv, rc, err)
-        except Exception as exc:  # every escape is a finding
-            failures.append(f"case {case} ({source.name}: {'; '.join(how)}): {type(exc).__name__}: "
-                            f"{str(exc)[:500]}")
-        else:
-            path.unlink()
+        _case(failures, f"case {case} ({source.name}: {'; '.join(how)})", path, _checked_cli, argv)
     _report(failures)
+
+
+def _case(failures: list[str], label: str, path: Path, run: Callable[[Any], object], argument: Any) -> None:
+    """``run(argument)``: a failure is recorded with the input kept in ``path``, a pass removes it."""
+    try:
+        run(argument)
+    except Exception as exc:  # every escape is a finding
+        failures.append(f"{label}: {type(exc).__name__}: {str(exc)[:500]}")
+    else:
+        path.unlink()
 
 
 def test_rewritings_that_keep_the_meaning_keep_the_totals(tmp_path: Path) -> None:
@@ -301,12 +310,7 @@ def test_damaged_profiler_files(tmp_path: Path) -> None:
             text = source.read_text(encoding="utf-8")
             text, how = (mutate_json if source.suffix == ".json" else mutate_csv)(rng, text)
             path.write_bytes(text.encode("utf-8", errors="surrogatepass"))
-        try:
-            _attribute(path)
-        except Exception as exc:  # every escape is a finding
-            failures.append(f"case {case} ({source.name}: {how}): {type(exc).__name__}: {str(exc)[:500]}")
-        else:
-            path.unlink()
+        _case(failures, f"case {case} ({source.name}: {how})", path, _attribute, path)
     _report(failures)
 
 
