@@ -1,4 +1,5 @@
-"""Sweep files: the YAML form of a sweep (networks, backends, batches, devices, modes, seed, settings).
+"""Sweep files: the YAML form of a sweep (networks, backends, batches, devices, modes, seed, settings,
+slurm).
 
 Every key has one validator in :data:`SWEEP_KEYS`; a value of the wrong type (a nested list, ``true``
 for a batch, a number for a network, an empty list) is one line naming the file and the key, before
@@ -94,6 +95,7 @@ SWEEP_KEYS: dict[str, Validator] = {
     "modes": list_of(text),
     "seed": seed,
     "settings": settings,
+    "slurm": mapping,  # --executor slurm's options: harness.executors.slurm.SlurmOptions checks each one
 }
 
 
