@@ -21,7 +21,8 @@ import pytest
 from slurm_cluster import SlurmCluster, cluster_fixture
 from test_worker import BLOCKER, QUICK, needs, tiny_nets
 
-from harness.cli.main import main
+from harness.cli.bench import executor_options
+from harness.cli.main import build_parser, main
 from harness.errors import HarnessError
 from harness.executors import SweepRequest
 from harness.executors.slurm import (
@@ -36,6 +37,7 @@ from harness.executors.slurm import (
 )
 from harness.executors.slurm_task import STEPD_LINE, read_state, state_path, stepd_reason
 from harness.measure.sweep import SweepSpec
+from harness.measure.sweep_file import load_sweep_yaml
 from harness.results.store import read_results
 
 QUICK_FLAGS = [arg for key, value in QUICK.items() for arg in ("--set", f"{key}={value}")]
@@ -208,6 +210,25 @@ def test_ctrl_c_stops_waiting_not_the_job(slurm: SlurmCluster, tmp_path: Path) -
     assert job, err
     wait_for(lambda: ended((scheduler_states(job.group(1)) or {}).get(0, "PENDING")), 120, "the job to end")
     assert [r.status for r in read_results([out]).records] == ["ok"]
+
+
+def test_sweep_file_slurm_options_reach_sbatch_and_the_command_line_wins(slurm: SlurmCluster, tmp_path: Path,
+                                                                          capsys) -> None:
+    (net,) = tiny_nets(tmp_path, 1)
+    sweep = tmp_path / "sweep.yaml"
+    sweep.write_text(f"networks: [{net}]\nbackends: [pytorch]\nbatches: [1]\n"
+                     "slurm: {partition: nosuchpartition, time: '5'}\n")
+    base = ["bench", "--config", str(sweep), "--executor", "slurm", "--out", str(tmp_path / "res")]
+    assert main(base) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "sbatch did not accept the job array" in err and "nosuchpartition" in err, err
+    job = _submit_no_wait([*base, "--slurm-partition", "debug"], capsys)
+    slurm.run("scancel", job)
+    sweep.write_text(f"networks: [{net}]\nslurm: {{time: soon}}\n")
+    assert main(base) == 2
+    assert f"{sweep}: 'slurm' / --slurm-*: time: 'soon' is not a Slurm time limit" in capsys.readouterr().err
+    local = build_parser("bench").parse_args(["bench", "--config", str(sweep)])
+    assert executor_options(local, load_sweep_yaml(sweep)) == ({}, "--slurm-*")  # other executors ignore it
 
 
 def test_options_and_planning_without_a_cluster(tmp_path: Path) -> None:

@@ -104,7 +104,7 @@ class SlurmOptions:
         exclusive = options.get("exclusive", False)
         if not isinstance(exclusive, bool):
             raise HarnessError(f"{where}: exclusive must be true or false, got {exclusive!r}")
-        time_min = DEFAULT_TIME_MIN if options.get("time") is None else parse_time(options["time"], f"{where} time")
+        time_min = DEFAULT_TIME_MIN if options.get("time") is None else parse_time(options["time"], f"{where}: time")
         return cls(options.get("partition"), options.get("account"), time_min, gpus, exclusive)
 
     def sbatch_parameters(self, spec: SweepSpec, tasks: int) -> dict[str, Any]:
