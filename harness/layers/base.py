@@ -57,6 +57,8 @@ class LayerHandler:
             axes = str(lo) if lo == hi else f"at least {lo}" if hi is None else f"{lo} to {hi}"
             raise GraphError(f"{layer.where()}: needs a bottom with {axes} axes, got "
                              f"{excerpt(layer.bottoms[0], NAME_CHARS)} of shape {ins[0]}")
+        for bottom, shape in zip(layer.bottoms, ins, strict=False):  # an input resized by --batch/--input-size
+            check_blob_size(shape, f"{layer.where()}: bottom {excerpt(bottom, NAME_CHARS)}")
         outs = self.compute_outputs(layer, ins, conv)
         for top, shape in zip(layer.tops, outs, strict=False):
             check_blob_size(shape, f"{layer.where()}: top {excerpt(top, NAME_CHARS)}")
