@@ -149,7 +149,7 @@ def test_blobs_beyond_caffes_int_max_are_refused_as_caffe_does() -> None:
     _graph_error(conv, r"layer 'c' \(Convolution\).*: top 'c' would hold 6,400,000,000 elements .*INT_MAX")
     _graph_error(conv, r"input 'data' would hold 3,000,000,000,000 elements", "dim: 1 dim: 3 dim: 1000000 dim: 1000000")
     with pytest.raises(GraphError, match=r"layer 'c' .*: bottom 'data' would hold 3,000,000,000 elements"):
-        run(net(conv, "dim: 1 dim: 3 dim: 8 dim: 8"), batch=125_000_000)  # an input grown by --batch
+        run(net(conv, "dim: 1 dim: 3 dim: 8 dim: 8"), batch=15_625_000)  # an input grown by --batch
     ip = layer("ip", "InnerProduct", "data", "ip", "inner_product_param { num_output: 20000000 }")
     _graph_error(ip, "parameter blob 0 would hold 3,840,000,000 elements")
     # Within the limit, large networks are counted exactly (Python integers do not overflow).
