@@ -267,14 +267,15 @@ def _build_graph(net: Message, source: str, phase: str) -> Graph:
         name_field = _last(spec, "name")
         name = _string(name_field) if name_field is not None else f"<layer {len(layers) + 1}>"
         where = f"layer {excerpt(name, NAME_CHARS)}: "
-        if not state.includes(spec, where):
-            continue
         type_field = _last(spec, "type")
         if type_field is None:
             raise PrototxtError(f"{where}no type", f.loc)
+        # Checked before the rules: Caffe's parser reads (and rejects) the layers a phase leaves out too.
         type_ = _v1_type(type_field, where) if f.name == "layers" else _string(type_field, where)
-        layers.append(Layer(name=name, type=canonical_type(type_), bottoms=_strings(spec, "bottom", where),
-                            tops=_strings(spec, "top", where), spec=spec, loc=f.loc))
+        bottoms, tops = _strings(spec, "bottom", where), _strings(spec, "top", where)
+        if state.includes(spec, where):
+            layers.append(Layer(name=name, type=canonical_type(type_), bottoms=bottoms, tops=tops, spec=spec,
+                                loc=f.loc))
 
     graph_layers: list[Layer] = []
     for lay in layers:
