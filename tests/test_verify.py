@@ -127,8 +127,8 @@ def test_zoo_networks_agree_across_engines(network: str) -> None:
 def _record(network: str, backend: str, mode: str | None, median_s: float | None, status: str = "ok") -> Record:
     latency = None if median_s is None else LatencyFigures(
         iterations=10, total_s=10 * median_s, median_s=median_s, mean_s=median_s, p90_s=median_s, min_s=median_s,
-        max_s=median_s, stddev_s=0.0, ci95_low_s=median_s, ci95_high_s=median_s, warmup_iters=2, warmup_s=0.0,
-        throughput_fps=4 / median_s)
+        max_s=median_s, stddev_s=0.0, ci_low_s=median_s, ci_high_s=median_s, ci_coverage=None, warmup_iters=2,
+        warmup_s=0.0, throughput_fps=4 / median_s)
     return Record(Config(network, backend, 4, mode=mode), status, latency=latency,
                   message=None if status == "ok" else "unsupported: x Y")
 
