@@ -26,6 +26,7 @@ from harness.cli.main import build_parser, main
 from harness.errors import HarnessError
 from harness.executors import SweepRequest
 from harness.executors.slurm import (
+    ShardFollower,
     SlurmOptions,
     ended,
     finished_units,
@@ -272,6 +273,26 @@ def test_resume_skips_units_whose_plan_is_final(tmp_path: Path) -> None:
     store.append(Record(config=done, status="ok", finished_at="2026-01-01T00:01:00"))
     store.append(Record(config=open_, status="failed", finished_at="2026-01-01T00:01:00"))
     assert finished_units(tmp_path, read_results([tmp_path])) == {"a|u"}
+
+
+def test_the_submitter_follows_only_its_jobs_shards_line_by_line(tmp_path: Path) -> None:
+    from harness.results.records import Config, Record
+    from harness.results.store import ResultsStore
+
+    def record(network: str) -> Record:
+        return Record(config=Config(network, "pytorch", 1), status="ok", finished_at="2026-01-01T00:00:00")
+
+    ResultsStore(tmp_path, "slurm-1_0").append(record("a"))
+    ResultsStore(tmp_path, "slurm-12_0").append(record("other job"))
+    ResultsStore(tmp_path, "slurm-1-submitter").append(record("b"))
+    follower = ShardFollower(tmp_path, "1")
+    assert sorted(r.config.network for r in follower.new_records()) == ["a", "b"]
+    shard = ResultsStore(tmp_path, "slurm-1_0")
+    shard.append(record("c"))
+    with shard.path.open("ab") as fh:
+        fh.write(b'{"half a line')  # a writer mid-line: not read until its line is complete
+    assert [r.config.network for r in follower.new_records()] == ["c"]
+    assert list(follower.new_records()) == []
 
 
 def test_the_schedulers_words() -> None:

@@ -220,11 +220,11 @@ class ShardFollower:
 
     def __init__(self, results_dir: Path, job_id: str) -> None:
         self.dir = results_dir
-        self.pattern = f"results-slurm-{job_id}*.jsonl"
+        self.patterns = (f"results-slurm-{job_id}_*.jsonl", f"results-slurm-{job_id}-submitter.jsonl")
         self.offsets: dict[Path, int] = {}
 
     def new_records(self) -> Iterator[Record]:
-        for path in sorted(self.dir.glob(self.pattern)):
+        for path in sorted(p for pattern in self.patterns for p in self.dir.glob(pattern)):
             offset = self.offsets.get(path, 0)
             try:
                 with path.open("rb") as fh:
