@@ -20,7 +20,7 @@ from harness.backends.caffe.backend import CaffeBackend, CaffeSession, fatal_mes
 from harness.backends.caffe.protocol import recv, send
 from harness.convert.caffemodel import write_caffemodel
 from harness.convert.weights import network_inputs, weight_set
-from harness.errors import BackendFailed, BackendUnavailable, HarnessError
+from harness.errors import BackendFailed, BackendUnavailable, GraphError, HarnessError
 from harness.ir.build import load_graph
 from harness.measure.timer import TimingProtocol
 from harness.zoo import zoo_prototxt
@@ -149,7 +149,7 @@ def test_forward_matches_numpy_with_the_deterministic_weights(tiny: Path) -> Non
     expected = np.maximum(conv, 0).reshape(2, -1) @ fc_w.T + fc_b
     np.testing.assert_allclose(out, expected, rtol=1e-4, atol=1e-5)
     np.testing.assert_array_equal(blobs["data"], x)
-    assert info["engine"] == "CAFFE" and info["cudnn_build"] is False and info["device"] == "cpu"
+    assert info["engine"] == "CAFFE" and info["device"] == "cpu" and info["mode"] == "caffe"
 
 
 @pytest.mark.needs_pycaffe
@@ -172,18 +172,31 @@ def test_unknown_field_aborts_cleanly_naming_field_and_line(tiny: Path) -> None:
         CaffeBackend().load(_target(path))
     message = str(err.value)
     line = 1 + next(i for i, text in enumerate(CEIL_MODE.splitlines()) if "ceil_mode" in text)
-    assert message.startswith("caffe aborted: F")
-    assert re.search(rf'\b{line}:\d+: Message type "caffe.PoolingParameter" has no field named "ceil_mode"', message)
+    # Caffe aborts on it; a cuDNN build's engine rewrite reads it with Caffe's caffe.proto first and refuses it
+    assert message.startswith("caffe aborted: F") or "caffe.proto refuses it" in message
+    assert re.search(rf'\b{line}:\d+ ?: Message type "caffe.PoolingParameter" has no field named "ceil_mode"',
+                     message)
     assert "ceil batch 2 on cpu" in message
 
 
 @pytest.mark.needs_pycaffe
-def test_mismatched_caffemodel_aborts_cleanly(tiny: Path) -> None:
+def test_mismatched_caffemodel_is_refused_first_and_aborts_caffe_cleanly(tiny: Path) -> None:
     bad = tiny.with_name("bad.caffemodel")
     write_caffemodel(bad, {"conv": [np.zeros((5, 3, 2, 2), np.float32), np.zeros(5, np.float32)]},
                      {"conv": "Convolution"})
-    with pytest.raises(BackendFailed, match=r"caffe aborted: F.*Cannot copy param 0 weights from layer 'conv'"):
-        CaffeBackend().load(_target(tiny, weights=bad))
+    with pytest.raises(GraphError, match=r"layer 'conv'.*blob 0 has shape \(5, 3, 2, 2\)"):
+        CaffeBackend().load(_target(tiny, weights=bad))  # the harness checks a user's weights first
+    # Caffe's own check, handed the file directly: its abort becomes one clean error
+    worker = caffe_backend.Worker(caffe_backend.find_pycaffe(), 120, "tiny")
+    inputs = network_inputs(load_graph(tiny).with_inputs(batch=2))
+    cudnn = caffe_backend.build_details(caffe_backend.find_pycaffe())["cudnn"]
+    request = {"op": "load", "prototxt": str(tiny), "caffemodel": str(bad), "batch": 2, "device": "cpu",
+               "output": "fc", "engine": "CAFFE" if cudnn else None}
+    try:
+        with pytest.raises(BackendFailed, match=r"caffe aborted: F.*Cannot copy param 0 weights from layer 'conv'"):
+            worker.request(request, inputs)
+    finally:
+        worker.close()
 
 
 @pytest.mark.needs_pycaffe
@@ -191,7 +204,7 @@ def test_worker_killed_by_a_signal_is_reported_and_the_caller_goes_on(tiny: Path
     backend = CaffeBackend()
     session = backend.load(_target(tiny))
     assert isinstance(session, CaffeSession)
-    os.kill(session.worker.pid, signal.SIGKILL)
+    os.kill(session.net.worker.pid, signal.SIGKILL)
     with pytest.raises(BackendFailed, match="caffe worker killed by signal SIGKILL"):
         session.forward()
     session.close()
@@ -203,7 +216,7 @@ def test_worker_killed_by_a_signal_is_reported_and_the_caller_goes_on(tiny: Path
 def test_stuck_worker_times_out_and_is_killed(tiny: Path) -> None:
     session = CaffeBackend().load(_target(tiny))
     assert isinstance(session, CaffeSession)
-    worker = session.worker
+    worker = session.net.worker
     worker.timeout_s = 1.0
     os.kill(worker.pid, signal.SIGSTOP)  # a worker that never answers
     try:
@@ -231,3 +244,32 @@ def test_cuda_device_on_a_cpu_only_build_is_unavailable(tiny: Path) -> None:
         pytest.skip("this Caffe is a GPU build")
     with pytest.raises(BackendUnavailable, match="CPU-only build"):
         CaffeBackend().load(_target(tiny, device="cuda:0"))
+
+
+@pytest.mark.needs_pycaffe
+def test_engines_are_modes_and_the_cpu_has_only_caffes_own(tiny: Path) -> None:
+    backend = CaffeBackend()
+    assert backend.modes("cpu") == ["caffe"]
+    with backend.load(_target(tiny)) as session:
+        assert session.info["mode"] == "caffe" and session.info["engine"] == "CAFFE"
+    with pytest.raises(HarnessError, match="caffe mode 'cudnn' is not available on cpu"):
+        backend.load(_target(tiny, mode="cudnn"))
+
+
+def test_a_cudnn_build_runs_on_the_cpu_with_the_caffe_engine(tiny: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A cuDNN build picks CUDNN for DEFAULT engines even in CPU mode, and aborts without a GPU; the
+    backend rewrites the prototxt it loads with `engine: CAFFE` (with Caffe's own protobuf classes) and
+    records that it did."""
+    root = Path(os.environ.get("HARNESS_TEST_CAFFE_GPU_ROOT", "/opt/caffe-cuda"))
+    if caffe_backend.read_build_info(root).get("CAFFE_WITH_CUDNN") != "1":
+        pytest.skip(f"no cuDNN build of Caffe at {root} (HARNESS_TEST_CAFFE_GPU_ROOT names one)")
+    monkeypatch.setenv("CAFFE_ROOT", str(root))
+    caffe_backend.find_pycaffe.cache_clear()
+    try:
+        with CaffeBackend().load(_target(tiny)) as session:
+            session.forward()
+            assert session.output().shape == (2, 7)
+        assert session.info["cudnn_build"] is True and session.info["engine"] == "CAFFE"
+        assert session.info["engine_rewrite"] == "engine: CAFFE set on 2 layers of the prototxt"  # conv, relu
+    finally:
+        caffe_backend.find_pycaffe.cache_clear()

@@ -72,3 +72,16 @@ def test_bad_options_are_one_line_errors(net, capsys, argv, message) -> None:
     assert main(["analyze", proto, *argv]) == 2
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1
+
+
+def test_weights_of_another_network_are_refused_naming_the_layer(tmp_path, tiny_prototxt, capsys) -> None:
+    import numpy as np
+
+    graph = load_graph(tiny_prototxt)
+    conv = next(lay for lay in graph.layers if lay.type == "Convolution")
+    other = write_caffemodel(tmp_path / "other.caffemodel",
+                             {conv.name: [np.zeros((4, 3, 5, 5), np.float32), np.zeros(4, np.float32)]},
+                             {conv.name: "Convolution"})
+    assert main(["analyze", str(tiny_prototxt), "--weights", str(other)]) == 2
+    err = capsys.readouterr().err
+    assert f"layer '{conv.name}'" in err and "(4, 3, 5, 5)" in err and "Traceback" not in err

@@ -42,16 +42,17 @@ def run(args: argparse.Namespace) -> int:
     if "all" in args.networks and not compare:
         raise HarnessError("'all' (the paper's 12 networks) cannot be combined with other networks")
     names = zoo.zoo_names() if compare else args.networks
-    results = []
+    results, graphs = [], []
     for name in names:
         graph = zoo.resolve(name)
+        graphs.append(graph)
         size = args.input_size or (zoo.paper_input_size(name) if compare else None)
         batch = args.batch or (1 if compare else None)
         result = _analysis(graph, args, batch, size, name if zoo.is_zoo_name(name) else None)
         for warning in result.warnings:
             print(f"warning: {warning}", file=sys.stderr)
         results.append(result)
-    extras = analyze_metrics.compute(args, results)
+    extras = analyze_metrics.compute(args, graphs, results)
     if args.format == "json":
         docs = [{**r.to_json(per_layer=True), "table2": Table2Row.of(r.totals).to_json()} for r in results]
         for doc, (layer_rows, totals) in zip(docs, extras or [], strict=False):

@@ -10,6 +10,7 @@ from typing import Any
 
 from harness.analysis.analyzer import NetAnalysis
 from harness.errors import HarnessError
+from harness.ir.graph import Graph
 
 GROUPS = ("reuse", "roofline", "storage")
 Extras = list[tuple[list[dict[str, Any]], dict[str, Any]]]
@@ -61,7 +62,7 @@ def requested_groups(args: argparse.Namespace) -> set[str]:
     return names
 
 
-def compute(args: argparse.Namespace, results: Sequence[NetAnalysis]) -> Extras | None:
+def compute(args: argparse.Namespace, graphs: Sequence[Graph], results: Sequence[NetAnalysis]) -> Extras | None:
     """Metric columns of every analysed network, or None when no metric was asked for."""
     groups = requested_groups(args)
     if not groups:
@@ -74,10 +75,14 @@ def compute(args: argparse.Namespace, results: Sequence[NetAnalysis]) -> Extras 
     weights = None
     if args.weights:
         from harness.convert.caffemodel import read_caffemodel
+        from harness.convert.weights import check_weights
 
         if len(results) != 1:
             raise HarnessError("--weights belongs to one network: analyse one network at a time")
-        weights = read_caffemodel(args.weights)
+        # every layer the file has for this network must have its blob shapes (another network's weights
+        # are refused, naming the layer); layers the file lacks are left out of the storage analysis
+        file_weights = read_caffemodel(args.weights)
+        weights = {**file_weights, **check_weights(graphs[0], file_weights, partial=True)}
     di = DIWeights.parse(args.di_weights) if args.di_weights else None
     extras = []
     for r in results:

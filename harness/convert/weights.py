@@ -196,12 +196,13 @@ def _read_only(array: np.ndarray) -> np.ndarray:
     return array
 
 
-def check_weights(graph: Graph, weights: Weights) -> Weights:
+def check_weights(graph: Graph, weights: Weights, partial: bool = False) -> Weights:
     """Weights matched to the graph's Caffe blob shapes, as Caffe's CopyTrainedLayersFrom does.
 
     Layers the graph does not have are ignored (Caffe ignores them too); a layer with parameters
-    that has none, a wrong blob count or a wrong shape raises :class:`GraphError` naming the layer.
-    Blobs stored with legacy 4-D shapes (num, channels, height, width padded with 1s) are reshaped.
+    that has none (unless ``partial``: an analysis of the weights that are there), a wrong blob count
+    or a wrong shape raises :class:`GraphError` naming the layer. Blobs stored with legacy 4-D shapes
+    (num, channels, height, width padded with 1s) are reshaped.
     """
     analysis = analyze(graph, Convention.CAFFE)
     matched: Weights = {}
@@ -209,6 +210,8 @@ def check_weights(graph: Graph, weights: Weights) -> Weights:
         if not stats.param_shapes:
             continue
         blobs = weights.get(layer.name)
+        if blobs is None and partial:
+            continue
         if blobs is None:
             raise GraphError(f"{layer.where()}: the weights have no blobs for this layer")
         if len(blobs) != len(stats.param_shapes):

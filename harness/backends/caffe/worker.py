@@ -53,7 +53,10 @@ def rewrite_engine(prototxt: str, engine: str) -> tuple[str, int]:
 
     net = caffe_pb2.NetParameter()
     with open(prototxt, encoding="utf-8") as fh:
-        text_format.Merge(fh.read(), net)
+        try:
+            text_format.Merge(fh.read(), net)
+        except text_format.ParseError as exc:  # what Caffe's own reader would refuse too
+            raise ValueError(f"{prototxt}:{exc} (BVLC Caffe's caffe.proto refuses it)") from None
     value = getattr(caffe_pb2.ConvolutionParameter, engine)  # the Engine enum is the same in every parameter
     changed = 0
     v1_names = {t.upper(): param for t, param in ENGINE_PARAMS.items()}  # V1 files name types by enum
