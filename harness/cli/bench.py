@@ -182,7 +182,8 @@ def run(args: argparse.Namespace) -> int:
             if record is not None and record.contended:
                 flagged.append(config.key())
             if record is not None and record.status != "ok":
-                progress.console.print(f"{config.key()}: {record.status}: {record.message}", markup=False)
+                progress.console.print(f"{config.key()}: {record.status}: {record.message}", markup=False,
+                                       soft_wrap=True)
             progress.advance(task)
 
         def on_note(text: str) -> None:

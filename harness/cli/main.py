@@ -25,6 +25,12 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+def one_line(text: str) -> str:
+    """An error message as ONE printable line: control characters (a newline, an escape sequence from a
+    damaged file) are shown escaped, never acted on by the terminal."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 class Terminated(BaseException):
     """SIGTERM arrived: not an error of the command, so not an Exception that handlers would swallow."""
 
@@ -57,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(importlib.import_module(COMMANDS[args.command][0]).run(args) or 0)
     except HarnessError as exc:
-        print(f"harness {args.command}: error: {exc}", file=sys.stderr)
+        print(f"harness {args.command}: error: {one_line(str(exc))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"harness {args.command}: interrupted", file=sys.stderr)

@@ -3,7 +3,9 @@
 Both are unpadded with stride 1, so they map the same input to the same 220x220 output. The channel counts
 (384 input channels, 128 output channels, 128 between the two 3x3s) and the 224x224 input are the ones
 docs/zoo.md derives: at Table II's input size, the smallest channel counts in multiples of 16 for which the
-analyzer gives all five of the paper's percentages at the precision it prints them.
+analyzer gives all five of the paper's percentages at the precision it prints them. The counts were FITTED
+to those percentages, so agreeing with them proves nothing: the report's verdict on Fig. 2 is "consistent
+by construction (fitted)", never "reproduced".
 """
 
 from __future__ import annotations
