@@ -32,6 +32,7 @@ import contextlib
 import gc
 import re
 import stat
+import sys
 from array import array
 from bisect import bisect_right
 from collections.abc import Iterable, Iterator
@@ -177,8 +178,20 @@ def excerpt(text: str, limit: int = EXCERPT_CHARS) -> str:
 
 # ---- tokens -------------------------------------------------------------------------------------
 
-_NEWLINE = re.compile("\n")
-_SKIP = r"(?:\s++|\#[^\n]*+)*+"  # whitespace and comments between any two tokens
+def _compile(pattern: str) -> re.Pattern[str]:
+    """Possessive quantifiers (``*+``, ``++``, ``?+``; Python 3.11) keep the reader linear: a failed
+    match never backtracks into a long run of characters. Python 3.10 has none, so there they become
+    greedy: the same tokens for every file, without that bound on pathological input
+    (benchmarks/parse_speed.py measures 3.11)."""
+    if sys.version_info < (3, 11):
+        pattern = re.sub(r"(?<=[*+?}])\+", "", pattern)
+    return re.compile(pattern)
+
+
+_NEWLINE = _compile("\n")
+# Whitespace and comments between any two tokens. A comment runs to the end of its line, said twice: by
+# the possessive quantifier and by the lookahead, which keeps it so where quantifiers are only greedy.
+_SKIP = r"(?:\s++|\#[^\n]*+(?![^\n]))*+"
 _IDENT = r"[A-Za-z_][A-Za-z0-9_]*+"
 # One literal: no newline inside; a backslash takes the next character (the escape is checked after).
 _LITERAL = r""""[^"\\\n]*+(?:\\.[^"\\\n]*+)*+"|'[^'\\\n]*+(?:\\.[^'\\\n]*+)*+'"""
@@ -191,26 +204,26 @@ _FLOAT = (rf"(?:{_DECIMAL}\.[0-9]*+{_EXPONENT}?+[fF]?+|\.[0-9]++{_EXPONENT}?+[fF
 _VALUE = (rf"(?P<str>{_STRINGS})"
           rf"|(?:(?P<neg>-){_SKIP})?+(?:(?:(?P<flt>{_FLOAT})|(?P<hex>0[xX][0-9a-fA-F]++)|(?P<oct>0[0-7]++)"
           rf"|(?P<int>{_DECIMAL}))(?![A-Za-z0-9_.])|(?P<id>{_IDENT}))")
-_FIELD = re.compile(
+_FIELD = _compile(
     rf"{_SKIP}(?:(?P<name>{_IDENT}){_SKIP}(?P<colon>:)?+{_SKIP}(?:(?P<open>[{{<])|(?P<list>\[)|(?(colon)(?:{_VALUE})|(?!)))?+"
     rf"|(?P<close>[}}>])|(?P<sep>[;,])|(?P<end>\Z))")
-_ITEM = re.compile(rf"{_SKIP}(?:(?P<open>[{{<])|(?P<end_list>\])|{_VALUE})")
-_AFTER_ITEM = re.compile(rf"{_SKIP}(?:(?P<comma>,)|(?P<end_list>\]))")
-_VALUE_ONLY = re.compile(_VALUE)
-_SKIP_ONLY = re.compile(_SKIP)
-_ONE_LITERAL = re.compile(_LITERAL)
-_NUMBER_LIKE = re.compile(r"[-+.0-9A-Za-z_]*")
+_ITEM = _compile(rf"{_SKIP}(?:(?P<open>[{{<])|(?P<end_list>\])|{_VALUE})")
+_AFTER_ITEM = _compile(rf"{_SKIP}(?:(?P<comma>,)|(?P<end_list>\]))")
+_VALUE_ONLY = _compile(_VALUE)
+_SKIP_ONLY = _compile(_SKIP)
+_ONE_LITERAL = _compile(_LITERAL)
+_NUMBER_LIKE = _compile(r"[-+.0-9A-Za-z_]*")
 
 _VALUE_KINDS = frozenset({"str", "flt", "hex", "oct", "int", "id"})
 _BOOLS = {"true": True, "True": True, "t": True, "false": False, "False": False, "f": False}
 _FLOAT_WORDS = frozenset({"inf", "infinity", "nan"})
 
 # An escape that protobuf rejects, found only where a backslash starts an escape (after an even run).
-_BAD_ESCAPE = re.compile(r"(?<!\\)(?:\\\\)*+(\\(?:[^abfnrtv\\?'\"0-7xXuU]|[xX](?![0-9a-fA-F])"
+_BAD_ESCAPE = _compile(r"(?<!\\)(?:\\\\)*+(\\(?:[^abfnrtv\\?'\"0-7xXuU]|[xX](?![0-9a-fA-F])"
                          r"|u(?![0-9a-fA-F]{4})|U(?!00(?:0[0-9a-fA-F]|10)[0-9a-fA-F]{4})))")
 # Escapes codecs.escape_decode does not read as protobuf does; a string with one is decoded by _unescape.
-_OWN_ESCAPE = re.compile(r"(?<!\\)(?:\\\\)*+\\(?:[?XuU]|x[0-9a-fA-F](?![0-9a-fA-F])|[4-7][0-7]{2})")
-_ESCAPE = re.compile(r"\\(?:([0-7]{1,3})|[xX]([0-9a-fA-F]{1,2})|u([dD][89abAB][0-9a-fA-F]{2})\\u([dD][c-fC-F]"
+_OWN_ESCAPE = _compile(r"(?<!\\)(?:\\\\)*+\\(?:[?XuU]|x[0-9a-fA-F](?![0-9a-fA-F])|[4-7][0-7]{2})")
+_ESCAPE = _compile(r"\\(?:([0-7]{1,3})|[xX]([0-9a-fA-F]{1,2})|u([dD][89abAB][0-9a-fA-F]{2})\\u([dD][c-fC-F]"
                      r"[0-9a-fA-F]{2})|u([0-9a-fA-F]{4})|U([0-9a-fA-F]{8})|(.))")
 _SIMPLE_ESCAPES = {"a": b"\a", "b": b"\b", "f": b"\f", "n": b"\n", "r": b"\r", "t": b"\t", "v": b"\v",
                    "\\": b"\\", "?": b"?", "'": b"'", '"': b'"'}

@@ -198,7 +198,10 @@ def build_details(pycaffe: PycaffeEnv) -> dict[str, Any]:
     libs = {**linked_libraries(pymodule), **linked_libraries(libcaffe)} if pymodule and libcaffe else {}
     gpu = any(name.startswith("libcudart") for name in libs) if libs else recorded.get("CAFFE_CPU_ONLY") == "0"
     cudnn = any(name.startswith("libcudnn") for name in libs) if libs else recorded.get("CAFFE_WITH_CUDNN") == "1"
-    blas = next((path for name, path in libs.items() if re.search(r"blas|atlas|mkl", name)), None)
+    # the host BLAS (OpenBLAS, ATLAS, MKL), not cuBLAS; a library ldd cannot find says nothing
+    blas = next((path for name, path in libs.items()
+                 if re.search(r"blas|atlas|mkl", name) and not name.startswith("libcublas") and path.startswith("/")),
+                None)
     return {
         "caffe_root": str(root),
         "commit": recorded.get("CAFFE_COMMIT", "unknown (not built by docker/build-caffe.sh)"),
