@@ -18,8 +18,10 @@
 #   profile   a PyTorch-profiler capture and an ncu capture (one iteration, three networks) through
 #             `harness profile`, with attribution (and the Table V metrics from ncu)
 #   report    `harness report` of this run: Table III's kernel columns and Table V from those profiles
-#   caffe     with --caffe-bundle: Caffe on the GPU (12 networks at B=1 and 4, both engines; the paper's
-#             batch sweep for two networks; verify against PyTorch; ncu of Caffe forwards)
+#   caffe     with --caffe-bundle PATH (docker/caffe-bundle.sh; carried to the GPU machine in an ignored
+#             folder of the checkout): the bundle's own tests and doctor, then Caffe on the GPU (12 networks
+#             at B=1 and 4, both engines; the paper's batch sweep for two networks; verify against PyTorch;
+#             ncu of Caffe forwards). It has its own 420 s limit, beyond the five minutes above.
 #
 # OUT_DIR receives at most 8 files: summary.md, acceptance.log, doctor.json, poller.txt, energy.txt,
 # results.tar.gz (the results directory with the profile records, and the report built from them) and
@@ -249,11 +251,11 @@ step profile "$PROFILE_LIMIT" profile_all
 caffe_steps() {
   local root=$WORK/caffe
   mkdir -p "$root" && tar -xzf "$BUNDLE" -C "$root" || return 1
-  local top
-  top=$(find "$root" -maxdepth 2 -name harness-build.env -printf '%h\n' | head -n 1)
-  [[ -n "$top" ]] || { echo "no harness-build.env in $BUNDLE"; return 1; }
-  export CAFFE_ROOT=$top
-  harness doctor
+  export CAFFE_ROOT=$root/caffe
+  [[ -f "$CAFFE_ROOT/harness-build.env" ]] || { echo "no caffe/harness-build.env in $BUNDLE"; return 1; }
+  HARNESS_CAFFE_BUNDLE=$BUNDLE HARNESS_BUNDLE_PYTHON=$PY "$PY" -m pytest -q -p no:cacheprovider \
+    "$REPO/tests/test_caffe_bundle.py"
+  harness doctor  # its "on the GPU" line runs a cuDNN convolution on cuda:0
   # shellcheck disable=SC2086 # QUICK is a word list
   harness bench all --device "$DEVICE" --backend caffe --mode cudnn,caffe --batch 1,4 --out "$RESULTS" $QUICK
   # shellcheck disable=SC2086
