@@ -44,7 +44,7 @@ from harness.ir.graph import Graph
 from harness.measure.sweep import open_session
 from harness.measure.timer import TimingProtocol
 from harness.results.metadata import cpu_model
-from harness.worker import resolve_network
+from harness.zoo import resolve as resolve_network
 
 #: The bare pycaffe loop, run under pycaffe's interpreter (no harness import). argv: prototxt caffemodel
 #: input.npy output.npy device engine-override output-blob. Then, per line "N" on stdin, N timed forwards; replies

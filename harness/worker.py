@@ -30,17 +30,17 @@ import time
 import traceback
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
-from datetime import datetime, timezone
 from typing import Any
 
-from harness.backends.base import INPUT_DISTRIBUTION, RunTarget, Session, get_backend
+from harness.backends.base import RunTarget, Session, get_backend
+from harness.convert.weights import INPUT_DISTRIBUTION
 from harness.errors import BackendUnavailable, DeviceOutOfMemory, HarnessError, UnsupportedLayer
 from harness.ir.graph import Graph
 from harness.measure.contention import ContentionPolicy
 from harness.measure.timer import TimingProtocol
 from harness.measure.window import GpuTarget, MeasurementWindow, WindowResult, WindowSettings
 from harness.results.metadata import host_metadata, run_metadata
-from harness.results.records import Config, LatencyFigures, Placement, Record
+from harness.results.records import Config, LatencyFigures, Placement, Record, utc_now
 from harness.results.store import ResultsStore, StoreWriteError
 
 #: a worker that has not replied by then is stuck: killed and recorded (``worker_timeout_s`` setting)
@@ -85,10 +85,6 @@ class Job:
         return self.config.key()
 
 
-def now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
-
-
 # ---- in the worker ------------------------------------------------------------------------------
 
 #: resolves a network name (zoo name or prototxt path) to a Graph
@@ -100,7 +96,7 @@ SessionLoader = Callable[[str, RunTarget], Session]
 def resolve_network(name: str) -> Graph:
     from harness import zoo
 
-    return zoo.resolve(name)
+    return zoo.resolve(name)  # a zoo name or a prototxt path
 
 
 def load_session(backend: str, target: RunTarget) -> Session:
@@ -113,7 +109,7 @@ def run_config(config: Config, settings: WindowSettings, device: str | None = No
     never an exception (KeyboardInterrupt excepted). ``device``: the device as this process sees it."""
     from harness.analysis.analyzer import analysis_of
 
-    record = Record(config=config, status="ok", started_at=now_iso())
+    record = Record(config=config, status="ok", started_at=utc_now())
     settings_dict = asdict(replace(settings, protocol=replace(settings.protocol, sync=None)))
     del settings_dict["protocol"]["sync"]
     window = None
@@ -152,7 +148,7 @@ def run_config(config: Config, settings: WindowSettings, device: str | None = No
     finally:
         if window is not None:
             window.abort()
-    record.finished_at = now_iso()
+    record.finished_at = utc_now()
     return record
 
 
@@ -340,7 +336,7 @@ def describe_exit(code: int | None, tail: list[str]) -> str:
 
 
 def _parent_record(job: Job, status: str, message: str, tail: list[str] | None = None) -> WorkerOutcome:
-    now = now_iso()
+    now = utc_now()
     record = Record(config=job.config, status=status, message=one_line(message),  # type: ignore[arg-type]
                     started_at=now, finished_at=now, metadata={**host_metadata(), "recorded_by": "parent"})
     if tail:

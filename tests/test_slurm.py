@@ -58,7 +58,8 @@ def _own_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def bench(*args: str) -> list[str]:
-    return ["bench", *args, "--executor", "slurm", "--slurm-time", "10", *QUICK_FLAGS]
+    # the quick settings first, so that a test's own --set (e.g. a 3 s window to act in) overrides them
+    return ["bench", "--executor", "slurm", "--slurm-time", "10", *QUICK_FLAGS, *args]
 
 
 def wait_for(predicate, timeout_s: float, what: str) -> None:

@@ -164,10 +164,6 @@ def get_backend(name: str) -> Backend:
     return backend_cls()
 
 
-#: recorded with every result: the input distribution changes CPU latency (ReLU and pooling branch on values)
-INPUT_DISTRIBUTION = "uniform[-1, 1) float32, numpy PCG64 seeded [seed + input index, 0x1A2B]"
-
-
 @functools.cache
 def default_mode(backend: str, device_kind: str) -> str | None:
     """The mode ``backend`` runs on a device of this kind when none is asked for (None where the backend
@@ -180,15 +176,3 @@ def default_mode(backend: str, device_kind: str) -> str | None:
 
 def is_default_mode(backend: str, device_kind: str, mode: str | None) -> bool:
     return mode in (None, "default") or mode == default_mode(backend, device_kind)
-
-
-def make_input(shape: tuple[int, ...], seed: int = 0) -> np.ndarray:
-    """The deterministic input every backend gets for (shape, seed): uniform in [-1, 1), float32.
-
-    Drawn in float32 and scaled in place: a float64 draw of the paper's largest input (B=128) would
-    cost 154 MB more than the input itself."""
-    rng = np.random.default_rng([seed, 0x1A2B])
-    x = rng.random(size=shape, dtype=np.float32)
-    x *= 2.0
-    x -= 1.0
-    return x

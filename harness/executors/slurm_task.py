@@ -52,9 +52,9 @@ from harness.measure.sweep import (
     with_hardware,
 )
 from harness.results.metadata import host_metadata
-from harness.results.records import Config, Placement, Record
+from harness.results.records import Config, Placement, Record, utc_now
 from harness.results.store import ResultsStore, parse_line, read_lines
-from harness.worker import now_iso, one_line, spawn_and_store
+from harness.worker import one_line, spawn_and_store
 
 #: the folder of a results directory that holds submitit's files and the tasks' state files
 SLURM_DIR = "slurm"
@@ -173,7 +173,7 @@ def _task_log() -> Path | None:
 def interruption_record(config: Config, placement: Placement, started_at: str, reason: str,
                         recorded_by: str) -> Record:
     """The record of a configuration the scheduler ended: ``failed`` (so resume runs it again), why."""
-    return Record(config=config, status="failed", started_at=started_at, finished_at=now_iso(),
+    return Record(config=config, status="failed", started_at=started_at, finished_at=utc_now(),
                   message=one_line(f"interrupted by Slurm ({reason}); resume measures it again"),
                   metadata={**host_metadata(), "recorded_by": recorded_by, "scheduler_reason": reason},
                   placement=placement)
@@ -201,7 +201,7 @@ def run_task(plan: TaskPlan) -> dict[str, Any]:
     store = ResultsStore(plan.results_dir, writer)
     path = state_path(plan.results_dir, job_id, task_id)
     state: dict[str, Any] = {"unit": plan.unit, "job_id": job_id, "task_id": task_id, "host": host,
-                             "started_at": now_iso(), "planned": [], "pending": None, "running": None, "ended": None}
+                             "started_at": utc_now(), "planned": [], "pending": None, "running": None, "ended": None}
     stopping: dict[str, Any] = {}
 
     def on_term(signum: int, frame: FrameType | None) -> None:
@@ -225,7 +225,7 @@ def run_task(plan: TaskPlan) -> dict[str, Any]:
         placement = Placement(executor="slurm", host=host, gpu_uuid=identity.uuid, gpu_index=identity.nvml_index,
                               cuda_visible_devices=identity.uuid or os.environ.get("CUDA_VISIBLE_DEVICES"),
                               job_id=job_id, task_id=task_id)
-        state.update(running={"config": asdict(config), "since": now_iso(), "placement": asdict(placement)})
+        state.update(running={"config": asdict(config), "since": utc_now(), "placement": asdict(placement)})
         write_state(path, state)
         record = spawn_and_store(make_job(config, request, identity, placement, writer=writer))
         state["running"] = None
@@ -253,7 +253,7 @@ def run_task(plan: TaskPlan) -> dict[str, Any]:
         how, reason = "interrupted", stepd_reason(_task_log()) or f"{stopping['signal']} from the scheduler"
         _record_interruption(state, store, reason)
     state["running"] = None
-    state["ended"] = {"at": now_iso(), "how": how, "reason": reason}
+    state["ended"] = {"at": utc_now(), "how": how, "reason": reason}
     write_state(path, state)
     return {**summary, "ended": how, "reason": reason}
 

@@ -19,7 +19,7 @@ from harness.backends.base import Session
 from harness.errors import HarnessError
 from harness.measure.settings import apply_overrides, default_settings
 from harness.measure.window import WindowSettings
-from harness.results.records import Config, Record
+from harness.results.records import Config, Record, utc_now
 from harness.results.store import FINAL, Merged, ResultsStore
 
 #: The paper's batch sizes on the P100 (Table III at B=1, efficiency at B=4, memory growth up to 128).
@@ -161,8 +161,6 @@ def run_series(series: list[Config], store: ResultsStore, launch: Launch, known:
                on_done: Callable[[Record | None, Config], None] | None = None) -> list[Record]:
     """One batch series in ascending order: finished configurations skipped (unless ``force``), the
     rest launched, larger batches after a measured ``oom`` recorded as inferred OOMs."""
-    from harness.worker import now_iso
-
     done: list[Record] = []
     known_records = {} if force else known.by_key()  # --force: earlier records neither skip nor infer
     oom: Record | None = None
@@ -175,7 +173,7 @@ def run_series(series: list[Config], store: ResultsStore, launch: Launch, known:
                 on_done(None, config)
             continue
         if oom is not None and config.batch > oom.config.batch:
-            record = inferred_oom(config, oom, now_iso())
+            record = inferred_oom(config, oom, utc_now())
             store.append(record)
         else:
             if on_start:
@@ -192,10 +190,10 @@ def run_series(series: list[Config], store: ResultsStore, launch: Launch, known:
 def open_session(backend: str, network: str, batch: int, device: str = "cpu", mode: str | None = None) -> Session:
     """A loaded session for a zoo network or prototxt in THIS process (what the benchmarks/ scripts and
     verify use; measurements of a sweep run in fresh workers instead)."""
+    from harness import zoo
     from harness.backends.base import RunTarget, get_backend
-    from harness.worker import resolve_network
 
-    target = RunTarget(graph=resolve_network(network), network=network, batch=batch, device=device, mode=mode)
+    target = RunTarget(graph=zoo.resolve(network), network=network, batch=batch, device=device, mode=mode)
     return get_backend(backend).load(target)
 
 

@@ -8,6 +8,7 @@ pandas row (nested fields joined with dots; raw timelines and per-iteration late
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields, replace
+from datetime import datetime, timezone
 from typing import Any, Literal
 
 from harness.results.median import median_interval
@@ -17,6 +18,12 @@ STATUSES: tuple[str, ...] = ("ok", "oom", "unsupported", "failed", "unavailable"
 #: 2: the median's interval became ci_low_s/ci_high_s/ci_coverage (order statistics, achieved coverage)
 #: instead of a bootstrap "95%"; Config.hardware, Record.inferred_from/contended/placement, power sources.
 SCHEMA_VERSION = 2
+
+
+def utc_now() -> str:
+    """A record's timestamps: ISO 8601 in UTC, to the millisecond (comparable as text: the merge rule's
+    "newest")."""
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
 
 
 @dataclass(frozen=True)
