@@ -6,6 +6,8 @@ cannot be found; pycaffe is looked for once, and only when a collected test carr
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -41,3 +43,18 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if marked and _pycaffe_missing():
         for item in marked:
             item.add_marker(pytest.mark.skip(reason=PYCAFFE_SKIP_REASON))
+
+
+@pytest.fixture
+def cudnn_caffe(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """CAFFE_ROOT at a GPU build of Caffe with cuDNN (HARNESS_TEST_CAFFE_GPU_ROOT, default /opt/caffe-cuda, as
+    docs/caffe.md builds it), for the tests a CPU-only build cannot show; skips where there is none."""
+    from harness.backends.caffe import backend as caffe_backend
+
+    root = Path(os.environ.get("HARNESS_TEST_CAFFE_GPU_ROOT", "/opt/caffe-cuda"))
+    if caffe_backend.read_build_info(root).get("CAFFE_WITH_CUDNN") != "1":
+        pytest.skip(f"no cuDNN build of Caffe at {root} (HARNESS_TEST_CAFFE_GPU_ROOT names one)")
+    monkeypatch.setenv("CAFFE_ROOT", str(root))
+    caffe_backend.find_pycaffe.cache_clear()
+    yield root
+    caffe_backend.find_pycaffe.cache_clear()

@@ -256,20 +256,12 @@ def test_engines_are_modes_and_the_cpu_has_only_caffes_own(tiny: Path) -> None:
         backend.load(_target(tiny, mode="cudnn"))
 
 
-def test_a_cudnn_build_runs_on_the_cpu_with_the_caffe_engine(tiny: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_cudnn_build_runs_on_the_cpu_with_the_caffe_engine(tiny: Path, cudnn_caffe: Path) -> None:
     """A cuDNN build picks CUDNN for DEFAULT engines even in CPU mode, and aborts without a GPU; the
     backend rewrites the prototxt it loads with `engine: CAFFE` (with Caffe's own protobuf classes) and
     records that it did."""
-    root = Path(os.environ.get("HARNESS_TEST_CAFFE_GPU_ROOT", "/opt/caffe-cuda"))
-    if caffe_backend.read_build_info(root).get("CAFFE_WITH_CUDNN") != "1":
-        pytest.skip(f"no cuDNN build of Caffe at {root} (HARNESS_TEST_CAFFE_GPU_ROOT names one)")
-    monkeypatch.setenv("CAFFE_ROOT", str(root))
-    caffe_backend.find_pycaffe.cache_clear()
-    try:
-        with CaffeBackend().load(_target(tiny)) as session:
-            session.forward()
-            assert session.output().shape == (2, 7)
-        assert session.info["cudnn_build"] is True and session.info["engine"] == "CAFFE"
-        assert session.info["engine_rewrite"] == "engine: CAFFE set on 2 layers of the prototxt"  # conv, relu
-    finally:
-        caffe_backend.find_pycaffe.cache_clear()
+    with CaffeBackend().load(_target(tiny)) as session:
+        session.forward()
+        assert session.output().shape == (2, 7)
+    assert session.info["cudnn_build"] is True and session.info["engine"] == "CAFFE"
+    assert session.info["engine_rewrite"] == "engine: CAFFE set on 2 layers of the prototxt"  # conv, relu

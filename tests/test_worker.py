@@ -253,24 +253,16 @@ def test_cuda_n_is_pinned_by_uuid_and_recorded(tmp_path: Path, monkeypatch: pyte
     assert record.placement.gpu_uuid == gpus[1]["uuid"] and record.placement.cuda_visible_devices == gpus[1]["uuid"]
 
 
-def test_a_gpu_build_of_caffe_is_selected_for_any_cuda_device(monkeypatch: pytest.MonkeyPatch) -> None:
-    from harness.backends.caffe import backend as caffe_backend
+def test_a_gpu_build_of_caffe_is_selected_for_any_cuda_device(cudnn_caffe: Path) -> None:
+    from harness.backends.caffe.backend import CaffeBackend
     from harness.cli.bench import available_backends
 
-    root = Path(os.environ.get("HARNESS_TEST_CAFFE_GPU_ROOT", "/opt/caffe-cuda"))
-    if caffe_backend.read_build_info(root).get("CAFFE_CPU_ONLY") != "0":
-        pytest.skip(f"no GPU build of Caffe at {root} (HARNESS_TEST_CAFFE_GPU_ROOT names one)")
-    monkeypatch.setenv("CAFFE_ROOT", str(root))
-    caffe_backend.find_pycaffe.cache_clear()
-    try:
-        info = caffe_backend.CaffeBackend.probe()
-        assert info.available, info.reason
-        assert "cuda:N" in info.devices and info.details["cudnn"] is True
-        assert "caffe" in available_backends("cuda:3")
-        assert caffe_backend.CaffeBackend().modes("cuda:3") == ["cudnn", "caffe"]
-        assert caffe_backend.CaffeBackend().modes("cpu") == ["caffe"]
-    finally:
-        caffe_backend.find_pycaffe.cache_clear()
+    info = CaffeBackend.probe()
+    assert info.available, info.reason
+    assert "cuda:N" in info.devices and info.details["cudnn"] is True
+    assert "caffe" in available_backends("cuda:3")
+    assert CaffeBackend().modes("cuda:3") == ["cudnn", "caffe"]
+    assert CaffeBackend().modes("cpu") == ["caffe"]
 
 
 @pytest.mark.slow
