@@ -195,7 +195,7 @@ TORCH_MODES=$("$PY" -c "
 from harness.backends.base import get_backend
 print(','.join(m for m in get_backend('pytorch').modes('$DEVICE') if m != 'compile'))")
 OTHERS=$("$PY" -c "
-from harness.cli.bench import available_backends
+from harness.measure.sweep import available_backends
 print(','.join(b for b in available_backends('$DEVICE') if b != 'pytorch'))")
 export TORCH_MODES OTHERS
 # shellcheck disable=SC2086 # NETS and QUICK are word lists

@@ -46,29 +46,18 @@ from harness.measure.timer import TimingProtocol
 from harness.results.metadata import cpu_model
 from harness.zoo import resolve as resolve_network
 
-#: The bare pycaffe loop, run under pycaffe's interpreter (no harness import). argv: prototxt caffemodel
-#: input.npy output.npy device engine-override output-blob. Then, per line "N" on stdin, N timed forwards; replies
+#: The bare pycaffe loop, run under pycaffe's interpreter (of the harness only the engine rewrite). argv:
+#: prototxt caffemodel input.npy output.npy device engine-override output-blob. Then, per line "N" on stdin, N
+#: timed forwards; replies
 #: with their mean in seconds.
 BARE_PYCAFFE = r"""
 import sys, time
 import numpy as np
 import caffe
 prototxt, caffemodel, input_npy, output_npy, device, engine = sys.argv[1:7]
-if engine != "-":  # the same engine rewrite the harness applies (a cuDNN build on the CPU)
-    from caffe.proto import caffe_pb2
-    from google.protobuf import text_format
-    net_param = caffe_pb2.NetParameter()
-    with open(prototxt) as f:
-        text_format.Merge(f.read(), net_param)
-    for layer in net_param.layer:
-        for field in layer.DESCRIPTOR.fields:
-            if field.name.endswith("_param") and layer.HasField(field.name):
-                sub = getattr(layer, field.name)
-                if "engine" in sub.DESCRIPTOR.fields_by_name:
-                    sub.engine = sub.Engine.Value(engine)
-    prototxt = output_npy + ".prototxt"
-    with open(prototxt, "w") as f:
-        f.write(text_format.MessageToString(net_param))
+if engine != "-":  # the harness's own engine rewrite (a cuDNN build on the CPU), the same function
+    from harness.backends.caffe.worker import rewrite_engine
+    prototxt, _ = rewrite_engine(prototxt, engine)
 if device.startswith("cuda"):
     caffe.set_device(int(device.split(":")[1]))
     caffe.set_mode_gpu()
@@ -108,9 +97,8 @@ class BarePycaffe:
     def __init__(self, session: Session, graph: Graph, batch: int, device: str, seed: int) -> None:
         details = session.info
         python = str(details["python"])
-        from harness.backends.caffe.backend import CaffeBackend
+        from harness.backends.caffe.backend import find_pycaffe
 
-        root = CaffeBackend.probe().details["caffe_root"]
         run_graph = graph.with_inputs(batch=batch)
         self.prototxt = prototxt_file(graph, "caffe")
         self.caffemodel = WeightSource(run_graph, seed).caffemodel()
@@ -122,8 +110,7 @@ class BarePycaffe:
         input_npy, output_npy = Path(self.tmp.name, "input.npy"), Path(self.tmp.name, "output.npy")
         np.save(input_npy, self.input)
         rewrite = details.get("engine") == "CAFFE" and details.get("cudnn_build")
-        env = {**os.environ, "GLOG_minloglevel": "2",
-               "PYTHONPATH": os.pathsep.join(filter(None, [f"{root}/python", os.environ.get("PYTHONPATH")]))}
+        env = {**os.environ, **find_pycaffe().env, "GLOG_minloglevel": "2"}  # pycaffe, and the harness's path
         self.proc = subprocess.Popen(
             [python, "-c", BARE_PYCAFFE, str(self.prototxt), str(self.caffemodel), str(input_npy), str(output_npy),
              device, "CAFFE" if rewrite else "-", output_blob(run_graph)],

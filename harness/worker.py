@@ -39,6 +39,7 @@ from harness.ir.graph import Graph
 from harness.measure.contention import ContentionPolicy
 from harness.measure.timer import TimingProtocol
 from harness.measure.window import GpuTarget, MeasurementWindow, WindowResult, WindowSettings
+from harness.process_group import kill_group
 from harness.results.metadata import host_metadata, run_metadata
 from harness.results.records import Config, LatencyFigures, Placement, Record, utc_now
 from harness.results.store import ResultsStore, StoreWriteError
@@ -79,10 +80,6 @@ class Job:
         return cls(**{**data, "config": Config(**data["config"]), "settings": WindowSettings(**settings),
                       "placement": Placement(**placement) if placement else None,
                       "contention": ContentionPolicy(**contention) if contention else None})
-
-    @property
-    def label(self) -> str:
-        return self.config.key()
 
 
 # ---- in the worker ------------------------------------------------------------------------------
@@ -262,7 +259,7 @@ def spawn_worker(job: Job, env_extra: dict[str, str] | None = None) -> WorkerOut
         try:
             reply, timed_out = _exchange(proc, job.to_json().encode(), deadline)
         except BaseException:  # interrupted (Ctrl-C, SIGTERM from a scheduler): the worker must not outlive us
-            _kill_group(proc)
+            kill_group(proc)
             raise
         log.seek(0)
         text = log.read().decode(errors="replace")
@@ -296,7 +293,7 @@ def _exchange(proc: subprocess.Popen[bytes], job: bytes, timeout_s: float) -> tu
         while True:
             left = deadline - time.monotonic()
             if left <= 0:
-                _kill_group(proc)
+                kill_group(proc)
                 return None, True
             if not sel.select(left):
                 continue
@@ -308,21 +305,12 @@ def _exchange(proc: subprocess.Popen[bytes], job: bytes, timeout_s: float) -> tu
     try:
         proc.wait(timeout=max(1.0, deadline - time.monotonic()))
     except subprocess.TimeoutExpired:
-        _kill_group(proc)
+        kill_group(proc)
     try:
         reply = json.loads(out.splitlines()[-1]) if out.strip() else None
     except ValueError:
         reply = None
     return (reply if isinstance(reply, dict) else None), False
-
-
-def _kill_group(proc: subprocess.Popen[bytes]) -> None:
-    """Kill the worker and whatever it started (its own process group: start_new_session)."""
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        proc.kill()
-    proc.wait()
 
 
 def describe_exit(code: int | None, tail: list[str]) -> str:

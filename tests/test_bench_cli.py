@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.cli.bench import available_backends
 from harness.cli.main import main
+from harness.measure.sweep import available_backends
 from harness.results.store import ResultsStore
 
 QUICK_FLAGS = ["--set", "warmup_iters=1", "--set", "warmup_s=0", "--set", "min_iters=2", "--set", "min_s=0",

@@ -4,6 +4,8 @@ what inductor's on-disk cache did; a fallback to eager is a failure with its rea
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -38,7 +40,6 @@ def _load(channels: int):
 
 
 def test_compile_records_time_proof_and_cache() -> None:
-    from torch._inductor.runtime.cache_dir_utils import cache_dir
 
     with _load(4) as session:
         first = session.info["compile"]
@@ -48,7 +49,7 @@ def test_compile_records_time_proof_and_cache() -> None:
     assert first["compiled_regions"] and first["inductor_graph_calls"] >= 1
     assert first["new_dynamo_graphs"] == 1
     cache = first["fx_graph_cache"]
-    assert cache["enabled"] is True and cache["dir"] == cache_dir()
+    assert cache["enabled"] is True and any(Path(cache["dir"]).rglob("*"))  # inductor's cache, on disk
     assert cache["hit"] + cache["miss"] >= 1  # inductor looked the graph up in its cache
 
     with _load(4) as session:  # the same network again, in the same process: dynamo reuses its graph

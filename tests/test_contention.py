@@ -104,8 +104,8 @@ def test_a_quiet_window_is_not_flagged_and_our_own_work_is_ours(tmp_path: Path) 
     record = measure_one(tmp_path, settings)
     seen = record.metadata["contention"]
     assert record.contended is None, seen
-    assert seen["cpu_ours_cores"] > 0.1  # the benchmark's CPU time is attributed to us...
-    assert seen["cpu_others_cores"] <= busy + 1.0  # ...and not to the others
+    # the benchmark's CPU time is attributed to us, not to the others (who used about `busy` cores before)
+    assert seen["cpu_ours_cores"] > 0.1 and seen["cpu_ours_cores"] > seen["cpu_others_cores"]
     assert seen["thresholds"]["cpu_share"] == pytest.approx(settings["contention_cpu_share"])
 
 

@@ -240,11 +240,6 @@ def _analyze_totals(path: Path, convention: str) -> tuple[int, str]:
     return rc, out
 
 
-@pytest.fixture
-def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("HARNESS_CACHE_DIR", str(tmp_path / "cache"))
-
-
 def test_damaged_prototxts(tmp_path: Path) -> None:
     rng = random.Random(SEED)
     failures = []

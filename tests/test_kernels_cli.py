@@ -95,3 +95,23 @@ def test_classify_reads_undecodable_names(tmp_path: Path) -> None:
                           input=b"gemv2T_kernel\r\n\xff\xfe not UTF-8\nvoid gemmk1_kernel<float>\n", timeout=60)
     assert proc.returncode == 0 and b"Traceback" not in proc.stderr
     assert proc.stdout.decode().splitlines()[0::2] == ["gemv2T\tgemv2T_kernel", "gemmk1\tvoid gemmk1_kernel<float>"]
+
+
+def test_a_failed_profile_keeps_the_previous_capture(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Profiling a configuration again replaces its capture only once the new one has been read: a missing
+    --capture file or a profiler killed at its --timeout leaves the earlier capture and record as they were."""
+    pytest.importorskip("torch")
+    args = ["profile", "squeezenet_v1.1", "--backend", "pytorch", "--tool", "torch", "--device", "cpu",
+            "--mode", "eager-fp32", "--iters", "1", "--out", str(tmp_path)]
+    assert main(args) == 0
+    record_path = tmp_path / "profiles" / "squeezenet_v1.1-pytorch-eager-fp32-cpu-b1-torch.json"
+    before = record_path.read_text()
+    capture = tmp_path / "profiles" / json.loads(before)["capture"]
+    assert capture.is_file()
+    capsys.readouterr()
+    assert main([*args, "--capture", str(tmp_path / "nope.json")]) == 2
+    assert main([*args, "--timeout", "0.5"]) == 2
+    err = capsys.readouterr().err
+    assert "no such capture file" in err and "did not finish within --timeout 0.5 s" in err
+    assert record_path.read_text() == before and capture.is_file()
+    assert not list((tmp_path / "profiles" / "captures").glob("*.partial"))

@@ -175,3 +175,12 @@ def test_report_into_an_existing_file_is_one_line(tmp_path, capsys):
     assert main(["report", "-o", str(target)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "is an existing file" in err
+
+
+def test_kernel_shares_of_several_captures_never_add_up(tmp_path, synthetic):
+    """The same profiles read twice (two directories): one capture per network and setup speaks, so the
+    MobileNet gemv share and its verdict stay those of one capture."""
+    again = build([SYNTHETIC, SYNTHETIC], tmp_path / "twice")
+    gemv = _gpu(again)["MobileNet spends most GPU time in gemv kernels"]
+    assert "gemv2T + gemv2N = 45.5% of kernel time" in gemv.evidence
+    assert gemv.verdict == _gpu(synthetic)["MobileNet spends most GPU time in gemv kernels"].verdict

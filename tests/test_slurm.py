@@ -99,6 +99,16 @@ def test_a_sweep_through_slurm_holds_what_a_local_run_holds(slurm: SlurmCluster,
     assert len(shards) == 6  # one task (and shard) per network's series
 
 
+def test_a_sweep_whose_every_task_fails_is_one_line_and_exit_2(slurm: SlurmCluster, tmp_path: Path, capsys) -> None:
+    """As a local sweep that cannot start: the node has no GPU for --device cuda:0, every task says so, and
+    `harness bench` ends with one line naming a task and why, status 2."""
+    (net,) = tiny_nets(tmp_path, 1)
+    assert main(bench(net, "--backend", "pytorch", "--device", "cuda:0", "--slurm-gpus-per-task", "0",
+                      "--batch", "1", "--out", str(tmp_path / "res"))) == 2
+    err = capsys.readouterr().err
+    assert "no task measured anything: task" in err and "cuda:0" in err and "Traceback" not in err
+
+
 def _submit_no_wait(args: list[str], capsys) -> str:
     assert main([*args, "--no-wait"]) == 0
     err = capsys.readouterr().err

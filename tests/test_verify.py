@@ -148,3 +148,10 @@ def test_comparison_table_prefers_caffe_then_pytorch_eager() -> None:
     assert by[("mobilenet", "pytorch", "compile")].speedup == pytest.approx(2.0)
     text = format_comparison(rows)
     assert "relative to caffe" in text and "relative to pytorch/eager-fp32" in text
+
+
+def test_verify_on_a_gpu_takes_a_gpu_build_of_caffe(cudnn_caffe) -> None:
+    """Caffe's GPU build names its devices `cuda:N` (any GPU): verify selects it for cuda:0 as bench does."""
+    from harness.cli.verify import _backends
+
+    assert "caffe" in _backends(None, "cuda:0")

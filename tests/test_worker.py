@@ -255,7 +255,7 @@ def test_cuda_n_is_pinned_by_uuid_and_recorded(tmp_path: Path, monkeypatch: pyte
 
 def test_a_gpu_build_of_caffe_is_selected_for_any_cuda_device(cudnn_caffe: Path) -> None:
     from harness.backends.caffe.backend import CaffeBackend
-    from harness.cli.bench import available_backends
+    from harness.measure.sweep import available_backends
 
     info = CaffeBackend.probe()
     assert info.available, info.reason

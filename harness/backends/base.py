@@ -7,7 +7,6 @@ are looked up by name through :data:`BACKENDS` and imported only when used.
 
 from __future__ import annotations
 
-import functools
 import importlib
 import sys
 from abc import ABC, abstractmethod
@@ -105,6 +104,11 @@ class Backend(ABC):
     def modes(self, device: str) -> list[str]:
         """The modes this backend can run on ``device``; the first is its default."""
 
+    def default_mode(self, device: str) -> str:
+        """The first of :meth:`modes`; a backend whose ``modes`` is costly (it tries things) says it
+        cheaply, since sweeps and reports ask for it where nothing else of the backend is needed."""
+        return self.modes(device)[0]
+
     @abstractmethod
     def load(self, target: RunTarget) -> Session:
         """Load the network; raises UnsupportedLayer, DeviceOutOfMemory, BackendUnavailable or BackendFailed."""
@@ -162,17 +166,3 @@ def get_backend(name: str) -> Backend:
     except ImportError as exc:
         raise BackendUnavailable(f"backend '{name}' cannot be imported: {exc}") from None
     return backend_cls()
-
-
-@functools.cache
-def default_mode(backend: str, device_kind: str) -> str | None:
-    """The mode ``backend`` runs on a device of this kind when none is asked for (None where the backend
-    cannot say): records name it explicitly, and displays leave it out."""
-    try:
-        return get_backend(backend).modes("cuda:0" if device_kind == "cuda" else device_kind)[0]
-    except (HarnessError, IndexError):
-        return None
-
-
-def is_default_mode(backend: str, device_kind: str, mode: str | None) -> bool:
-    return mode in (None, "default") or mode == default_mode(backend, device_kind)

@@ -26,6 +26,7 @@ import numpy as np
 
 from harness.backends.base import Backend, BackendInfo, RunTarget, Session
 from harness.backends.oom import OutOfMemoryAs, out_of_memory_cause
+from harness.cuda_driver import cuda_driver_uuids
 from harness.errors import BackendFailed, BackendUnavailable, HarnessError
 
 # mode -> GraphOptimizationLevel attribute; the first is ONNX Runtime's own default.
@@ -35,12 +36,9 @@ CPU_EP, CUDA_EP = "CPUExecutionProvider", "CUDAExecutionProvider"
 
 
 def _cuda_devices() -> list[str]:
-    """The GPUs the CUDA provider could use, counted by torch (the export needs torch anyway)."""
-    try:
-        import torch
-    except ImportError:
-        return []
-    return [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+    """The GPUs the CUDA provider could use, as the CUDA driver enumerates them (no framework imported:
+    a sweep's planning process probes backends)."""
+    return [f"cuda:{i}" for i in range(len(cuda_driver_uuids() or []))]
 
 
 class OnnxRuntimeBackend(Backend):
@@ -199,7 +197,7 @@ class OnnxRuntimeSession(Session):
 
     def blobs(self) -> dict[str, np.ndarray]:
         """The probe blobs, from the probe model (same graph, extra outputs), run once."""
-        session = self._session(self.models.probe)
-        with self._oom_forward:
+        with self._oom_forward:  # the probe session's own allocation too
+            session = self._session(self.models.probe)
             values = session.run(self.models.probe_names, self.feed)
         return {name: np.asarray(v, dtype=np.float32) for name, v in zip(self.models.probe_names, values, strict=True)}

@@ -184,8 +184,8 @@ class OpenCVSession(Session):
         # buffer and reuses memory behind requested outputs: intermediates read that way are garbage
         # (seen with 4.14). Fusion cannot be switched off on the timed net either, since fusing has
         # already folded BatchNorm into the convolution weights; a second, unfused net is probed.
-        net = self._load(fusion=False)
-        with self._oom_forward:
+        with self._oom_forward:  # the probe net's own allocation too
+            net = self._load(fusion=False)
             try:
                 values = net.forward([self.probe_layers[n] for n in names])
             except cv2.error as exc:

@@ -99,6 +99,9 @@ class PyTorchBackend(Backend):
         return (BASE_MODES + ([TF32_MODE] if ampere else []) + ["fp16-autocast"]
                 + (["bf16-autocast"] if ampere else []) + [CUDA_GRAPHS_MODE])
 
+    def default_mode(self, device: str) -> str:
+        return BASE_MODES[0]  # eager fp32 everywhere, without trying autocast as modes() does
+
     def worker_env(self, device: str, mode: str | None) -> dict[str, str]:
         """IEEE fp32 everywhere (the base class's NVIDIA_TF32_OVERRIDE=0) except in the tf32 mode,
         where that variable would silently switch TF32 off again inside cuBLAS and cuDNN."""

@@ -14,9 +14,8 @@ from rich.markup import escape
 
 from harness.cli.argtypes import backend_names, positive_int_list
 from harness.errors import HarnessError
-from harness.measure.contention import CONTENTION_MODES, ContentionPolicy
+from harness.measure.contention import CONTENTION_MODES, DEFAULT_RETRIES, ContentionPolicy
 from harness.measure.sweep import CPU_BATCHES, PAPER_GPU_BATCHES, SweepSpec
-from harness.measure.sweep import available_backends as available_backends  # moved; importable here too
 from harness.measure.sweep_file import load_sweep_yaml
 from harness.results.records import Config, Record
 from harness.results.store import ResultsStore
@@ -67,8 +66,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--contention", choices=CONTENTION_MODES, default="warn",
                    help="a window disturbed by other processes (docs/cluster.md): warn (keep it, flagged; "
                         "default) or retry (measure again in a fresh worker, then keep the flag)")
-    p.add_argument("--contention-retries", type=int, default=2, metavar="N",
-                   help="how many times --contention retry measures a disturbed configuration again (default 2)")
+    p.add_argument("--contention-retries", type=int, default=DEFAULT_RETRIES, metavar="N",
+                   help="how many times --contention retry measures a disturbed configuration again "
+                        f"(default {DEFAULT_RETRIES})")
 
 
 def _join(values: tuple[int, ...]) -> str:
@@ -94,13 +94,13 @@ def _setting(text: str) -> tuple[str, Any]:
     return key.strip(), yaml.safe_load(value)
 
 
-def build_spec(args: argparse.Namespace, data: dict[str, Any] | None = None) -> SweepSpec:
-    """The sweep as the user asked for it; what they left open (devices, backends, batches) stays empty,
-    for the executor to decide where its workers run (:func:`harness.measure.sweep.resolve_here`)."""
+def build_spec(args: argparse.Namespace, data: dict[str, Any]) -> SweepSpec:
+    """The sweep as the user asked for it (``data``: the sweep file's, if any); what they left open
+    (devices, backends, batches) stays empty, for the executor to decide where its workers run
+    (:func:`harness.executors.base.plan_here`). A name given twice counts once."""
     from harness import zoo
     from harness.measure.devices import parse_device
 
-    data = data if data is not None else (load_sweep_yaml(args.config) if args.config else {})
     networks = args.networks or data.get("networks") or []
     if not networks:
         raise HarnessError("name networks to benchmark, 'all', or give --config with a 'networks' list")
@@ -108,13 +108,14 @@ def build_spec(args: argparse.Namespace, data: dict[str, Any] | None = None) -> 
         networks = zoo.zoo_names()
     for network in networks:
         zoo.resolve(network)  # an unknown name or a bad prototxt is an error before anything runs
-    devices = _split(args.device, "--device") or data.get("devices") or []
+    networks = list(dict.fromkeys(networks))
+    devices = list(dict.fromkeys(_split(args.device, "--device") or data.get("devices") or []))
     for device in devices:
         parse_device(device)
     batches = args.batch or data.get("batches") or []
     backends = _split(args.backend, "--backend") or data.get("backends") or []
     if backends:
-        backends = backend_names(",".join(backends))
+        backends = list(dict.fromkeys(backend_names(",".join(backends))))
     settings = dict(data.get("settings") or {})
     settings.update(dict(_setting(s) for s in args.settings))
     spec = SweepSpec(networks=list(networks), backends=backends, batches=list(batches), devices=devices,
@@ -144,32 +145,25 @@ def run(args: argparse.Namespace) -> int:
 
     from harness.cli.console import stdout_console
     from harness.executors import SweepRequest, get_executor
-    from harness.measure.sweep import backend_modes, check_modes
 
     data = load_sweep_yaml(args.config) if args.config else {}
     options, where = executor_options(args, data)
     executor = get_executor(args.executor).configure(options, where)
-    if args.no_wait and not executor.plans_remotely:
+    if args.no_wait and not executor.detaches:
         raise HarnessError(f"--no-wait applies to --executor slurm, not {args.executor}")
     if args.contention_retries < 0:
         raise HarnessError(f"--contention-retries must be >= 0, got {args.contention_retries}")
     spec = build_spec(args, data)
-    if not executor.plans_remotely:
-        spec = executor.resolve(spec)
     store = ResultsStore(args.out)
     store.check_writable()  # an unwritable --out is an error before anything is measured
     console = Console(stderr=True, highlight=False)
-    if not executor.plans_remotely:  # a remote executor checks modes where the backends are
-        for note in check_modes(spec, backend_modes):
-            console.print(note, markup=False)
-    total = 0 if executor.plans_remotely else len(spec.configs(backend_modes))
     started = time.monotonic()
     counts: dict[str, int] = {}
     flagged: list[str] = []
     keys: set[str] = set()
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console, transient=False) as progress:
-        task = progress.add_task("bench", total=total)
+        task = progress.add_task("bench", total=None)  # the executor says how many, once it has planned
 
         def on_start(config: Config) -> None:
             progress.update(task, description=escape(f"{config.network} {config.backend} {config.mode} "

@@ -6,10 +6,18 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from harness.cli.argtypes import backend_name, positive_int
+from harness.errors import HarnessError
+
+if TYPE_CHECKING:
+    from harness.kernels.attribution import Attribution
+    from harness.kernels.profile_record import ProfileRecord
+    from harness.results.records import Config
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -43,10 +51,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from harness.backends.base import get_backend
     from harness.cli.bench import default_out
     from harness.cli.kernels import print_attribution
-    from harness.errors import HarnessError
     from harness.kernels import profile_run as pr
     from harness.kernels.profile_record import (
         CAPTURES_DIR,
@@ -56,6 +62,7 @@ def run(args: argparse.Namespace) -> int:
         write_profile,
     )
     from harness.measure.devices import identify
+    from harness.measure.sweep import backend_default_mode
     from harness.results.records import Config
 
     if args.timeout <= 0:
@@ -70,21 +77,55 @@ def run(args: argparse.Namespace) -> int:
     else:
         identity = identify(device)
         model, uuid = identity.model, identity.uuid
-    # the default mode by its name, as a sweep records it: a profile and the timing records it explains
-    # name the same configuration
-    mode = args.mode or get_backend(args.backend).modes(device)[0]
+    # a run: the default mode by its name, as a sweep records it, so that a profile and the timing records it
+    # explains name the same configuration; an imported capture: the mode given, else not known (None)
+    mode = args.mode or (None if args.capture is not None else backend_default_mode(args.backend, device))
     config = Config(args.network, args.backend, args.batch, device, mode, hardware=model)
     out = args.out or default_out()
     if out.exists() and not out.is_dir():
         raise HarnessError(f"{out}: results directory is a file")
     check_replaceable(out, config, args.tool)
-    folder = profiles_dir(out) / CAPTURES_DIR / profile_stem(config, args.tool)
+    if args.capture is not None and not args.capture.is_file():
+        raise HarnessError(f"{args.capture}: no such capture file")
+    # The new capture is made beside the previous one, which it replaces only once it has been read.
+    final = profiles_dir(out) / CAPTURES_DIR / profile_stem(config, args.tool)
+    folder = final.with_name(final.name + ".partial")
     if folder.exists():
-        shutil.rmtree(folder)  # the previous capture of this configuration and tool: replaced with its record
+        shutil.rmtree(folder)
     folder.mkdir(parents=True)
+    try:
+        capture, record, attribution = _capture(args, config, device, mode, uuid, folder, out)
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    if final.exists():
+        shutil.rmtree(final)
+    folder.rename(final)
+    capture = final / capture.name
+    record.capture = os.path.relpath(capture, profiles_dir(out))
+    title = f"{args.network} ({args.backend}, batch {args.batch}, {args.tool}, {device})"
+    if record.gpu_kernels:
+        print_attribution(title, attribution, 10)
+    else:
+        print(f"{title}: no GPU kernels were recorded; the capture holds CPU work only. Longest host ops:")
+        for op in record.cpu_ops:
+            print(f"  {op['inclusive_ns'] / 1e6:10.3f} ms  {op['calls']:5d} x  {op['name']}  (inclusive, summed)")
+    path = write_profile(out, record)
+    covered = "unknown" if record.iterations is None else str(record.iterations)
+    print(f"capture: {capture}\nrecord:  {path} (kernel profile, not a timing result; profiled iterations: "
+          f"{covered}" + (f", {record.iterations_in_capture} marked in the capture" if
+                          record.iterations_in_capture is not None else "") + ")")
+    return 0
+
+
+def _capture(args: argparse.Namespace, config: Config, device: str, mode: str | None, uuid: str | None,
+             folder: Path, out: Path) -> tuple[Path, ProfileRecord, Attribution]:
+    """Make (or import) the capture in ``folder`` and read it into its record."""
+    from harness.backends.base import get_backend
+    from harness.kernels import profile_run as pr
+    from harness.kernels.profile_record import profiles_dir
+
     if args.capture is not None:
-        if not args.capture.is_file():
-            raise HarnessError(f"{args.capture}: no such capture file")
         capture = folder / args.capture.name
         shutil.copyfile(args.capture, capture)
         worker, capture_range, notes = None, None, [f"imported capture {args.capture.name}: made outside the "
@@ -101,30 +142,19 @@ def run(args: argparse.Namespace) -> int:
                              args.warmup, args.iters or pr.DEFAULT_ITERS[args.tool], folder, python)
         cmd, capture = pr.external_command(request)
         pr.run_command(cmd, args.timeout, env)
-        worker = json.loads((folder / pr.WORKER_REPORT).read_text())
+        report = folder / pr.WORKER_REPORT
+        if not report.is_file():
+            raise HarnessError(f"{args.tool} ended without the profile worker's report ({report}): the worker "
+                               "did not run to its end under the profiler")
+        worker = json.loads(report.read_text())
         capture_range, notes = pr.CAPTURE_RANGES[args.tool], []
     record, attribution = pr.build_record(config, args.tool, capture, profiles_dir(out), worker, capture_range,
                                           uuid, notes, synthetic=capture.name.startswith("synthetic-"))
-    title = f"{args.network} ({args.backend}, batch {args.batch}, {args.tool}, {device})"
-    if record.gpu_kernels:
-        print_attribution(title, attribution, 10)
-    else:
-        print(f"{title}: no GPU kernels were recorded; the capture holds CPU work only. Longest host ops:")
-        for op in record.cpu_ops:
-            print(f"  {op['inclusive_ns'] / 1e6:10.3f} ms  {op['calls']:5d} x  {op['name']}  (inclusive, summed)")
-    path = write_profile(out, record)
-    covered = "unknown" if record.iterations is None else str(record.iterations)
-    print(f"capture: {capture}\nrecord:  {path} (kernel profile, not a timing result; profiled iterations: "
-          f"{covered}" + (f", {record.iterations_in_capture} marked in the capture" if
-                          record.iterations_in_capture is not None else "") + ")")
-    return 0
+    return capture, record, attribution
 
 
 def _default_device(tool: str) -> str:
-    if tool != "torch":
-        return "cuda:0"
-    try:
-        import torch
-    except ImportError:
-        return "cpu"
-    return "cuda:0" if torch.cuda.is_available() else "cpu"
+    """cuda:0 for nsys and ncu; for the PyTorch profiler, cuda:0 where CUDA sees a GPU, else the CPU."""
+    from harness.measure.sweep import gpu_present
+
+    return "cuda:0" if tool != "torch" or gpu_present() else "cpu"

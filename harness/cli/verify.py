@@ -10,7 +10,7 @@ import argparse
 import sys
 
 from harness import jsonout
-from harness.backends.base import get_backend
+from harness.backends.base import get_backend, runs_on
 from harness.cli.argtypes import backend_list, device_name, positive_float, positive_int
 from harness.convert.verify import DEFAULT_TOLERANCE, Verification, verify
 from harness.errors import BackendUnavailable
@@ -44,7 +44,7 @@ def _backends(names: list[str] | None, device: str) -> list[str]:
             continue
         if not info.available:
             print(f"note: {name} skipped: {info.reason}", file=sys.stderr)
-        elif device not in info.devices and device.partition(":")[0] not in info.devices:
+        elif not runs_on(info, device):
             print(f"note: {name} skipped: it does not run on {device} here", file=sys.stderr)
         else:
             available.append(name)

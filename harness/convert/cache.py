@@ -63,11 +63,7 @@ def graph_fingerprint(graph: Graph) -> str:
 
 
 def file_fingerprint(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()[:16]
+    return _sha256(Path(path))[:16]
 
 
 def prototxt_file(graph: Graph, backend: str) -> Path:

@@ -17,7 +17,7 @@ import numpy as np
 
 from harness.backends.base import RunTarget, get_backend
 from harness.convert.blobs import output_blob, pre_softmax_blob
-from harness.errors import BackendFailed, BackendUnavailable, HarnessError, UnsupportedLayer
+from harness.errors import BackendFailed, BackendUnavailable, DeviceOutOfMemory, HarnessError, UnsupportedLayer
 from harness.ir.graph import Graph
 
 DEFAULT_TOLERANCE = 1e-4
@@ -26,7 +26,7 @@ DEFAULT_TOLERANCE = 1e-4
 @dataclass
 class BackendRun:
     backend: str
-    status: str  # "ok", "unsupported", "unavailable", "failed"
+    status: str  # "ok", "oom", "unsupported", "unavailable", "failed"
     message: str | None = None
     seconds: float = 0.0
     info: dict[str, Any] = field(default_factory=dict)
@@ -80,6 +80,8 @@ def run_backend(name: str, graph: Graph, network: str, batch: int, seed: int, mo
             info = dict(session.info)
     except UnsupportedLayer as exc:
         return BackendRun(name, "unsupported", str(exc), time.perf_counter() - start)
+    except DeviceOutOfMemory as exc:  # this backend's result at this batch; the others go on
+        return BackendRun(name, "oom", str(exc), time.perf_counter() - start)
     except BackendUnavailable as exc:
         return BackendRun(name, "unavailable", str(exc), time.perf_counter() - start)
     except BackendFailed as exc:

@@ -4,6 +4,7 @@ progress callbacks."""
 from __future__ import annotations
 
 import importlib.util
+import os
 import sys
 from abc import ABC, abstractmethod
 from collections.abc import Callable
@@ -13,8 +14,8 @@ from typing import Any, ClassVar
 
 from harness.errors import HarnessError
 from harness.measure.contention import ContentionPolicy
-from harness.measure.devices import DeviceIdentity
-from harness.measure.sweep import SweepSpec, resolve_here
+from harness.measure.devices import DeviceIdentity, identify
+from harness.measure.sweep import SweepSpec, backend_modes, batch_series, check_modes, resolve_here, with_hardware
 from harness.results.records import Config, Placement, Record
 from harness.worker import Job
 
@@ -27,7 +28,6 @@ class SweepRequest:
     on_start: Callable[[Config], None] | None = None
     #: called once per configuration: its new record, or None when an earlier final record stands
     on_done: Callable[[Record | None, Config], None] | None = None
-    notes: list[str] = field(default_factory=list)
     #: what a worker does with a window the contention guard flags (None: keep it, flagged)
     contention: ContentionPolicy | None = None
     #: False: an executor that hands the sweep to a scheduler returns once it is submitted
@@ -41,12 +41,15 @@ class SweepRequest:
         if self.on_note is not None:
             self.on_note(text)
 
+    def total(self, n: int) -> None:
+        if self.on_total is not None:
+            self.on_total(n)
+
 
 class Executor(ABC):
     name: ClassVar[str]
-    #: whether backend probes, the default device and batches are decided where the workers run (a Slurm
-    #: compute node) rather than by ``harness bench`` on this host
-    plans_remotely: ClassVar[bool] = False
+    #: whether it can hand the sweep to a scheduler and return (``--no-wait``)
+    detaches: ClassVar[bool] = False
 
     @classmethod
     def configure(cls, options: dict[str, Any], where: str) -> Executor:
@@ -55,14 +58,43 @@ class Executor(ABC):
             raise HarnessError(f"{where}: {', '.join(sorted(options))} apply to --executor slurm, not {cls.name}")
         return cls()
 
-    def resolve(self, spec: SweepSpec) -> SweepSpec:
-        """The sweep with what the user left open decided on this host (see :func:`resolve_here`)."""
-        return resolve_here(spec)
-
     @abstractmethod
     def run(self, request: SweepRequest) -> list[Record]:
-        """Run every configuration of the sweep that has no final record (all with ``force``); return the
-        records made by this run."""
+        """Decide what the user left open where the workers run (:func:`plan_here`), say how many
+        configurations that is (``request.total``), and run every one without a final record (all with
+        ``force``); return the records made by this run."""
+
+
+@dataclass
+class Plan:
+    """A sweep as it runs on this host: each device's identity, and the batch series (with the devices'
+    models in their configurations)."""
+
+    identities: dict[str, DeviceIdentity]
+    series: list[list[Config]]
+    notes: list[str] = field(default_factory=list)  # backends that offer none of the requested modes
+
+    @property
+    def size(self) -> int:
+        return sum(len(s) for s in self.series)
+
+
+def plan_here(spec: SweepSpec, gpu: bool | None = None) -> Plan:
+    """The one planning every executor does where its workers run: what the user left open decided here
+    (:func:`resolve_here`; ``gpu`` as there), modes checked, devices identified, configurations as
+    batch series. HarnessError before anything runs when nothing can."""
+    spec = resolve_here(spec, gpu)
+    notes = check_modes(spec, backend_modes)
+    identities = {device: identify(device) for device in spec.devices}
+    configs = with_hardware(spec.configs(backend_modes), {d: i.model for d, i in identities.items()})
+    return Plan(identities, batch_series(configs), notes)
+
+
+def placement_for(executor: str, host: str, identity: DeviceIdentity, **scheduler: str | None) -> Placement:
+    """Where a configuration runs: the executor, the host, the GPU by UUID (its pin), and a scheduler's
+    job and task ids."""
+    return Placement(executor=executor, host=host, gpu_uuid=identity.uuid, gpu_index=identity.nvml_index,
+                     cuda_visible_devices=identity.uuid or os.environ.get("CUDA_VISIBLE_DEVICES"), **scheduler)
 
 
 def poller_python() -> str | None:

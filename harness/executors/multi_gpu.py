@@ -14,7 +14,6 @@ series once per model (the model is part of a configuration's key), on any lane 
 
 from __future__ import annotations
 
-import os
 import queue
 import socket
 import threading
@@ -23,10 +22,10 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from harness.errors import HarnessError
-from harness.executors.base import Executor, SweepRequest, make_job
-from harness.measure.devices import DeviceIdentity, identify
-from harness.measure.sweep import SweepSpec, backend_modes, batch_series, resolve_here, run_series, with_hardware
-from harness.results.records import Config, Placement, Record
+from harness.executors.base import Executor, SweepRequest, make_job, placement_for, plan_here
+from harness.measure.devices import DeviceIdentity, identify, visible_gpus
+from harness.measure.sweep import run_series
+from harness.results.records import Config, Record
 from harness.results.store import ResultsStore
 from harness.worker import spawn_and_store
 
@@ -53,20 +52,10 @@ def gpu_lanes(devices: list[str], host: str) -> list[Lane]:
 
 def all_gpus() -> list[str]:
     """cuda:0 ... cuda:N-1 for every GPU CUDA enumerates here (HarnessError where there is none)."""
-    from harness.measure.devices import cuda_driver_uuids, nvml_gpus, visible_uuids
-    from harness.measure.nvml_poller import NvmlUnavailable, nvml_init
-
-    try:
-        pynvml = nvml_init()
-    except NvmlUnavailable as exc:
-        raise HarnessError(f"--executor multi-gpu: {exc}") from None
-    try:
-        uuids = cuda_driver_uuids() or visible_uuids(os.environ.get("CUDA_VISIBLE_DEVICES"),
-                                                      [u for u, _ in nvml_gpus(pynvml)])
-    finally:
-        pynvml.nvmlShutdown()
+    uuids = visible_gpus().uuids
     if not uuids:
-        raise HarnessError("--executor multi-gpu: no GPU is visible here")
+        raise HarnessError("--executor multi-gpu: no GPU is visible here (no NVIDIA driver, or none in "
+                           "CUDA_VISIBLE_DEVICES)")
     return [f"cuda:{n}" for n in range(len(uuids))]
 
 
@@ -76,16 +65,18 @@ class MultiGpuExecutor(Executor):
     def __init__(self, lanes: list[Lane] | None = None) -> None:
         self.lanes = lanes  # None: from the sweep's devices
 
-    def resolve(self, spec: SweepSpec) -> SweepSpec:
-        """Every GPU here when the user named none; the rest as any local sweep."""
-        return resolve_here(replace(spec, devices=spec.devices or all_gpus()))
-
     def run(self, request: SweepRequest) -> list[Record]:
         host = socket.gethostname()
-        lanes = self.lanes or gpu_lanes(request.spec.devices, host)
+        spec = replace(request.spec, devices=request.spec.devices or all_gpus())  # every GPU here by default
+        lanes = self.lanes or gpu_lanes(spec.devices, host)
         by_model: dict[str | None, list[Lane]] = {}
         for lane in lanes:
             by_model.setdefault(lane.identity.model, []).append(lane)
+        # the series once per GPU model, planned on the group's first device; a lane runs it on its own
+        plans = {model: plan_here(replace(spec, devices=[group[0].device])) for model, group in by_model.items()}
+        for note in dict.fromkeys(n for plan in plans.values() for n in plan.notes):
+            request.note(note)
+        request.total(sum(plan.size for plan in plans.values()))
         known = ResultsStore(request.results_dir).read()
         lock = threading.Lock()  # progress callbacks come from every lane: one at a time
         on_start = _serialised(request.on_start, lock)
@@ -95,10 +86,8 @@ class MultiGpuExecutor(Executor):
         errors: list[BaseException] = []
         threads = []
         for model, group in by_model.items():
-            # the series once per GPU model, planned on the group's first device; a lane runs it on its own
-            spec = replace(request.spec, devices=[group[0].device])
             work: queue.Queue[list[Config]] = queue.Queue()
-            for series in batch_series(with_hardware(spec.configs(backend_modes), {group[0].device: model})):
+            for series in plans[model].series:
                 work.put(series)
             for lane in group:
                 def drain(lane: Lane = lane, work: queue.Queue[list[Config]] = work) -> None:
@@ -138,8 +127,7 @@ class MultiGpuExecutor(Executor):
         identity = lane.identity
 
         def launch(config: Config) -> Record:
-            placement = Placement(executor=self.name, host=host, gpu_uuid=identity.uuid,
-                                  gpu_index=identity.nvml_index, cuda_visible_devices=identity.uuid)
+            placement = placement_for(self.name, host, identity)
             return spawn_and_store(make_job(config, request, identity, placement, writer=lane.writer))
 
         return launch

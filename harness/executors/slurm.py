@@ -40,12 +40,13 @@ from harness.executors.slurm_task import (
     TaskPlan,
     interruption_record,
     read_state,
+    recorded_since,
     run_task,
     state_path,
 )
 from harness.measure.sweep import SweepSpec
 from harness.results.records import Config, Placement, Record
-from harness.results.store import Merged, ResultsStore, parse_line, read_results
+from harness.results.store import Merged, ResultsStore, parse_lines, read_results
 
 DEFAULT_TIME_MIN = 60
 #: how often the submitter looks at the shards and state files, and asks the scheduler
@@ -234,18 +235,15 @@ class ShardFollower:
                 continue
             complete = data[: data.rfind(b"\n") + 1]
             self.offsets[path] = offset + len(complete)
-            for raw in complete.splitlines(keepends=True):
-                try:
-                    yield parse_line(raw)
-                except (ValueError, TypeError, KeyError):
-                    continue  # counted by every reader of the directory (store warnings)
+            # unreadable lines are left to every reader of the directory, which counts them
+            yield from parse_lines(path, enumerate(complete.splitlines(keepends=True), start=1))[0]
 
 
 # ---- the executor -------------------------------------------------------------------------------
 
 class SlurmExecutor(Executor):
     name = "slurm"
-    plans_remotely: ClassVar[bool] = True
+    detaches: ClassVar[bool] = True
 
     def __init__(self, options: SlurmOptions | None = None) -> None:
         self.options = options or SlurmOptions()
@@ -253,9 +251,6 @@ class SlurmExecutor(Executor):
     @classmethod
     def configure(cls, options: dict[str, Any], where: str) -> SlurmExecutor:
         return cls(SlurmOptions.parse(options, where))
-
-    def resolve(self, spec: SweepSpec) -> SweepSpec:
-        return spec  # decided on the compute node
 
     def run(self, request: SweepRequest) -> list[Record]:
         submitit = _submitit()
@@ -328,22 +323,28 @@ class SlurmExecutor(Executor):
         except KeyboardInterrupt:
             request.note(f"stopped waiting; Slurm job {job_id} goes on (`scancel {job_id}` stops it)")
             raise
+        merged = read_results([results]) if end_states else None
         for index, state in end_states.items():
-            killed = self._record_kill(results, job_id, str(index), state, read_results([results]))
+            killed = self._record_kill(results, job_id, str(index), state, merged)  # type: ignore[arg-type]
             if killed is not None:
                 records.append(killed)
                 if request.on_done:
                     request.on_done(killed, killed.config)
         self._collect(follower, request, records)
+        failures = []
         for index, outcome in sorted(outcomes.items()):
             for text in outcome.get("notes") or []:
                 request.note(f"task {job_id}_{index} ({plans[index].network}): {text}")
             if outcome.get("error") or outcome.get("ended") not in (None, "completed"):
                 why = outcome.get("error") or f"{outcome.get('ended')}: {outcome.get('reason')}"
-                request.note(f"task {job_id}_{index} ({plans[index].network}) on {outcome.get('host')}: {why}")
-        for index, state in sorted(end_states.items()):
-            request.note(f"task {job_id}_{index} ({plans[index].network}) ended {state} "
-                         f"(log: {jobs[index].paths.stderr})")
+                failures.append(f"task {job_id}_{index} ({plans[index].network}) on {outcome.get('host')}: {why}")
+        failures += [f"task {job_id}_{index} ({plans[index].network}) ended {state} (log: {jobs[index].paths.stderr})"
+                     for index, state in sorted(end_states.items())]
+        if failures and not records:  # as a local sweep that cannot start: one line, exit 2
+            raise HarnessError(f"no task measured anything: {failures[0]}"
+                               + (f" (and {len(failures) - 1} more task(s) like it)" if len(failures) > 1 else ""))
+        for failure in failures:
+            request.note(failure)
         return records
 
     @staticmethod
@@ -360,12 +361,9 @@ class SlurmExecutor(Executor):
         if not task_state or task_state.get("ended") or not task_state.get("running"):
             return None
         running = task_state["running"]
+        if recorded_since([*merged.records, *merged.superseded], running, job_id, task_id):
+            return None
         config = Config(**running["config"])
-        for record in [*merged.records, *merged.superseded]:
-            p = record.placement
-            if (record.key == config.key() and p is not None and p.job_id == job_id and p.task_id == task_id
-                    and (record.started_at or "") >= running["since"]):
-                return None
         store = ResultsStore(results, f"slurm-{job_id}-submitter")
         placement = replace(Placement(**running["placement"]), shard=store.path.name)
         reason = f"job {job_id}_{task_id} ended {state}"

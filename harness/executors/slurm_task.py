@@ -32,28 +32,23 @@ import signal
 import socket
 import sys
 import time
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
 from harness.errors import HarnessError
-from harness.executors.base import SweepRequest, make_job
+from harness.executors.base import Plan, SweepRequest, make_job, placement_for, plan_here
 from harness.measure.contention import ContentionPolicy
-from harness.measure.devices import identify
 from harness.measure.sweep import (
     SweepSpec,
-    backend_modes,
-    batch_series,
-    check_modes,
     gpu_present,
-    resolve_here,
     run_series,
-    with_hardware,
 )
 from harness.results.metadata import host_metadata
 from harness.results.records import Config, Placement, Record, utc_now
-from harness.results.store import ResultsStore, parse_line, read_lines
+from harness.results.store import ResultsStore, file_records
 from harness.worker import one_line, spawn_and_store
 
 #: the folder of a results directory that holds submitit's files and the tasks' state files
@@ -170,6 +165,14 @@ def _task_log() -> Path | None:
         return None
 
 
+def recorded_since(records: Iterable[Record], running: dict[str, Any], job_id: str, task_id: str) -> bool:
+    """Whether the configuration a task was running (its state's ``running``) has a record that task's worker
+    made after it started: then the interruption needs no record of its own."""
+    key = Config(**running["config"]).key()
+    return any(r.key == key and (r.started_at or "") >= running["since"] and r.placement is not None
+               and (r.placement.job_id, r.placement.task_id) == (job_id, task_id) for r in records)
+
+
 def interruption_record(config: Config, placement: Placement, started_at: str, reason: str,
                         recorded_by: str) -> Record:
     """The record of a configuration the scheduler ended: ``failed`` (so resume runs it again), why."""
@@ -177,19 +180,6 @@ def interruption_record(config: Config, placement: Placement, started_at: str, r
                   message=one_line(f"interrupted by Slurm ({reason}); resume measures it again"),
                   metadata={**host_metadata(), "recorded_by": recorded_by, "scheduler_reason": reason},
                   placement=placement)
-
-
-def shard_records(path: Path) -> list[Record]:
-    """The readable records of one shard, in order."""
-    out = []
-    if not path.exists():
-        return out
-    for _, raw in read_lines(path):
-        try:
-            out.append(parse_line(raw))
-        except (ValueError, TypeError, KeyError):
-            continue
-    return out
 
 
 def run_task(plan: TaskPlan) -> dict[str, Any]:
@@ -218,13 +208,13 @@ def run_task(plan: TaskPlan) -> dict[str, Any]:
     summary: dict[str, Any] = {"host": host, "unit": plan.unit, "planned": 0, "ran": 0, "notes": []}
     request = SweepRequest(plan.spec(), Path(plan.results_dir), force=plan.force, contention=plan.contention)
 
+    plan_here_: dict[str, Plan] = {}
+
     def launch(config: Config) -> Record:
         if "warning" in stopping or WARNING_SIGNAL in signal.sigpending():
             raise _NoNewWork
-        identity = identify(config.device)
-        placement = Placement(executor="slurm", host=host, gpu_uuid=identity.uuid, gpu_index=identity.nvml_index,
-                              cuda_visible_devices=identity.uuid or os.environ.get("CUDA_VISIBLE_DEVICES"),
-                              job_id=job_id, task_id=task_id)
+        identity = plan_here_["plan"].identities[config.device]
+        placement = placement_for("slurm", host, identity, job_id=job_id, task_id=task_id)
         state.update(running={"config": asdict(config), "since": utc_now(), "placement": asdict(placement)})
         write_state(path, state)
         record = spawn_and_store(make_job(config, request, identity, placement, writer=writer))
@@ -235,7 +225,8 @@ def run_task(plan: TaskPlan) -> dict[str, Any]:
 
     how, reason = "completed", None
     try:
-        series = _plan(plan, summary["notes"])
+        plan_here_["plan"] = planned = _plan(plan, summary["notes"])
+        series = planned.series
         known = ResultsStore(plan.results_dir).read()
         finished = set() if plan.force else known.finished()
         configs = [c for one in series for c in one]
@@ -258,15 +249,13 @@ def run_task(plan: TaskPlan) -> dict[str, Any]:
     return {**summary, "ended": how, "reason": reason}
 
 
-def _plan(plan: TaskPlan, notes: list[str]) -> list[list[Config]]:
-    """The task's batch series, decided on this node."""
-    spec = resolve_here(plan.spec(), gpu=slurm_gave_gpus() and gpu_present())
-    notes.extend(check_modes(spec, backend_modes))
-    identities = {device: identify(device) for device in spec.devices}
-    configs = with_hardware(spec.configs(backend_modes), {d: i.model for d, i in identities.items()})
+def _plan(plan: TaskPlan, notes: list[str]) -> Plan:
+    """The task's plan, decided on this node (a GPU only where Slurm gave the task one)."""
+    planned = plan_here(plan.spec(), gpu=slurm_gave_gpus() and gpu_present())
+    notes.extend(planned.notes)
     for note in notes:
         print(f"harness task: {note}", file=sys.stderr)
-    return batch_series(configs)
+    return planned
 
 
 def _record_interruption(state: dict[str, Any], store: ResultsStore, reason: str) -> None:
@@ -276,7 +265,7 @@ def _record_interruption(state: dict[str, Any], store: ResultsStore, reason: str
         return
     config = Config(**running["config"])
     placement = Placement(**running["placement"])
-    if any(r.key == config.key() and (r.started_at or "") >= running["since"] for r in shard_records(store.path)):
+    if recorded_since(file_records(store.path), running, state["job_id"], state["task_id"]):
         return
     record = interruption_record(config, replace(placement, shard=store.path.name), running["since"], reason,
                                  recorded_by="slurm task")

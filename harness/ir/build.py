@@ -109,11 +109,6 @@ def _phase(f: Field, where: str = "") -> str:
     raise _caffe_rejects(f, where, "TRAIN or TEST (unquoted) or 0 or 1")
 
 
-def _last(msg: Message, name: str) -> Field | None:
-    """The field that counts when a non-repeated field is given more than once: the last."""
-    return msg.field(name)
-
-
 # ---- inputs -------------------------------------------------------------------------------------
 
 def _shape_of(msg: Message, where: str) -> Shape:
@@ -264,10 +259,10 @@ def _build_graph(net: Message, source: str, phase: str) -> Graph:
         if not isinstance(f.value, Message):
             raise PrototxtError(f"'{f.name}' must be a {{ }} block, got {describe(f.value)}", f.loc)
         spec = f.value
-        name_field = _last(spec, "name")
+        name_field = spec.field("name")
         name = _string(name_field) if name_field is not None else f"<layer {len(layers) + 1}>"
         where = f"layer {excerpt(name, NAME_CHARS)}: "
-        type_field = _last(spec, "type")
+        type_field = spec.field("type")
         if type_field is None:
             raise PrototxtError(f"{where}no type", f.loc)
         # Checked before the rules: Caffe's parser reads (and rejects) the layers a phase leaves out too.
@@ -296,7 +291,7 @@ def _build_graph(net: Message, source: str, phase: str) -> Graph:
             raise GraphError(f"{what} has a non-positive dimension {spec.shape}")
         check_blob_size(spec.shape, what)
     _check_topology(source, inputs, graph_layers)
-    name_field = _last(net, "name")
+    name_field = net.field("name")
     name = _string(name_field) if name_field is not None else Path(source).stem
     return Graph(name=name, source=source, inputs=inputs, layers=graph_layers, warnings=warnings, spec=net)
 

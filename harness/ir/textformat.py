@@ -69,18 +69,6 @@ class Location:
     def __init__(self, lines: Lines, offset: int) -> None:
         self.lines, self.offset = lines, offset
 
-    @property
-    def file(self) -> str:
-        return self.lines.name
-
-    @property
-    def line(self) -> int:
-        return self.lines.line_column(self.offset)[0]
-
-    @property
-    def column(self) -> int:
-        return self.lines.line_column(self.offset)[1]
-
     def __str__(self) -> str:
         line, column = self.lines.line_column(self.offset)
         return f"{self.lines.name}:{line}:{column}"
@@ -133,6 +121,7 @@ class Message:
         return [f.value for f in self.fields if f.name == name]
 
     def field(self, name: str) -> Field | None:
+        """The field ``name`` that counts: the last one given (a non-repeated field given twice)."""
         found = None
         for f in self.fields:
             if f.name == name:

@@ -24,12 +24,10 @@ Model loading and warm-up are therefore never in a capture. Each external profil
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import platform
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -39,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import BackendUnavailable, HarnessError
+from harness.process_group import kill_group
 
 TOOLS = ("nsys", "ncu", "torch")
 #: profiled forward passes by default: ncu replays every kernel of a pass many times, so one pass
@@ -117,23 +116,23 @@ def run_command(cmd: list[str], timeout_s: float, env: dict[str, str] | None = N
     """Run a profiler (or the worker) to completion under ``timeout_s``; one-line HarnessError when it fails
     or hangs (then its whole process group is killed: the worker and anything it started)."""
     name = "the profile worker" if cmd[1:3] == ["-m", "harness.kernels.profile_run"] else Path(cmd[0]).name
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, **(env or {})}, start_new_session=True)
+    try:
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                env={**os.environ, **(env or {})}, start_new_session=True)
+    except OSError as exc:
+        raise HarnessError(f"cannot start {name} ({cmd[0]}): {exc.strerror}") from None
     try:
         out, err = proc.communicate(timeout=timeout_s)
     except subprocess.TimeoutExpired:
-        _kill_group(proc)
+        kill_group(proc)
         raise HarnessError(f"{name} did not finish within --timeout {timeout_s:g} s: killed it and its "
                            "processes; nothing was recorded") from None
+    except BaseException:  # Ctrl-C, SIGTERM: the profiler and its worker must not outlive us
+        kill_group(proc)
+        raise
     if proc.returncode != 0:
         tail = [line for line in (err or out).strip().splitlines() if line.strip()][-3:]
         raise HarnessError(f"{name} failed (exit {proc.returncode}): " + " | ".join(tail))
-
-
-def _kill_group(proc: subprocess.Popen[str]) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGKILL)
-    proc.communicate()
 
 
 def tool_version(tool: str) -> str | None:

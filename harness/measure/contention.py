@@ -49,6 +49,10 @@ CONTENTION_MODES = ("warn", "retry")
 _TICK_S = 1.0 / os.sysconf("SC_CLK_TCK")
 
 
+#: how many times ``retry`` measures a flagged configuration again (``--contention-retries``)
+DEFAULT_RETRIES = 2
+
+
 @dataclass
 class ContentionPolicy:
     """What a worker does with a flagged window: ``warn`` keeps the flagged record; ``retry`` discards
@@ -57,7 +61,7 @@ class ContentionPolicy:
     discarded attempts, recorded with the kept one."""
 
     mode: str = "warn"
-    retries: int = 0
+    retries: int = DEFAULT_RETRIES
     wait_s: float = 10.0
     earlier: list[dict[str, Any]] = field(default_factory=list)
 

@@ -19,6 +19,7 @@ from typing import Any
 
 from harness.cuda_driver import cuda_driver_uuids
 from harness.errors import HarnessError
+from harness.measure.nvml_poller import NvmlUnavailable, decoded, nvml_init
 from harness.results.metadata import cpu_model
 
 
@@ -32,10 +33,6 @@ class DeviceIdentity:
     nvml_index: int | None = None
     mapping: str = "cpu"  # how cuda:N was mapped: "cuda-driver" or "CUDA_VISIBLE_DEVICES+nvml"
 
-    @property
-    def kind(self) -> str:
-        return self.device.partition(":")[0]
-
 
 def parse_device(device: str) -> tuple[str, int | None]:
     """("cpu", None) or ("cuda", N); HarnessError for anything else."""
@@ -47,36 +44,53 @@ def parse_device(device: str) -> tuple[str, int | None]:
     raise HarnessError(f"unknown device '{device}' (use cpu or cuda:N)")
 
 
+@dataclass(frozen=True)
+class VisibleGpus:
+    """The GPUs CUDA enumerates here, in its order, and NVML's list to find them in."""
+
+    uuids: list[str]  # CUDA's order: cuda:N is uuids[N]
+    nvml: list[tuple[str, str]]  # (UUID, name) in NVML (PCI) order
+    mapping: str  # how the order was learned: "cuda-driver" or "CUDA_VISIBLE_DEVICES+nvml"
+
+
+def visible_gpus() -> VisibleGpus:
+    """The GPUs CUDA would enumerate in this environment (none where NVML cannot initialise): the one
+    enumeration behind ``cuda:N``, the default device and the multi-GPU lanes."""
+    try:
+        pynvml = nvml_init()
+    except NvmlUnavailable:
+        return VisibleGpus([], [], "none")
+    try:
+        gpus = nvml_gpus(pynvml)
+    finally:
+        pynvml.nvmlShutdown()
+    uuids = cuda_driver_uuids()
+    if uuids is not None:
+        return VisibleGpus(uuids, gpus, "cuda-driver")
+    return VisibleGpus(visible_uuids(os.environ.get("CUDA_VISIBLE_DEVICES"), [u for u, _ in gpus]), gpus,
+                       "CUDA_VISIBLE_DEVICES+nvml")
+
+
 def identify(device: str) -> DeviceIdentity:
     """The identity of ``device`` on this host; HarnessError when ``cuda:N`` does not exist here."""
     _, ordinal = parse_device(device)
     if ordinal is None:
         return DeviceIdentity(device, cpu_model())
-    from harness.measure.nvml_poller import NvmlUnavailable, nvml_init
-
     try:
-        pynvml = nvml_init()
+        nvml_init().nvmlShutdown()
     except NvmlUnavailable as exc:
         raise HarnessError(f"{device}: {exc}") from None
-    try:
-        gpus = nvml_gpus(pynvml)
-        uuids = cuda_driver_uuids()
-        mapping = "cuda-driver"
-        if uuids is None:
-            uuids = visible_uuids(os.environ.get("CUDA_VISIBLE_DEVICES"), [uuid for uuid, _ in gpus])
-            mapping = "CUDA_VISIBLE_DEVICES+nvml"
-        if ordinal >= len(uuids):
-            pinned = os.environ.get("CUDA_VISIBLE_DEVICES")
-            raise HarnessError(f"{device}: no such GPU here ({len(uuids)} visible to CUDA"
-                               f"{'' if pinned is None else ', CUDA_VISIBLE_DEVICES=' + pinned})")
-        uuid = uuids[ordinal]
-        by_uuid = {u: (i, name) for i, (u, name) in enumerate(gpus)}
-        if uuid not in by_uuid:
-            raise HarnessError(f"{device}: CUDA's GPU {uuid} is not among NVML's ({', '.join(by_uuid)})")
-        index, name = by_uuid[uuid]
-        return DeviceIdentity(device, name, uuid, index, mapping)
-    finally:
-        pynvml.nvmlShutdown()
+    gpus = visible_gpus()
+    if ordinal >= len(gpus.uuids):
+        pinned = os.environ.get("CUDA_VISIBLE_DEVICES")
+        raise HarnessError(f"{device}: no such GPU here ({len(gpus.uuids)} visible to CUDA"
+                           f"{'' if pinned is None else ', CUDA_VISIBLE_DEVICES=' + pinned})")
+    uuid = gpus.uuids[ordinal]
+    by_uuid = {u: (i, name) for i, (u, name) in enumerate(gpus.nvml)}
+    if uuid not in by_uuid:
+        raise HarnessError(f"{device}: CUDA's GPU {uuid} is not among NVML's ({', '.join(by_uuid)})")
+    index, name = by_uuid[uuid]
+    return DeviceIdentity(device, name, uuid, index, gpus.mapping)
 
 
 def nvml_gpus(pynvml: Any) -> list[tuple[str, str]]:
@@ -85,12 +99,8 @@ def nvml_gpus(pynvml: Any) -> list[tuple[str, str]]:
     for i in range(pynvml.nvmlDeviceGetCount()):
         handle = pynvml.nvmlDeviceGetHandleByIndex(i)
         uuid, name = pynvml.nvmlDeviceGetUUID(handle), pynvml.nvmlDeviceGetName(handle)
-        out.append((_text(uuid), _text(name)))
+        out.append((str(decoded(uuid)), str(decoded(name))))
     return out
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def visible_uuids(visible: str | None, nvml_uuids: list[str]) -> list[str]:

@@ -74,7 +74,8 @@ def optional(fn: Callable[[], Any]) -> Any:
         return None
 
 
-def _text(value: Any) -> Any:
+def decoded(value: Any) -> Any:
+    """NVML's text answers are bytes in older nvidia-ml-py releases, str in newer ones."""
     return value.decode() if isinstance(value, bytes) else value
 
 
@@ -92,11 +93,11 @@ def device_info(pynvml: ModuleType, handle: Any) -> dict[str, Any]:
     clocks = pynvml.NVML_CLOCK_SM, pynvml.NVML_CLOCK_MEM
     cc = optional(lambda: tuple(pynvml.nvmlDeviceGetCudaComputeCapability(handle)))
     return {
-        "gpu_name": _text(optional(lambda: pynvml.nvmlDeviceGetName(handle))),
-        "gpu_uuid": _text(optional(lambda: pynvml.nvmlDeviceGetUUID(handle))),
+        "gpu_name": decoded(optional(lambda: pynvml.nvmlDeviceGetName(handle))),
+        "gpu_uuid": decoded(optional(lambda: pynvml.nvmlDeviceGetUUID(handle))),
         "compute_capability": None if cc is None else f"{cc[0]}.{cc[1]}",
         "power_usage_is_1s_average": averaged_power_usage(cc),
-        "driver": _text(optional(pynvml.nvmlSystemGetDriverVersion)),
+        "driver": decoded(optional(pynvml.nvmlSystemGetDriverVersion)),
         "cuda_driver": optional(pynvml.nvmlSystemGetCudaDriverVersion),
         "power_limit_w": _milli(optional(lambda: pynvml.nvmlDeviceGetEnforcedPowerLimit(handle))),
         "memory_total_bytes": optional(lambda: pynvml.nvmlDeviceGetMemoryInfo(handle).total),

@@ -10,6 +10,7 @@ and the report's verdicts use measured OOMs only.
 
 from __future__ import annotations
 
+import functools
 import itertools
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
@@ -44,11 +45,17 @@ class SweepSpec:
     def configs(self, modes_of: Callable[[str, str], list[str]] | None = None) -> list[Config]:
         """Every configuration, as batch series: device, backend, network, mode, then ascending batch.
         ``modes_of(backend, device)`` gives a backend's modes on a device, default first (see
-        :func:`backend_modes`); without it modes stay unresolved (None: the default)."""
+        :func:`backend_modes`); without it modes stay unresolved (None: the default). With no mode
+        requested each backend runs its default mode, named."""
         out = []
         for device, backend, network in itertools.product(self.devices, self.backends, self.networks):
-            modes: list[str | None] = [None] if modes_of is None else list(select_modes(
-                self.modes, backend, modes_of(backend, device)))
+            modes: list[str | None]
+            if modes_of is None:
+                modes = [None]
+            elif not self.modes:
+                modes = [backend_default_mode(backend, device)]
+            else:
+                modes = list(select_modes(self.modes, modes_of(backend, device)))
             for mode in modes:
                 out.extend(Config(network=network, backend=backend, batch=b, device=device, mode=mode, seed=self.seed)
                            for b in sorted(set(self.batches)))
@@ -59,17 +66,10 @@ class SweepSpec:
 
 
 def gpu_present() -> bool:
-    """Whether NVML sees a GPU on this host."""
-    from harness.measure.nvml_poller import NvmlUnavailable, nvml_init
+    """Whether CUDA sees a GPU here (CUDA_VISIBLE_DEVICES respected)."""
+    from harness.measure.devices import visible_gpus
 
-    try:
-        pynvml = nvml_init()
-    except NvmlUnavailable:
-        return False
-    try:
-        return pynvml.nvmlDeviceGetCount() > 0
-    finally:
-        pynvml.nvmlShutdown()
+    return bool(visible_gpus().uuids)
 
 
 def available_backends(device: str) -> list[str]:
@@ -101,6 +101,15 @@ def resolve_here(spec: SweepSpec, gpu: bool | None = None) -> SweepSpec:
     return replace(spec, devices=list(devices), batches=list(batches), backends=list(backends))
 
 
+@functools.cache
+def backend_default_mode(backend: str, device: str) -> str:
+    """The mode ``backend`` runs on ``device`` when none is asked for (cheap: see Backend.default_mode)."""
+    from harness.backends.base import get_backend
+
+    return get_backend(backend).default_mode(device)
+
+
+@functools.cache
 def backend_modes(backend: str, device: str) -> list[str]:
     """The modes ``backend`` offers on ``device``, its default first."""
     from harness.backends.base import get_backend
@@ -108,11 +117,9 @@ def backend_modes(backend: str, device: str) -> list[str]:
     return get_backend(backend).modes(device)
 
 
-def select_modes(requested: list[str] | None, backend: str, offered: list[str]) -> list[str]:
-    """Which of ``requested`` a backend runs: its default when none were asked for, all of them for
-    ``all``, otherwise those it offers (possibly none: the backend then sits this sweep out)."""
-    if not requested:
-        return offered[:1]
+def select_modes(requested: list[str], offered: list[str]) -> list[str]:
+    """Which of ``requested`` a backend runs: all it offers for ``all``, otherwise those of them it offers
+    (possibly none: the backend then sits this sweep out)."""
     if ALL_MODES in requested:
         return list(offered)
     return [m for m in requested if m in offered]

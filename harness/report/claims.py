@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from harness.analysis.paper import TABLE2_COLUMNS, TABLE2_RULE, table2_cells
-from harness.report import measured, uncertainty
+from harness.report import measured, tables, uncertainty
 from harness.report.design import FIG2_FITTED, FIG2_PAPER_CHANGE_PCT, Factorisation
 from harness.report.stats import Estimate, compare, correlation_difference
 
@@ -396,13 +396,6 @@ def claim_inception_oom(inputs: Inputs) -> list[Claim]:
 # ---- kernel claims ---------------------------------------------------------------------------------
 
 
-def _gpu_profiles(inputs: Inputs) -> pd.DataFrame:
-    k = inputs.kernel_shares
-    if k.empty:
-        return k
-    return k[(k["device_kind"] == "gpu") & (k["gpu_kernels"] > 0)]
-
-
 def _kernel_share(profiles: pd.DataFrame, setup: str, network: str,
                   families: tuple[str, ...]) -> tuple[float, str] | None:
     rows = profiles[(profiles["setup"] == setup) & (profiles["network"] == network)]
@@ -414,7 +407,7 @@ def _kernel_share(profiles: pd.DataFrame, setup: str, network: str,
 def _kernel_claim(inputs: Inputs, claim: str, paper: str, rule: str, check: Callable[[pd.DataFrame, str], Outcome]
                   ) -> list[Claim]:
     """Kernel claims are about GPU kernels: only GPU kernel profiles decide them; CPU profiles are listed."""
-    profiles = _gpu_profiles(inputs)
+    profiles = tables.gpu_profiles(inputs.kernel_shares)
     setups = sorted(profiles["setup"].unique()) if not profiles.empty else []
     k = inputs.kernel_shares
     cpu = [] if k.empty else sorted(k.loc[k["device_kind"] == "cpu", "setup"].unique())

@@ -18,7 +18,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from harness.backends.base import is_default_mode
 from harness.errors import HarnessError
 from harness.kernels.profile_record import PROFILES_DIR, ProfileRecord, read_profiles
 
@@ -53,7 +52,6 @@ class Measured:
     profiles: list[ProfileRecord]
     shares: pd.DataFrame  # one row per (profile, kernel family): setup, network, family, pct, device_kind, tool
     warnings: list[str] = field(default_factory=list)  # the store's merge warnings (duplicates, bad lines)
-    files: list[Path] = field(default_factory=list)
 
 
 def load(dirs: Sequence[Path]) -> Measured:
@@ -66,14 +64,34 @@ def load(dirs: Sequence[Path]) -> Measured:
     merged = read_results(dirs)
     frame = pd.DataFrame([r.flat() for r in merged.records])
     profiles = [p for d in dirs for p in read_profiles(d)]
-    shares = profile_rows(profiles)
-    frame, shares = assign_devices(frame, shares)
+    frame, shares = assign_devices(frame, profile_rows(profiles))
+    shares = one_profile_each(shares, profiles)
     if not frame.empty:
         flagged = frame["contended"].notna()
         contended, frame = frame[flagged].reset_index(drop=True), frame[~flagged].reset_index(drop=True)
     else:
         contended = pd.DataFrame()
-    return Measured(frame, contended, profiles, shares, merged.warnings(), merged.files)
+    return Measured(frame, contended, profiles, shares, merged.warnings())
+
+
+#: which capture speaks for a network on a setup when there are several: the one that times kernels as they
+#: run (nsys, then the PyTorch profiler) before ncu, which replays each kernel alone, then nvprof's
+TOOL_PREFERENCE = ("nsys", "torch", "ncu", "nvprof")
+
+
+def one_profile_each(shares: pd.DataFrame, profiles: Sequence[ProfileRecord]) -> pd.DataFrame:
+    """The family rows of one profile per (setup, network): by :data:`TOOL_PREFERENCE`, then the newest.
+    Shares of several captures of one network must never add up (the same directory read twice, or an
+    ncu capture beside an nsys one)."""
+    if shares.empty:
+        return shares
+    rank = {tool: i for i, tool in enumerate(TOOL_PREFERENCE)}
+    heads = shares.drop_duplicates("profile")
+    def preference(i: int) -> tuple[int, str]:  # the higher the better
+        return -rank.get(profiles[i].tool, len(rank)), profiles[i].created_at or ""
+
+    chosen = [max(group["profile"], key=preference) for _, group in heads.groupby(["setup", "network"], sort=False)]
+    return shares[shares["profile"].isin(chosen)].reset_index(drop=True)
 
 
 def profile_rows(profiles: Sequence[ProfileRecord]) -> pd.DataFrame:
@@ -130,9 +148,8 @@ def assign_devices(*frames: pd.DataFrame) -> tuple[pd.DataFrame, ...]:
         if not f.empty:
             f["device_id"] = f["device_key"].map(ids)
             mode = f["mode"].fillna("default").astype(str) if "mode" in f else pd.Series("default", index=f.index)
-            default = [is_default_mode(b, "cuda" if k == "gpu" else k, m)  # the mode a backend runs when not told
-                       for b, k, m in zip(f["backend"], f["device_kind"], mode, strict=True)]
-            f["setup"] = f["device_id"] + " " + f["backend"].astype(str) + np.where(default, "", "/" + mode)
+            # the mode as recorded: a label must not depend on which backends the host building the report has
+            f["setup"] = f["device_id"] + " " + f["backend"].astype(str) + np.where(mode == "default", "", "/" + mode)
         out.append(f)
     return tuple(out)
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import sys
 import tempfile
 from collections.abc import Iterable, Iterator
@@ -122,6 +121,25 @@ def parse_line(raw: bytes) -> Record:
     return Record.from_dict(json.loads(text))
 
 
+def parse_lines(path: Path, lines: Iterable[tuple[int, bytes]]) -> tuple[list[Record], list[UnreadableLine]]:
+    """The records among ``lines`` (numbered lines of ``path``), and the lines that are none, with why."""
+    records, unreadable = [], []
+    for lineno, raw in lines:
+        if not raw.strip():
+            continue
+        try:
+            records.append(parse_line(raw))
+        except (ValueError, TypeError, KeyError) as exc:
+            reason = "truncated line" if not raw.endswith(b"\n") else _short(exc)
+            unreadable.append(UnreadableLine(path, lineno, reason))
+    return records, unreadable
+
+
+def file_records(path: Path) -> list[Record]:
+    """The readable records of one results file, in order (none when it does not exist)."""
+    return parse_lines(path, read_lines(path))[0] if path.exists() else []
+
+
 def read_results(directories: Iterable[str | os.PathLike[str]]) -> Merged:
     """Every results file of ``directories``, merged by the one rule (one directory, or several)."""
     merged = Merged()
@@ -130,17 +148,11 @@ def read_results(directories: Iterable[str | os.PathLike[str]]) -> Merged:
         for path in results_files(Path(directory)):
             merged.files.append(path)
             try:
-                lines = list(read_lines(path))
+                records, unreadable = parse_lines(path, list(read_lines(path)))
             except OSError as exc:
                 raise HarnessError(f"{path}: cannot read results ({exc.strerror})") from None
-            for lineno, raw in lines:
-                if not raw.strip():
-                    continue
-                try:
-                    everything.append(parse_line(raw))
-                except (ValueError, TypeError, KeyError) as exc:
-                    reason = "truncated line" if not raw.endswith(b"\n") else _short(exc)
-                    merged.unreadable.append(UnreadableLine(path, lineno, reason))
+            everything.extend(records)
+            merged.unreadable.extend(unreadable)
     merged.records, merged.superseded = merge(everything)
     return merged
 
@@ -148,11 +160,6 @@ def read_results(directories: Iterable[str | os.PathLike[str]]) -> Merged:
 def _short(exc: BaseException) -> str:
     text = " ".join(str(exc).split())
     return f"{type(exc).__name__}: {text[:120]}"
-
-
-def default_writer() -> str:
-    """A shard name unique to this process on this host."""
-    return f"{socket.gethostname()}-{os.getpid()}"
 
 
 class ResultsStore:
@@ -164,7 +171,6 @@ class ResultsStore:
 
     def __init__(self, directory: str | os.PathLike[str], writer: str | None = None) -> None:
         self.dir = Path(directory)
-        self.writer = writer
         self.path = self.dir / (RESULTS_FILE if writer is None else f"results-{_safe(writer)}.jsonl")
 
     # ---- reading -------------------------------------------------------------------------------

@@ -495,10 +495,10 @@ class CaffeBackend(Backend):
     def _prepare(self, target: RunTarget) -> tuple[dict[str, Any], dict[str, np.ndarray], dict[str, Any]]:
         """The load request, the input arrays and the record's info for ``target`` (checks first)."""
         on_gpu = target.device.startswith("cuda")
-        mode = target.mode or self.modes(target.device)[0]
-        if mode not in self.modes(target.device):
-            raise HarnessError(f"caffe mode '{mode}' is not available on {target.device} "
-                               f"(modes: {', '.join(self.modes(target.device))})")
+        offered = self.modes(target.device)
+        mode = target.mode or offered[0]
+        if mode not in offered:
+            raise HarnessError(f"caffe mode '{mode}' is not available on {target.device} (modes: {', '.join(offered)})")
         prototxt = prototxt_file(target.graph, "caffe")
         if target.weights is not None and not Path(target.weights).is_file():
             raise HarnessError(f"caffemodel not found: {target.weights}")

@@ -77,18 +77,16 @@ def _load_sqlite(p: Path) -> KernelTrace:
     raise _unknown(str(p), "an SQLite database without CUPTI kernel tables")
 
 
-# (columns that identify a format's table, its parser), tried in this order.
+# (columns that identify a format's table, its parser, what the user knows it as), tried in this order.
 TEXT_FORMATS = (
-    (nvprof_csv.TRACE_COLUMNS, nvprof_csv.parse_trace),
-    (nvprof_csv.METRICS_COLUMNS, nvprof_csv.parse_metrics),
-    (nvprof_csv.SUMMARY_COLUMNS, nvprof_csv.parse_summary),
-    (("ID", "Kernel Name", "Metric Name", "Metric Value"), ncu_csv.parse_details),
-    (ncu_csv.ID_COLUMNS, ncu_csv.parse_raw),
-    (("Instances", "Name"), nsys_csv.parse_kern_sum),
-    (("CorrId", "Name"), nsys_csv.parse_gpu_trace),
+    (nvprof_csv.TRACE_COLUMNS, nvprof_csv.parse_trace, "nvprof --print-gpu-trace"),
+    (nvprof_csv.METRICS_COLUMNS, nvprof_csv.parse_metrics, "nvprof --metrics"),
+    (nvprof_csv.SUMMARY_COLUMNS, nvprof_csv.parse_summary, "nvprof --print-gpu-summary"),
+    (("ID", "Kernel Name", "Metric Name", "Metric Value"), ncu_csv.parse_details, "ncu --csv details"),
+    (ncu_csv.ID_COLUMNS, ncu_csv.parse_raw, "ncu --csv --page raw"),
+    (("Instances", "Name"), nsys_csv.parse_kern_sum, "an nsys kernel summary"),
+    (("CorrId", "Name"), nsys_csv.parse_gpu_trace, "an nsys GPU trace"),
 )
-TEXT_FORMAT_NAMES = ("nvprof --print-gpu-trace", "nvprof --metrics", "nvprof --print-gpu-summary", "ncu --csv details",
-                     "ncu --csv --page raw", "an nsys kernel summary", "an nsys GPU trace")
 
 
 def _load_text(text: str, path: str) -> KernelTrace:
@@ -102,7 +100,7 @@ def _load_text(text: str, path: str) -> KernelTrace:
             return kineto_json.parse(stripped, path)
         raise _unknown(path, "JSON that is not a chrome trace")
     rows = csv_rows(text, path)
-    for columns, parser in TEXT_FORMATS:
+    for columns, parser, _ in TEXT_FORMATS:
         if find_header(rows, columns) is not None:
             return parser(rows, path)
     raise _unknown(path, "no known profiler header found" + _nearest_format(rows))
@@ -111,7 +109,7 @@ def _load_text(text: str, path: str) -> KernelTrace:
 def _nearest_format(rows: list[CsvRow]) -> str:
     """For a table that is one column short of a known header: which format, and the columns it lacks."""
     best = ""
-    for (columns, _), description in zip(TEXT_FORMATS, TEXT_FORMAT_NAMES, strict=True):
+    for columns, _, description in TEXT_FORMATS:
         for row in rows[:200]:
             names = {c.strip() for c in row.cells}
             lacking = [c for c in columns if c not in names]

@@ -137,13 +137,6 @@ def _closest(rows: Sequence[CsvRow], required: Sequence[str]) -> str:
     return f"; the header at line {best.line} lacks {', '.join(repr(c) for c in missing)}"
 
 
-def check_columns(table: CsvTable, columns: Sequence[str], what: str) -> None:
-    """Raise ProfileFormatError naming the ``columns`` the table's header lacks."""
-    missing = [c for c in columns if c not in table.col]
-    if missing:
-        raise ProfileFormatError(f"{table.path}: {what} without the column(s) {', '.join(map(repr, missing))}")
-
-
 def finish(table: CsvTable, notes: list[str]) -> None:
     """Record the table's skipped rows in ``notes``."""
     note = table.note()
