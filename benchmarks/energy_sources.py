@@ -4,6 +4,10 @@ on Ampere and newer). Under a load that holds still, the three should agree with
 (+-5 W over the span); at the load's edges the averaged series lags by up to a second, which is why the
 harness integrates the instant series and keeps the averaged one as a second figure.
 
+All three are taken over ONE span: the times at which the poller read the counter, before and after the
+load (set-up, allocation and warm-up products lie before it), so that a difference between them is the
+sensors', never the spans'. The counter's own refresh interval (the poller samples it) bounds its edges.
+
 Run: python benchmarks/energy_sources.py [--device cuda:0] [--seconds 10] [--size 8192]
 Exit status: 0 measured; 3 could not run here (no NVIDIA GPU, no NVML or no CUDA build of torch).
 """
@@ -13,6 +17,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from typing import Any
 
 from harness.errors import HarnessError
 from harness.measure import energy
@@ -22,8 +27,8 @@ from harness.measure.nvml_poller import NvmlPoller
 CANNOT_RUN = 3
 
 
-def steady_load(device: str, size: int, seconds: float) -> tuple[float, float, int]:
-    """bf16 matrix products back to back for ``seconds``: (wall start, wall end, products)."""
+def prepared_operands(device: str, size: int) -> tuple[Any, Any]:
+    """Two bf16 matrices on the GPU, multiplied three times (cuBLAS's set-up), before any span opens."""
     import torch
 
     a = torch.randn(size, size, device=device, dtype=torch.bfloat16)
@@ -31,14 +36,21 @@ def steady_load(device: str, size: int, seconds: float) -> tuple[float, float, i
     for _ in range(3):
         a @ b
     torch.cuda.synchronize(device)
+    return a, b
+
+
+def steady_load(a: Any, b: Any, seconds: float) -> int:
+    """bf16 matrix products back to back for ``seconds``: how many."""
+    import torch
+
     start = time.time()
     count = 0
     while time.time() - start < seconds:
         for _ in range(10):
             a @ b
-        torch.cuda.synchronize(device)
+        torch.cuda.synchronize(a.device)
         count += 10
-    return start, time.time(), count
+    return count
 
 
 def main() -> int:
@@ -61,22 +73,27 @@ def main() -> int:
         idle_start = time.time()
         time.sleep(args.idle)
         idle = energy.Span(idle_start, time.time())
-        counter_start = poller.energy_j()
-        start, end, products = steady_load(args.device, args.size, args.seconds)
-        counter_end = poller.energy_j()
+        a, b = prepared_operands(args.device, args.size)
+        start, counter_start = poller.energy_reading()
+        products = steady_load(a, b, args.seconds)
+        end, counter_end = poller.energy_reading()
         timeline = poller.stop()
         info = poller.device_info
-    timed = energy.Span(start, end)
+    span = energy.Span(start, end)  # the counter's reads: the one span of all three sources
     counter = None if counter_start is None or counter_end is None else counter_end - counter_start
-    figures, notes = energy.timeline_energy(timeline, idle, timed, products, None, counter,
+    figures, notes = energy.timeline_energy(timeline, idle, span, products, None, counter,
                                             info.get("power_usage_is_1s_average"))
     print(f"GPU {info.get('gpu_name')} ({uuid}), driver {info.get('driver')}, compute capability "
-          f"{info.get('compute_capability')}; {products} bf16 {args.size}^3 products in {timed.duration:.2f} s")
+          f"{info.get('compute_capability')}; {products} bf16 {args.size}^3 products in {span.duration:.2f} s "
+          f"(one span for all three sources: the counter's reads)")
     if figures is None:
         print("no power samples: " + "; ".join(notes))
         return 1
     print(f"  power series used: {figures.power_source}; idle {figures.idle_power_w:.1f} W, "
           f"average {figures.avg_power_w:.1f} W, peak {figures.peak_power_w:.1f} W")
+    refresh = figures.counter_refresh_s
+    print("  energy counter refresh: " + ("not seen (not sampled, or fewer than two changes)" if refresh is None
+                                          else f"{refresh * 1e3:.1f} ms (median time between its changes)"))
     rows = [("energy counter", figures.energy_counter_j),
             (f"integrated {figures.power_source}", figures.energy_integrated_j),
             ("integrated averaged reading", figures.energy_integrated_averaged_j)]
@@ -86,10 +103,12 @@ def main() -> int:
         else:
             ratio = f"  ({value / counter:.4f} x counter)" if counter else ""
             print(f"  {name:<40} {value:10.2f} J{ratio}")
-    print(f"  sensor accuracy bound over the span: +-{energy.NVML_POWER_ACCURACY_W * timed.duration:.1f} J")
+    print(f"  sensor accuracy bound over the span: +-{energy.NVML_POWER_ACCURACY_W * span.duration:.1f} J")
+    print("  window: " + (f"too short for its energy to be evidence: {figures.window_too_short}"
+                          if figures.window_too_short else "long enough for its energy to be evidence"))
     for note in notes:
         print(f"  note: {note}")
-    return 0
+    return 0 if counter is not None or figures.energy_integrated_j else 1
 
 
 if __name__ == "__main__":

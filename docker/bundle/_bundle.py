@@ -21,7 +21,7 @@ import importlib.util
 import os
 import sys
 
-CUDA_LIBRARIES = "@CUDA_LIBRARIES@".split()
+CUDA_LIBRARIES = ["@CUDA_LIBRARIES@"]
 WHEEL_LIBRARY_DIRS = ("nvidia/cu13/lib", "nvidia/cudnn/lib", "nvidia/cublas/lib", "nvidia/curand/lib",
                       "nvidia/cuda_runtime/lib")
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

@@ -7,10 +7,19 @@ process, so the worker needs no NVML):
 
 - **Other GPU processes** (GPU windows): NVML's list of processes on our GPU before the window, sampled
   during it (the poller's ``process_memory`` column) and after it. Any process that is not ours flags
-  the window: a second CUDA context time-slices the GPU and shares its memory, power and clocks.
+  the window: a second CUDA context time-slices the GPU and shares its memory, power and clocks. Except
+  the desktop's own: a process NVML lists as graphics-only (no compute context: type ``G``), or one of
+  :data:`DESKTOP_PROCESSES` (display servers and compositors, which some drivers list with a compute
+  context too), is recorded (``gpu_desktop_processes``) but does not flag the window: on a workstation
+  they are always there, draw only when the screen changes, and flagging them would flag every window.
+  (A memory floor, "small processes cannot hold a CUDA context", is not used: the floor would have to be
+  measured per driver and GPU, and no GPU was available to measure it.)
 - **CPU time of others** over the timed phase: busy time of the CPUs we may run on (``/proc/stat``,
   per CPU) minus the CPU time of our own process tree (``/proc/PID/stat`` of the worker and its
-  descendants: the poller, a Caffe net process, compile workers), plus hypervisor steal. As an average
+  descendants: the poller, a Caffe net process, compile workers) and of our sweep's other lanes
+  (``--executor multi-gpu``: the harness processes that share our worker's parent, and their trees;
+  recorded as ``cpu_lanes_cores``, not judged, since the user asked for lanes side by side: one lane's
+  compile does not flag the others), plus hypervisor steal. As an average
   number of cores, flagged above ``contention_cpu_share`` x our CPUs (default 0.25). Why a quarter:
   an idle system's daemons use a few hundredths of a core, while a framework runs one intra-op thread
   per core and waits at every barrier for the slowest one, so a neighbour that holds a quarter of the
@@ -37,7 +46,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -51,6 +60,11 @@ _TICK_S = 1.0 / os.sysconf("SC_CLK_TCK")
 
 #: how many times ``retry`` measures a flagged configuration again (``--contention-retries``)
 DEFAULT_RETRIES = 2
+#: display servers and compositors that hold a GPU context to draw a desktop (NVML's process name, its
+#: basename): X.Org, Xwayland, GNOME, KDE, Cinnamon, MATE, Xfce, Compiz and the wlroots/Weston compositors
+DESKTOP_PROCESSES = frozenset({"Xorg", "X", "Xwayland", "gnome-shell", "mutter", "kwin", "kwin_x11", "kwin_wayland",
+                               "plasmashell", "cinnamon", "muffin", "marco", "xfwm4", "compiz", "sway", "Hyprland",
+                               "weston", "gamescope"})
 
 
 @dataclass
@@ -152,30 +166,68 @@ def _stat_fields(pid: int | str) -> list[str] | None:
     return text.rpartition(")")[2].split()
 
 
-def process_tree(root: int) -> dict[int, int]:
-    """``root`` and all its descendants: pid -> CPU ticks used (utime+stime, plus cutime+cstime: the
+@dataclass(frozen=True)
+class ProcessTable:
+    """Every process now: pid -> parent pid, pid -> CPU ticks used (utime+stime, plus cutime+cstime: the
     time of children it reaped)."""
-    parent: dict[int, int] = {}
-    ticks: dict[int, int] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        f = _stat_fields(entry.name)
-        if f is None or len(f) < 15:
-            continue
-        pid = int(entry.name)
-        parent[pid] = int(f[1])
-        ticks[pid] = int(f[11]) + int(f[12]) + int(f[13]) + int(f[14])
-    children: dict[int, list[int]] = {}
-    for pid, ppid in parent.items():
-        children.setdefault(ppid, []).append(pid)
-    tree, todo = {}, [root]
-    while todo:
-        pid = todo.pop()
-        if pid in ticks and pid not in tree:
-            tree[pid] = ticks[pid]
-            todo.extend(children.get(pid, []))
-    return tree
+
+    parent: dict[int, int]
+    ticks: dict[int, int]
+
+    @classmethod
+    def read(cls) -> ProcessTable:
+        parent: dict[int, int] = {}
+        ticks: dict[int, int] = {}
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            f = _stat_fields(entry.name)
+            if f is None or len(f) < 15:
+                continue
+            pid = int(entry.name)
+            parent[pid] = int(f[1])
+            ticks[pid] = int(f[11]) + int(f[12]) + int(f[13]) + int(f[14])
+        return cls(parent, ticks)
+
+    def tree(self, root: int) -> dict[int, int]:
+        """``root`` and all its descendants: pid -> CPU ticks."""
+        children: dict[int, list[int]] = {}
+        for pid, ppid in self.parent.items():
+            children.setdefault(ppid, []).append(pid)
+        tree, todo = {}, [root]
+        while todo:
+            pid = todo.pop()
+            if pid in self.ticks and pid not in tree:
+                tree[pid] = self.ticks[pid]
+                todo.extend(children.get(pid, []))
+        return tree
+
+    def lanes(self, root: int, is_harness: Callable[[int], bool]) -> dict[int, int]:
+        """The trees of ``root``'s siblings that are harness processes (``is_harness``): the other lanes'
+        workers of a multi-GPU sweep, which share the sweep process (or its fork server) as parent."""
+        parent = self.parent.get(root)
+        if parent is None or parent <= 1:
+            return {}
+        out: dict[int, int] = {}
+        for pid, ppid in self.parent.items():
+            if ppid == parent and pid != root and is_harness(pid):
+                out.update(self.tree(pid))
+        return out
+
+
+def is_harness_process(pid: int) -> bool:
+    """Whether ``pid`` runs the harness (a worker, a profile worker, a fork server): its command line
+    names a ``harness`` module or script."""
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return any(b"harness" in arg for arg in argv[:4])
+
+
+def process_tree(root: int) -> dict[int, int]:
+    """``root`` and all its descendants: pid -> CPU ticks used (see :class:`ProcessTable`)."""
+    return ProcessTable.read().tree(root)
 
 
 def running_threads(pids: Iterable[int]) -> int:
@@ -211,6 +263,21 @@ class _Edge:
     t: float
     cpu: CpuTicks | None
     ours: dict[int, int]
+    lanes: dict[int, int] = field(default_factory=dict)
+
+
+def _entry(process: list[Any]) -> tuple[int, str | None, str | None]:
+    """(pid, type, name) of one NVML process entry: [pid, bytes, type, name], or [pid, bytes] as pollers
+    before types and names recorded it."""
+    pid = int(process[0])
+    kind = process[2] if len(process) > 2 else None
+    name = process[3] if len(process) > 3 else None
+    return pid, kind, name
+
+
+def is_desktop(kind: str | None, name: str | None) -> bool:
+    """A graphics-only process, or a display server or compositor by name (see the module docstring)."""
+    return kind == "G" or (name is not None and os.path.basename(name) in DESKTOP_PROCESSES)
 
 
 class ContentionGuard:
@@ -225,23 +292,26 @@ class ContentionGuard:
         self.cpus = _cpus()
         self.machine_cpus = os.cpu_count() or len(self.cpus)
         self._ours: set[int] = {self.root}
+        self._lanes: set[int] = set()
         self._samples: list[_Sample] = []
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._before: dict[str, Any] = {}
-        self._gpu_before: list[int] = []
+        self._gpu_before: list[tuple[int, str | None, str | None]] = []
         self._timed: list[_Edge] = []
 
-    def begin(self, gpu_processes: list[list[int]] | None = None) -> None:
-        self._ours = set(process_tree(self.root))
-        self._gpu_before = [int(pid) for pid, _ in gpu_processes or []]
+    def begin(self, gpu_processes: list[list[Any]] | None = None) -> None:
+        table = ProcessTable.read()
+        self._ours = set(table.tree(self.root))
+        self._lanes = set(table.lanes(self.root, is_harness_process))
+        self._gpu_before = [_entry(p) for p in gpu_processes or []]
         self._before = {"load1": load_average(), "cpu_mhz": cpu_mhz()}
         self._thread = threading.Thread(target=self._sample_loop, name="contention-guard", daemon=True)
         self._thread.start()
 
     def _sample(self) -> _Sample:
         total = procs_running()
-        beside = None if total is None else max(0, total - running_threads(self._ours))
+        beside = None if total is None else max(0, total - running_threads(self._ours | self._lanes))
         return _Sample(time.time(), beside, cpu_mhz())
 
     def _sample_loop(self) -> None:
@@ -250,9 +320,12 @@ class ContentionGuard:
             self._samples.append(self._sample())
 
     def _edge(self) -> _Edge:
-        tree = process_tree(self.root)
+        table = ProcessTable.read()
+        tree = table.tree(self.root)
+        lanes = table.lanes(self.root, is_harness_process)
         self._ours = set(tree)  # the network's own processes (Caffe's, compile workers) exist by now
-        return _Edge(time.time(), cpu_ticks(self.cpus), tree)
+        self._lanes = set(lanes)
+        return _Edge(time.time(), cpu_ticks(self.cpus), tree, lanes)
 
     def timed_start(self) -> None:
         self._timed = [self._edge()]
@@ -268,8 +341,8 @@ class ContentionGuard:
             self._thread.join(timeout=5)
             self._thread = None
 
-    def end(self, gpu_after: list[list[int]] | None = None,
-            gpu_timeline: list[list[list[int]] | None] | None = None) -> ContentionReport:
+    def end(self, gpu_after: list[list[Any]] | None = None,
+            gpu_timeline: list[list[list[Any]] | None] | None = None) -> ContentionReport:
         """Stop sampling and judge: GPU processes of others at any point, others' CPU time and the
         runnable tasks beside ours over the timed phase, against the thresholds."""
         self.stop()
@@ -287,8 +360,9 @@ class ContentionGuard:
                            f"({self.machine_cpus} CPUs; threshold {self.runnable_share:g} x CPUs)")
         observed.update(self._mhz_figures())
         if self.gpu:
-            others = self._gpu_others(gpu_after, gpu_timeline)
+            others, desktop = self._gpu_others(gpu_after, gpu_timeline)
             observed["gpu_other_pids"] = others
+            observed["gpu_desktop_processes"] = desktop
             if others:
                 reasons.append(f"other process(es) on the GPU: pid {', '.join(map(str, others))}")
         observed["thresholds"] = {"cpu_share": self.cpu_share, "runnable_share": self.runnable_share}
@@ -307,12 +381,15 @@ class ContentionGuard:
         wall = end.t - start.t
         if start.cpu is None or end.cpu is None or wall <= 0:
             return out
-        ours = sum(end.ours.values()) - sum(v for pid, v in start.ours.items() if pid in end.ours)
+        ours = _ticks_between(start.ours, end.ours)
+        lanes = _ticks_between(start.lanes, end.lanes)
         busy = end.cpu.busy - start.cpu.busy
         steal = end.cpu.steal - start.cpu.steal
         out.update(cpu_ours_cores=round(ours * _TICK_S / wall, 3),
                    cpu_steal_cores=round(steal * _TICK_S / wall, 3),
-                   cpu_others_cores=round(max(0, busy - ours + steal) * _TICK_S / wall, 3))
+                   cpu_others_cores=round(max(0, busy - ours - lanes + steal) * _TICK_S / wall, 3))
+        if start.lanes or end.lanes:
+            out["cpu_lanes_cores"] = round(lanes * _TICK_S / wall, 3)
         return out
 
     def _mhz_figures(self) -> dict[str, Any]:
@@ -323,19 +400,33 @@ class ContentionGuard:
         return {"cpu_mhz": {"before": _span(before), "min_during": min(during, default=None),
                             "after": _span(cpu_mhz())}}
 
-    def _gpu_others(self, after: list[list[int]] | None,
-                    timeline: list[list[list[int]] | None] | None) -> list[int]:
-        """PIDs on the GPU that are not ours, before, during or after the window. NVML lists host PIDs:
-        inside a container they differ from ours, so when none of our PIDs is ever listed, one PID that
+    def _gpu_others(self, after: list[list[Any]] | None,
+                    timeline: list[list[list[Any]] | None] | None) -> tuple[list[int], list[dict[str, Any]]]:
+        """PIDs on the GPU that are not ours and not the desktop's, before, during or after the window, and
+        the desktop's processes seen (pid, type, name: recorded, not judged). NVML lists host PIDs: inside a
+        container they differ from ours, so when none of our PIDs is ever listed, one compute PID that
         appeared after the window began is taken to be our own context (a fresh worker has none before)."""
-        seen_during = [int(pid) for sample in [*(timeline or []), after or []] if sample for pid, _ in sample]
-        ours_visible = bool(self._ours & set(seen_during))
-        others = [p for p in dict.fromkeys(self._gpu_before + seen_during) if p not in self._ours]
+        seen_during = [_entry(p) for sample in [*(timeline or []), after or []] if sample for p in sample]
+        before = {pid for pid, _, _ in self._gpu_before}
+        ours_visible = bool(self._ours & {pid for pid, _, _ in seen_during})
+        entries: dict[int, tuple[str | None, str | None]] = {}
+        for pid, kind, name in self._gpu_before + seen_during:
+            if pid not in self._ours:
+                entries[pid] = (kind or entries.get(pid, (None, None))[0], name or entries.get(pid, (None, None))[1])
+        desktop = [{"pid": pid, "type": kind, "name": name} for pid, (kind, name) in entries.items()
+                   if is_desktop(kind, name)]
+        others = [pid for pid, (kind, name) in entries.items() if not is_desktop(kind, name)]
         if not ours_visible:
-            appeared = [p for p in others if p not in self._gpu_before]
+            appeared = [p for p in others if p not in before]
             if appeared:
                 others.remove(appeared[0])
-        return others
+        return others, desktop
+
+
+def _ticks_between(start: dict[int, int], end: dict[int, int]) -> int:
+    """CPU ticks a set of processes used between two readings (processes gone by the end are not counted;
+    new ones count from zero)."""
+    return sum(end.values()) - sum(v for pid, v in start.items() if pid in end)
 
 
 def _span(values: list[float] | None) -> list[float] | None:

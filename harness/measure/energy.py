@@ -15,6 +15,13 @@ from harness.results.records import EnergyFigures, PollerFigures
 
 #: nvidia-smi documents board power draw as "accurate to within +/- 5 watts".
 NVML_POWER_ACCURACY_W = 5.0
+#: A window's energy is evidence only when the uncertainty of its two edges (each up to one refresh of the
+#: source, at the window's average power) is at most this share of the energy: beyond it, where the window
+#: starts and ends relative to the sensor's updates decides the figure more than the network does.
+MAX_EDGE_SHARE = 0.05
+#: NVIDIA documents nvmlDeviceGetPowerUsage on Ampere and newer (GA100 excepted) as an average over 1 s: an
+#: integral of that reading lags the load by up to this long at each edge.
+AVERAGED_POWER_LAG_S = 1.0
 
 
 def valid_samples(t: Sequence[float], values: Sequence[float | None]) -> tuple[np.ndarray, np.ndarray]:
@@ -97,14 +104,26 @@ def poller_figures(t: Sequence[float], power_w: Sequence[float], requested_hz: f
 POWER_SERIES = (("power_instant_w", "nvml-instant"), ("power_average_w", "nvml-power-usage"))
 
 
+def counter_refresh(timeline: dict[str, list], span: Span) -> float | None:
+    """The energy counter's own refresh interval: the median time between changes of the counter the poller
+    sampled (column ``energy_j``) over ``span``; None where it was not sampled or changed less than twice."""
+    if not timeline.get("energy_j"):
+        return None
+    t, j = valid_samples(timeline["t"], timeline["energy_j"])
+    inside = (t >= span.start) & (t <= span.end)
+    return update_interval(t[inside], j[inside])
+
+
 def timeline_energy(timeline: dict[str, list], idle: Span, timed: Span, forwards: int, macs_per_forward: int | None,
                     counter_j: float | None, usage_is_average: bool | None) -> tuple[EnergyFigures | None, list[str]]:
     """Figures of one window from the poller's timeline: instant power where the GPU gave any, for idle,
     average and peak power and the integrated energy; the averaged reading as the second series; the
-    energy counter, where it exists, as the primary energy. Samples the poller could not read are left
-    out; a series with no sample in a span is not used. Returns the figures (None when no power series
-    has samples in both spans) and notes on what was missing."""
+    energy counter, where it exists, as the primary energy, its edges uncertain by its own refresh interval
+    (sampled by the poller). Samples the poller could not read are left out; a series with no sample in a
+    span is not used. Returns the figures (None when no power series has samples in both spans) and notes
+    on what was missing."""
     notes: list[str] = []
+    refresh = counter_refresh(timeline, timed) if counter_j is not None else None
     series = []
     for column, label in POWER_SERIES:
         if not timeline.get(column):
@@ -121,7 +140,11 @@ def timeline_energy(timeline: dict[str, list], idle: Span, timed: Span, forwards
         notes.append("no power samples in the idle and timed spans: power and integrated energy not measured")
         return None, notes
     t, p, label = series[0]
-    figures = energy_figures(t, p, idle, timed, forwards, macs_per_forward, counter_j=counter_j, power_source=label)
+    if counter_j is not None and refresh is None:
+        notes.append("the energy counter's refresh was not seen in the timed phase (not sampled, or fewer than "
+                     "two changes): its edges take the power series' refresh interval")
+    figures = energy_figures(t, p, idle, timed, forwards, macs_per_forward, counter_j=counter_j, power_source=label,
+                             counter_refresh_s=refresh)
     if len(series) > 1:
         t2, p2, _ = series[1]
         figures.avg_power_averaged_w = integrate(t2, p2, timed.start, timed.end) / timed.duration
@@ -136,14 +159,33 @@ def _covers(t: np.ndarray, span: Span) -> bool:
     return bool(np.any((t >= span.start) & (t <= span.end)))
 
 
+def window_too_short(duration_s: float, energy_j: float, avg_power_w: float, edge_s: float | None,
+                     source: str) -> str | None:
+    """Why a window's energy is not evidence, or None when it is: ``edge_s`` is how far each edge of the
+    window may be off in the energy's source (one refresh of the counter or power series; the averaging
+    time of a 1-s averaged reading); the edges' uncertainty sqrt(2)·P·edge_s must stay within
+    :data:`MAX_EDGE_SHARE` of the energy. A source whose refresh was never seen cannot bound its edges."""
+    if edge_s is None:
+        return f"{source}: no refresh seen in the {duration_s:.2f} s window, so its edges cannot be bounded"
+    if energy_j <= 0:
+        return f"{source}: no energy measured in the {duration_s:.2f} s window"
+    share = float(np.sqrt(2.0)) * avg_power_w * edge_s / energy_j
+    if share <= MAX_EDGE_SHARE:
+        return None
+    needed = float(np.sqrt(2.0)) * edge_s / MAX_EDGE_SHARE
+    return (f"{source}: edges uncertain by {100 * share:.0f} % of the energy ({edge_s * 1e3:.0f} ms each) in a "
+            f"{duration_s:.2f} s window; at least {needed:.1f} s keeps them within {100 * MAX_EDGE_SHARE:.0f} %")
+
+
 def energy_figures(t: Sequence[float], power_w: Sequence[float], idle: Span, timed: Span, forwards: int,
                    macs_per_forward: int | None, counter_j: float | None = None,
                    sensor_accuracy_w: float = NVML_POWER_ACCURACY_W, source: str = "nvml",
-                   power_source: str | None = None) -> EnergyFigures:
+                   power_source: str | None = None, counter_refresh_s: float | None = None) -> EnergyFigures:
     """Power/energy figures of the timed span from a power timeline (W) sampled over idle and timed spans.
 
     ``counter_j``: the device energy counter's increase over ``timed`` (None where unsupported).
     ``power_source``: which power series ``power_w`` is (recorded with the figures).
+    ``counter_refresh_s``: the counter's own refresh interval (None: unknown, the power series' is used).
     """
     duration = timed.duration
     idle_power = integrate(t, power_w, idle.start, idle.end) / idle.duration
@@ -155,16 +197,23 @@ def energy_figures(t: Sequence[float], power_w: Sequence[float], idle: Span, tim
 
     integrated = avg_power * duration
     integrated_unc = duration * float(np.hypot(sensor_accuracy_w, sem_active))
-    # The counter is exact between its updates; each window edge is uncertain by up to one sensor refresh.
-    edge = float(np.sqrt(2.0) * avg_power * (update_interval(t, power_w) or 0.0))
+    power_refresh = update_interval(in_window(t, t, timed.start, timed.end),
+                                    in_window(t, power_w, timed.start, timed.end)) or update_interval(t, power_w)
+    # The counter is exact between its updates; each window edge is uncertain by up to one of ITS refreshes.
+    counter_edge_s = counter_refresh_s if counter_refresh_s is not None else power_refresh
+    edge = float(np.sqrt(2.0) * avg_power * (counter_edge_s or 0.0))
     counter_unc = None if counter_j is None else float(np.hypot(sensor_accuracy_w * duration, edge))
     if counter_j is not None:
         energy, energy_unc = counter_j, counter_unc
         # A constant sensor offset cancels in (energy - idle); the counter's edges and the idle mean remain.
         above_unc = float(np.hypot(edge, duration * sem_idle))
+        too_short = window_too_short(duration, energy, avg_power, counter_edge_s, "energy counter")
     else:
         energy, energy_unc = integrated, integrated_unc
         above_unc = duration * float(np.hypot(sem_active, sem_idle))
+        # an averaged reading lags the load by its averaging time; an instant one by a refresh
+        lag = AVERAGED_POWER_LAG_S if power_source == "nvml-average-1s" else power_refresh
+        too_short = window_too_short(duration, energy, avg_power, lag, f"integrated {power_source or 'power'}")
     above = energy - idle_power * duration
     gmacs, gmacs_unc, gmacs_above = efficiency(macs_per_forward, forwards, energy, energy_unc, above)
     return EnergyFigures(
@@ -175,7 +224,8 @@ def energy_figures(t: Sequence[float], power_w: Sequence[float], idle: Span, tim
         energy_integrated_j=integrated, energy_integrated_unc_j=integrated_unc, energy_above_idle_j=above,
         energy_above_idle_unc_j=above_unc, energy_j=energy, energy_unc_j=energy_unc,
         energy_per_forward_j=energy / forwards if forwards else None, gmacs_per_joule=gmacs,
-        gmacs_per_joule_unc=gmacs_unc, gmacs_per_joule_above_idle=gmacs_above)
+        gmacs_per_joule_unc=gmacs_unc, gmacs_per_joule_above_idle=gmacs_above, counter_refresh_s=counter_refresh_s,
+        window_too_short=too_short)
 
 
 def efficiency(macs_per_forward: int | None, forwards: int, energy_j: float, energy_unc_j: float | None,
@@ -210,14 +260,17 @@ def counter_figures(idle_j: float, idle: Span, timed_j: float, timed: Span, forw
         gmacs_per_joule_unc=gmacs_unc, gmacs_per_joule_above_idle=gmacs_above)
 
 
-def counter_figures_without_idle(counter_j: float, timed: Span, forwards: int,
-                                 macs_per_forward: int | None) -> EnergyFigures:
+def counter_figures_without_idle(counter_j: float, timed: Span, forwards: int, macs_per_forward: int | None,
+                                 refresh_s: float | None = None) -> EnergyFigures:
     """Figures from a GPU's energy counter when no power sample could be read (no idle baseline, so
-    nothing above idle): the counter's resolution is 1 mJ, the sensor's accuracy as for sampled power."""
+    nothing above idle): the counter's resolution is 1 mJ, the sensor's accuracy as for sampled power; its
+    edges are as uncertain as its refresh (``refresh_s``, None: unknown, and the window is not evidence)."""
     unc = NVML_POWER_ACCURACY_W * timed.duration
     gmacs, gmacs_unc, _ = efficiency(macs_per_forward, forwards, counter_j, unc, None)
     return EnergyFigures(
         source="nvml", duration_s=timed.duration, forwards=forwards, energy_source="counter",
         avg_power_w=counter_j / timed.duration, energy_counter_j=counter_j, energy_counter_unc_j=unc,
         energy_j=counter_j, energy_unc_j=unc, energy_per_forward_j=counter_j / forwards if forwards else None,
-        gmacs_per_joule=gmacs, gmacs_per_joule_unc=gmacs_unc)
+        gmacs_per_joule=gmacs, gmacs_per_joule_unc=gmacs_unc, counter_refresh_s=refresh_s,
+        window_too_short=window_too_short(timed.duration, counter_j, counter_j / timed.duration, refresh_s,
+                                          "energy counter"))

@@ -122,13 +122,29 @@ def read_energy_j(pynvml: ModuleType, handle: Any) -> float | None:
     return None if mj is None else mj / 1000.0
 
 
-def gpu_processes(pynvml: ModuleType, handle: Any) -> list[list[int]]:
-    """[[pid, bytes], ...] of compute and graphics processes on the GPU (bytes 0 where NVML hides it)."""
-    seen: dict[int, int] = {}
-    for query in ("nvmlDeviceGetComputeRunningProcesses", "nvmlDeviceGetGraphicsRunningProcesses"):
+#: pid -> process name, as NVML names it (looked up once per pid in a poller's life)
+_PROCESS_NAMES: dict[int, str | None] = {}
+
+
+def process_name(pynvml: ModuleType, pid: int) -> str | None:
+    """The name NVML gives a process on the GPU (its executable's path; NVML sees host PIDs, which a
+    container's /proc does not), None where it cannot say."""
+    if pid not in _PROCESS_NAMES:
+        _PROCESS_NAMES[pid] = decoded(optional(lambda: pynvml.nvmlSystemGetProcessName(pid)))
+    return _PROCESS_NAMES[pid]
+
+
+def gpu_processes(pynvml: ModuleType, handle: Any) -> list[list[Any]]:
+    """[[pid, bytes, type, name], ...] of the processes on the GPU: bytes 0 where NVML hides them; type as
+    nvidia-smi's column says it, ``C`` (a compute context), ``G`` (graphics only: a display server or a
+    compositor drawing the desktop) or ``C+G``; name as :func:`process_name`."""
+    seen: dict[int, list[Any]] = {}
+    for query, kind in (("nvmlDeviceGetComputeRunningProcesses", "C"), ("nvmlDeviceGetGraphicsRunningProcesses", "G")):
         for p in optional(lambda q=query: getattr(pynvml, q)(handle)) or []:
-            seen[int(p.pid)] = max(seen.get(int(p.pid), 0), int(p.usedGpuMemory or 0))
-    return [[pid, used] for pid, used in seen.items()]
+            entry = seen.setdefault(int(p.pid), [int(p.pid), 0, ""])
+            entry[1] = max(entry[1], int(p.usedGpuMemory or 0))
+            entry[2] = kind if entry[2] in ("", kind) else "C+G"
+    return [[pid, used, kind, process_name(pynvml, pid)] for pid, used, kind in seen.values()]
 
 
 def _samplers(pynvml: ModuleType, handle: Any) -> tuple[dict[str, Callable[[], Any]], list[str]]:
@@ -144,7 +160,8 @@ def _samplers(pynvml: ModuleType, handle: Any) -> tuple[dict[str, Callable[[], A
     candidates: dict[str, Callable[[], Any]] = {
         "power_average_w": lambda: pynvml.nvmlDeviceGetPowerUsage(handle) / 1000.0,
         "memory_used_bytes": lambda: pynvml.nvmlDeviceGetMemoryInfo(handle).used,
-        "process_memory": lambda: gpu_processes(pynvml, handle),  # [[pid, bytes], ...]
+        "process_memory": lambda: gpu_processes(pynvml, handle),  # [[pid, bytes, type, name], ...]
+        "energy_j": lambda: read_energy_j(pynvml, handle),  # the counter's own refresh (edges of a window)
         "sm_clock_mhz": lambda: pynvml.nvmlDeviceGetClockInfo(handle, pynvml.NVML_CLOCK_SM),
         "mem_clock_mhz": lambda: pynvml.nvmlDeviceGetClockInfo(handle, pynvml.NVML_CLOCK_MEM),
         "temperature_c": lambda: pynvml.nvmlDeviceGetTemperature(handle, pynvml.NVML_TEMPERATURE_GPU),
@@ -300,7 +317,13 @@ class NvmlPoller:
 
     def energy_j(self) -> float | None:
         """The GPU's energy counter now (J since driver load), None where it has none (pre-Volta)."""
-        return self.request("energy")["energy_j"]
+        return self.energy_reading()[1]
+
+    def energy_reading(self) -> tuple[float, float | None]:
+        """(``time.time()`` when the poller read the counter, the counter then in J or None): a span whose
+        edges are these times is the counter's own span, to the microsecond."""
+        reply = self.request("energy")
+        return float(reply["t"]), reply["energy_j"]
 
     def stop(self) -> dict[str, list[Any]]:
         """Stop sampling and return the timeline: {"t": [time.time(), ...], "power_average_w": [...], ...}."""

@@ -8,7 +8,8 @@ In the style of Zeus's ``begin_window``/``end_window``::
     result = window.measure(session, batch=4, macs_per_forward=macs)   # warmup, timed phase, end
 
 The timed phase is stretched to ``min_window_s`` so that a short run still spans many power-sensor
-updates. Energy counters are read right before and after the timed phase (warmup excluded). Every
+updates. Energy counters are read right before and after the timed phase (warmup excluded); a GPU's
+energy figures, counter and integrated power alike, span the counter's two reads. Every
 NVML reading goes through the poller process, so the process that runs the network (a Caffe worker
 under pycaffe's interpreter, say) needs no NVML itself. A contention guard (:mod:`harness.measure.contention`)
 watches other GPU processes and the CPU use of others before, during and after the window.
@@ -154,12 +155,18 @@ class MeasurementWindow:
             used = [v for v in timeline.get("memory_used_bytes", []) if v is not None]
             memory.device_used_peak_bytes = max(used, default=None)
             memory.process_device_peak_bytes = _process_peak(timeline.get("process_memory"), pids)
-            counter = None if counter_start is None or counter_end is None else counter_end - counter_start
+            counter = None
+            if counter_start is not None and counter_end is not None and None not in (counter_start[1], counter_end[1]):
+                counter = counter_end[1] - counter_start[1]
+                # every source over one span: the counter's own (its reads bracket the timed phase by the
+                # poller's reply time, milliseconds), so that counter and integrated power cannot differ by span
+                timed = energy.Span(counter_start[0], counter_end[0])
             figures, notes = energy.timeline_energy(timeline, self._idle, timed, timing.iterations, macs_per_forward,
                                                     counter, device_info.get("power_usage_is_1s_average"))
             self.notes.extend(notes)
             if figures is None and counter is not None:
-                figures = energy.counter_figures_without_idle(counter, timed, timing.iterations, macs_per_forward)
+                figures = energy.counter_figures_without_idle(counter, timed, timing.iterations, macs_per_forward,
+                                                              energy.counter_refresh(timeline, timed))
             if timeline.get("t"):
                 primary = next((timeline[c] for c, _ in energy.POWER_SERIES if timeline.get(c)), [])
                 poller_figures = energy.poller_figures(timeline["t"], primary, self.settings.poll_hz)
@@ -172,15 +179,16 @@ class MeasurementWindow:
         return WindowResult(timing, memory, figures, poller_figures, timeline, device_info, self.notes, contention)
 
     def _read_counter(self) -> Any:
-        """Energy so far in J (GPU) or raw RAPL readings (CPU); None where there is no counter."""
+        """(time read, energy so far in J or None) on a GPU, raw RAPL readings on a CPU; None where there is
+        no counter."""
         if self._poller is not None:
-            return self._poller.energy_j()
+            return self._poller.energy_reading()
         if self._rapl is not None:
             return self._rapl.read()
         return None
 
 
-def _processes_now(poller: NvmlPoller | None) -> list[list[int]] | None:
+def _processes_now(poller: NvmlPoller | None) -> list[list[Any]] | None:
     """The GPU's processes right after the timed phase, for the contention guard (None where the poller
     cannot say: its failure must not cost the measurement)."""
     if poller is None:
@@ -191,15 +199,16 @@ def _processes_now(poller: NvmlPoller | None) -> list[list[int]] | None:
         return None
 
 
-def _ours(processes: list[list[int]] | None, pids: set[int]) -> int | None:
-    """Device memory NVML attributes to ``pids`` in one reading; None when it lists none of them."""
+def _ours(processes: list[list[Any]] | None, pids: set[int]) -> int | None:
+    """Device memory NVML attributes to ``pids`` in one reading ([[pid, bytes, ...], ...]); None when it lists
+    none of them."""
     if not processes:
         return None
-    mine = [b for p, b in processes if p in pids]
+    mine = [entry[1] for entry in processes if entry[0] in pids]
     return sum(mine) if mine else None
 
 
-def _process_peak(samples: list[list[list[int]] | None] | None, pids: set[int]) -> int | None:
+def _process_peak(samples: list[list[list[Any]] | None] | None, pids: set[int]) -> int | None:
     """Peak over samples of the device memory NVML attributes to ``pids`` (None if never seen: NVML
     reports host PIDs, which differ from ours inside a container)."""
     totals = [t for t in (_ours(sample, pids) for sample in samples or []) if t is not None]

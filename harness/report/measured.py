@@ -62,7 +62,7 @@ def load(dirs: Sequence[Path]) -> Measured:
         if not d.is_dir() or not (results_files(d) or (d / PROFILES_DIR).is_dir()):
             raise HarnessError(f"{d}: not a results directory (no results*.jsonl, no {PROFILES_DIR}/)")
     merged = read_results(dirs)
-    frame = pd.DataFrame([r.flat() for r in merged.records])
+    frame = without_short_energy(pd.DataFrame([r.flat() for r in merged.records]))
     profiles = [p for d in dirs for p in read_profiles(d)]
     frame, shares = assign_devices(frame, profile_rows(profiles))
     shares = one_profile_each(shares, profiles)
@@ -72,6 +72,17 @@ def load(dirs: Sequence[Path]) -> Measured:
     else:
         contended = pd.DataFrame()
     return Measured(frame, contended, profiles, shares, merged.warnings())
+
+
+def without_short_energy(frame: pd.DataFrame) -> pd.DataFrame:
+    """The records' energy figures blanked where the window was too short for its energy to be evidence
+    (``energy.window_too_short`` says why); their latency and memory stay."""
+    if frame.empty or "energy.window_too_short" not in frame:
+        return frame
+    short = frame["energy.window_too_short"].notna()
+    figures = [c for c in frame.columns if c.startswith("energy.") and c != "energy.window_too_short"]
+    frame.loc[short, figures] = np.nan
+    return frame
 
 
 #: which capture speaks for a network on a setup when there are several: the one that times kernels as they

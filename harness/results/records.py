@@ -123,6 +123,11 @@ class EnergyFigures:
     avg_power_averaged_w: float | None = None  # from the averaged reading, where instant power is primary
     peak_power_averaged_w: float | None = None
     energy_integrated_averaged_j: float | None = None
+    #: median time between updates of the energy counter, sampled by the poller (its edges' uncertainty)
+    counter_refresh_s: float | None = None
+    #: why this window is too short for its energy to be evidence (None: it is long enough); the report
+    #: leaves such energies out (harness.measure.energy.window_too_short says the rule)
+    window_too_short: str | None = None
 
 
 @dataclass

@@ -11,7 +11,12 @@ Nothing it returns is a measurement. Behaviour comes from the JSON in ``HARNESS_
 - ``instant``: whether the field NVML_FI_DEV_POWER_INSTANT is supported (default true)
 - ``energy``: whether the energy counter is supported (default true)
 - ``missing_every``: every Nth power reading fails (default 0: none)
-- ``processes``: [[pid, bytes], ...] running on every GPU (default none)
+- ``processes``: [[pid, bytes], ...] with a compute context on every GPU (default none)
+- ``graphics``: [[pid, bytes], ...] with a graphics context on every GPU (default none; a pid in both lists
+  has both, as nvidia-smi's type C+G)
+- ``names``: {"pid": "name"} what nvmlSystemGetProcessName answers (default: NVMLError, as for a process
+  NVML cannot name)
+- ``energy_refresh_s``: the energy counter moves in steps this far apart (default 0: every read)
 """
 
 from __future__ import annotations
@@ -99,7 +104,7 @@ def nvmlDeviceGetEnforcedPowerLimit(handle: dict) -> int:
 
 
 def nvmlDeviceGetMemoryInfo(handle: dict, version: int | None = None) -> SimpleNamespace:
-    used = 500 * 2**20 + sum(b for _, b in _SPEC.get("processes", []))
+    used = 500 * 2**20 + sum(b for key in ("processes", "graphics") for _, b in _SPEC.get(key, []))
     return SimpleNamespace(total=80 * 2**30, used=used, free=80 * 2**30 - used)
 
 
@@ -142,19 +147,30 @@ def nvmlDeviceGetFieldValues(handle: dict, field_ids: list[int]) -> list[SimpleN
 def nvmlDeviceGetTotalEnergyConsumption(handle: dict) -> int:
     if not _SPEC.get("energy", True):
         raise NVMLError()
-    return int((time.time() - _START) * float(_SPEC.get("power_w", 100.0)) * 1000)
+    elapsed = time.time() - _START
+    step = float(_SPEC.get("energy_refresh_s", 0.0))
+    if step > 0:
+        elapsed = (elapsed // step) * step
+    return int(elapsed * float(_SPEC.get("power_w", 100.0)) * 1000)
 
 
-def _processes() -> list[SimpleNamespace]:
-    return [SimpleNamespace(pid=pid, usedGpuMemory=used) for pid, used in _SPEC.get("processes", [])]
+def _processes(key: str) -> list[SimpleNamespace]:
+    return [SimpleNamespace(pid=pid, usedGpuMemory=used) for pid, used in _SPEC.get(key, [])]
 
 
 def nvmlDeviceGetComputeRunningProcesses(handle: dict) -> list[SimpleNamespace]:
-    return _processes()
+    return _processes("processes")
 
 
 def nvmlDeviceGetGraphicsRunningProcesses(handle: dict) -> list[SimpleNamespace]:
-    return []
+    return _processes("graphics")
+
+
+def nvmlSystemGetProcessName(pid: int) -> str:
+    name = _SPEC.get("names", {}).get(str(pid))
+    if name is None:
+        raise NVMLError(2)
+    return name
 
 
 def nvmlDeviceGetClockInfo(handle: dict, clock: int) -> int:
