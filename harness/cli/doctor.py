@@ -143,6 +143,11 @@ def caffe_build_report(info: BackendInfo, gpu_visible: bool) -> dict[str, Any] |
     if report.get("gpu_forward") is None and "load_error" not in report:
         report["gpu_forward"] = ("not tried: CPU-only build" if not gpu_build else
                                  "not tried: no GPU visible")
+    if not gpu_build and gpu_visible:  # a cuda:N sweep runs without Caffe, the paper's baseline: say how to fix it
+        from harness.backends.caffe.backend import GPU_BUILD_HINT
+
+        report["gpu_forward"] = "not possible: a GPU is visible but this Caffe is a CPU-only build"
+        report["gpu_build_hint"] = GPU_BUILD_HINT
     return report
 
 
@@ -167,6 +172,8 @@ def print_caffe_build(report: dict[str, Any]) -> None:
         print(f"  {'FAILED':<12} {report['load_error']}")
     else:
         print(f"  {'on the GPU':<12} {report['gpu_forward']}")
+    if "gpu_build_hint" in report:
+        print(f"  {'to fix':<12} {report['gpu_build_hint']}")
 
 
 def run(args: argparse.Namespace) -> int:

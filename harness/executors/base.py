@@ -15,7 +15,15 @@ from typing import Any, ClassVar
 from harness.errors import HarnessError
 from harness.measure.contention import ContentionPolicy
 from harness.measure.devices import DeviceIdentity, identify
-from harness.measure.sweep import SweepSpec, backend_modes, batch_series, check_modes, resolve_here, with_hardware
+from harness.measure.sweep import (
+    SweepSpec,
+    backend_modes,
+    batch_series,
+    check_modes,
+    left_out_on_gpus,
+    resolve_here,
+    with_hardware,
+)
 from harness.results.records import Config, Placement, Record
 from harness.worker import Job
 
@@ -83,8 +91,9 @@ def plan_here(spec: SweepSpec, gpu: bool | None = None) -> Plan:
     """The one planning every executor does where its workers run: what the user left open decided here
     (:func:`resolve_here`; ``gpu`` as there), modes checked, devices identified, configurations as
     batch series. HarnessError before anything runs when nothing can."""
+    backends_left_open = not spec.backends
     spec = resolve_here(spec, gpu)
-    notes = check_modes(spec, backend_modes)
+    notes = check_modes(spec, backend_modes) + (left_out_on_gpus(spec) if backends_left_open else [])
     identities = {device: identify(device) for device in spec.devices}
     configs = with_hardware(spec.configs(backend_modes), {d: i.model for d, i in identities.items()})
     return Plan(identities, batch_series(configs), notes)

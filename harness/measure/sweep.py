@@ -88,6 +88,33 @@ def available_backends(device: str) -> list[str]:
     return names
 
 
+def left_out_on_gpus(spec: SweepSpec) -> list[str]:
+    """One line per backend installed here that the sweep's GPUs run without, for a sweep whose backends
+    were left open (:func:`resolve_here` takes only those that run on a device): a CPU-only Caffe build
+    would otherwise drop the paper's baseline from a ``cuda:N`` sweep without a word."""
+    from harness.backends.base import BACKENDS, get_backend, runs_on
+    from harness.backends.caffe.backend import GPU_BUILD_HINT
+    from harness.errors import BackendUnavailable
+
+    gpus = [d for d in spec.devices if d.startswith("cuda")]
+    lines = []
+    for name in sorted(set(BACKENDS) - set(spec.backends)):
+        try:
+            info = type(get_backend(name)).probe()
+        except BackendUnavailable:
+            continue
+        missing = [d for d in gpus if not runs_on(info, d)]
+        if not info.available or not missing:
+            continue
+        if name == "caffe":
+            lines.append(f"caffe: {info.details.get('caffe_root')} is a CPU-only build, so {', '.join(missing)} "
+                         f"run(s) without Caffe, the paper's baseline; {GPU_BUILD_HINT}")
+        else:
+            lines.append(f"{name}: installed for {', '.join(info.devices)} only, so {', '.join(missing)} run(s) "
+                         "without it")
+    return lines
+
+
 def resolve_here(spec: SweepSpec, gpu: bool | None = None) -> SweepSpec:
     """``spec`` with what the user left open decided on THIS host: devices (cuda:0 where there is a GPU -
     ``gpu``, else whether NVML sees one - otherwise cpu), backends (each one whose probe runs on a

@@ -59,6 +59,10 @@ CAFFE_COMMIT = "9b891540183ddc834a02b2bd81b31afae71b2153"
 DEFAULT_CAFFE_ROOT = Path("/opt/caffe")  # docker/build-caffe.sh's default CAFFE_PREFIX
 BUILD_INFO_FILE = "harness-build.env"  # written by docker/build-caffe.sh next to the build
 BUILD_HINT = "build it with docker/build-caffe.sh and set CAFFE_ROOT (see docs/caffe.md)"
+#: how a machine with only a driver and pip's PyTorch gets a GPU build (the CUDA toolkit from PyPI wheels)
+GPU_BUILD_HINT = ("for the GPU build: bash docker/cuda-toolkit-from-wheels.sh ~/cuda13 && CUDA_HOME=~/cuda13 "
+                  "CPU_ONLY=0 CAFFE_PREFIX=~/caffe-cuda bash docker/build-caffe.sh, then CAFFE_ROOT=~/caffe-cuda "
+                  "(docs/caffe.md)")
 #: seconds one request (load, forward, timed run...) may take before the worker counts as stuck
 DEFAULT_TIMEOUT_S = float(os.environ.get("HARNESS_CAFFE_TIMEOUT", "900"))
 _GLOG_FATAL = re.compile(r"^F(?:\d{4})?\d{4} .*$", re.MULTILINE)  # glog >= 0.6 prints the year
@@ -505,8 +509,7 @@ class CaffeBackend(Backend):
         pycaffe = find_pycaffe()
         details = build_details(pycaffe)
         if on_gpu and not details["gpu_build"]:
-            raise BackendUnavailable(f"caffe at {details['caffe_root']} is a CPU-only build; "
-                                     "rebuild with CPU_ONLY=0 for --device cuda:N")
+            raise BackendUnavailable(f"caffe at {details['caffe_root']} is a CPU-only build; {GPU_BUILD_HINT}")
         graph = target.graph.with_inputs(batch=target.batch)
         caffemodel = WeightSource(graph, target.seed, target.weights).caffemodel()
         # The rewrite is needed where the build has cuDNN; a CPU-only build only knows CAFFE already.
