@@ -4,13 +4,17 @@ Modes are ONNX Runtime's graph optimization levels; the execution provider follo
 (CPUExecutionProvider on ``cpu``, CUDAExecutionProvider on ``cuda:N``, with inputs and outputs bound
 on the GPU so that a timed run does not copy them).
 
-A session is labelled with a provider only if that provider ran every node. ONNX Runtime places a node
-its CUDA provider cannot take on the CPU provider, and says so only in a log line; here CUDA sessions
-are created with ``session.disable_cpu_ep_fallback`` (creation then fails instead), and the first run,
-at load, is profiled: every executed node's event names the provider that ran it, and any node run by
-another provider makes the configuration ``unavailable``. Profiling is ended after that run, so timed
-runs are not profiled. On CUDA, fp32 is IEEE fp32: the provider option ``use_tf32`` is 0 (it defaults
-to 1), read back and recorded.
+A session is labelled with a provider only if that provider ran every node that computes. ONNX Runtime
+places a node its CUDA provider cannot take on the CPU provider, and says so only in a log line; so the
+first run, at load, is profiled: every executed node's event names the provider that ran it and the types
+of its outputs, and any node run by another provider makes the configuration ``unavailable`` - except
+shape arithmetic (nodes whose every output is an integer tensor: Shape, Gather of a dimension, Unsqueeze,
+Concat of dimensions...), which the CUDA provider leaves to the CPU on purpose, since its results are
+read on the host (Reshape's target shape); they are counted in ``info["shape_arithmetic_on_cpu"]``. (The
+session option ``session.disable_cpu_ep_fallback`` is not used: it refuses those nodes too, so every
+export with a computed shape - AlexNet's and GoogLeNet's LRN among them - would be refused on CUDA.)
+Profiling is ended after that run, so timed runs are not profiled. On CUDA, fp32 is IEEE fp32: the
+provider option ``use_tf32`` is 0 (it defaults to 1), read back and recorded.
 """
 
 from __future__ import annotations
@@ -84,11 +88,37 @@ def node_providers(profile: list[dict[str, Any]]) -> dict[str, list[str]]:
     return ran
 
 
-def check_providers(ran: dict[str, list[str]], expected: str) -> str | None:
-    """Why the run does not count as ``expected``'s (nodes run elsewhere, or none run), or None."""
+#: ONNX element types of shape arithmetic's outputs (dimensions, indices, masks)
+INTEGER_TYPES = frozenset({"int64", "int32", "int16", "int8", "uint64", "uint32", "uint16", "uint8", "bool"})
+
+
+def shape_arithmetic(profile: list[dict[str, Any]]) -> frozenset[str]:
+    """The executed nodes (``op_type:node name``) whose every output is an integer tensor: shape arithmetic,
+    which a GPU provider may leave to the CPU by design (see the module docstring)."""
+    nodes = set()
+    for event in profile:
+        args = event.get("args", {})
+        if event.get("cat") != "Node" or "provider" not in args:
+            continue
+        types = [t for output in args.get("output_type_shape", []) for t in output]
+        if types and all(t in INTEGER_TYPES for t in types):
+            nodes.add(f"{args.get('op_name', '?')}:{event['name'].removesuffix('_kernel_time')}")
+    return frozenset(nodes)
+
+
+def cuda_provider_options(device_id: int) -> dict[str, str | int]:
+    """The CUDA provider's options: this GPU, and IEEE fp32 (``use_tf32`` 0; ORT's default, 1, would run fp32
+    convolutions and GEMMs in TF32, which the harness measures as its own PyTorch mode instead)."""
+    return {"device_id": device_id, "use_tf32": "0"}
+
+
+def check_providers(ran: dict[str, list[str]], expected: str, excused: frozenset[str] = frozenset()) -> str | None:
+    """Why the run does not count as ``expected``'s (nodes run elsewhere, or none run), or None. ``excused``:
+    nodes the CPU provider may run beside a GPU one (:func:`shape_arithmetic`)."""
     if expected not in ran:
         return f"no node ran on {expected} (ran: {', '.join(sorted(ran)) or 'nothing'})"
-    elsewhere = {p: nodes for p, nodes in ran.items() if p != expected}
+    elsewhere = {p: kept for p, nodes in ran.items() if p != expected
+                 if (kept := [n for n in nodes if not (p == CPU_EP and n in excused)])}
     if not elsewhere:
         return None
     parts = [f"{len(nodes)} on {p} ({', '.join(Counter(n.split(':')[0] for n in nodes))})"
@@ -117,8 +147,7 @@ class OnnxRuntimeSession(Session):
         self.cuda = target.device.startswith("cuda")
         self.provider = CUDA_EP if self.cuda else CPU_EP
         device_id = int(target.device.split(":")[1]) if ":" in target.device else 0
-        self.providers: list[Any] = [(CUDA_EP, {"device_id": device_id, "use_tf32": "0"})] if self.cuda \
-            else [CPU_EP]
+        self.providers: list[Any] = [(CUDA_EP, cuda_provider_options(device_id))] if self.cuda else [CPU_EP]
         self.level = getattr(ort.GraphOptimizationLevel, OPT_LEVELS[mode])
         self._profile_dir = tempfile.TemporaryDirectory(prefix="harness-ort-profile-")
         self.session = self._session(self.models.timing, profile_prefix=Path(self._profile_dir.name) / "run")
@@ -144,9 +173,13 @@ class OnnxRuntimeSession(Session):
                 self.binding.bind_ortvalue_input(name, ort.OrtValue.ortvalue_from_numpy(value, "cuda", device_id))
             self.binding.bind_output(self.models.output, "cuda", device_id)
         self.forward()  # the profiled run
-        ran = self._end_profiling()
+        ran, shapes = self._end_profiling()
         self.info["node_providers"] = {p: len(nodes) for p, nodes in sorted(ran.items())}
-        problem = check_providers(ran, self.provider)
+        excused = shapes if self.cuda else frozenset()
+        on_cpu = [n for n in ran.get(CPU_EP, []) if n in excused]
+        if on_cpu:
+            self.info["shape_arithmetic_on_cpu"] = dict(Counter(n.split(":")[0] for n in on_cpu))
+        problem = check_providers(ran, self.provider, excused)
         if problem:
             raise BackendUnavailable(f"onnxruntime: {problem}")
 
@@ -155,8 +188,6 @@ class OnnxRuntimeSession(Session):
 
         options = ort.SessionOptions()
         options.graph_optimization_level = self.level
-        if self.cuda:  # a node the CUDA provider cannot take fails the session instead of running on the CPU
-            options.add_session_config_entry("session.disable_cpu_ep_fallback", "1")
         if profile_prefix is not None:
             options.enable_profiling = True
             options.profile_file_prefix = str(profile_prefix)
@@ -166,18 +197,17 @@ class OnnxRuntimeSession(Session):
             if out_of_memory_cause(exc, "onnxruntime") is not None:
                 raise
             message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            if self.cuda and "fallback to CPU EP has been explicitly disabled" in message:
-                raise BackendUnavailable(f"onnxruntime: {CUDA_EP} cannot run every node of {path.name}: "
-                                         f"{message}") from None
             raise BackendFailed(f"onnxruntime could not load {path.name}: {message}") from None
 
-    def _end_profiling(self) -> dict[str, list[str]]:
-        """Stop profiling (later runs are not profiled) and read which provider ran each node."""
+    def _end_profiling(self) -> tuple[dict[str, list[str]], frozenset[str]]:
+        """Stop profiling (later runs are not profiled) and read which provider ran each node, and which
+        nodes were shape arithmetic."""
         path = self.session.end_profiling()
         try:
-            return node_providers(json.loads(Path(path).read_text()))
+            profile = json.loads(Path(path).read_text())
         finally:
             self._profile_dir.cleanup()
+        return node_providers(profile), shape_arithmetic(profile)
 
     def forward(self) -> None:
         with self._oom_forward:
