@@ -175,3 +175,16 @@ def test_profiling_again_replaces_the_record_but_never_another_devices(tmp_path,
     (record,) = read_profiles(tmp_path)
     assert record.device_model == "SYNTHETIC GPU A"
     assert (tmp_path / "profiles" / record.capture).is_file()  # its capture untouched
+
+
+def test_ncu_keeps_the_gpus_clocks_and_takes_the_metric_set_asked_for(monkeypatch, tmp_path):
+    monkeypatch.setattr(shutil, "which", lambda tool: f"/opt/nvidia/{tool}")
+    full, _ = profile_run.external_command(profile_run.Request("alexnet", "pytorch", 1, "cuda:0", None, "ncu", 3, 1,
+                                                               tmp_path))
+    assert full[full.index("--clock-control") + 1] == "none"  # not ncu's default, base clocks for every replay
+    assert "regex:smsp__warp_issue_stalled_" in full[full.index("--metrics") + 1]
+    small, _ = profile_run.external_command(profile_run.Request("googlenet", "pytorch", 1, "cuda:0", None, "ncu", 3,
+                                                                1, tmp_path, ncu_metrics="attributes"))
+    metrics = small[small.index("--metrics") + 1].split(",")
+    assert len(metrics) == 7 and not any("stalled" in m for m in metrics)
+    assert "sm__throughput.avg.pct_of_peak_sustained_elapsed" in metrics

@@ -22,7 +22,14 @@ if TYPE_CHECKING:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from harness.cli.bench import DEFAULT_OUT, RESULTS_DIR_ENV
-    from harness.kernels.profile_run import DEFAULT_ITERS, DEFAULT_TIMEOUT_S, DEFAULT_WARMUP, TOOLS
+    from harness.kernels.profile_run import (
+        DEFAULT_ITERS,
+        DEFAULT_NCU_METRICS,
+        DEFAULT_TIMEOUT_S,
+        DEFAULT_WARMUP,
+        NCU_METRIC_SETS,
+        TOOLS,
+    )
 
     p.add_argument("network", metavar="NET")
     p.add_argument("--backend", required=True, type=backend_name, help="caffe, pytorch, onnxruntime or opencv")
@@ -37,6 +44,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--iters", type=positive_int, default=None,
                    help="forward passes inside the capture range (default: " +
                         ", ".join(f"{t} {n}" for t, n in DEFAULT_ITERS.items()) + ")")
+    p.add_argument("--ncu-metrics", choices=list(NCU_METRIC_SETS), default=DEFAULT_NCU_METRICS,
+                   help="ncu's metric set: table-v (Table V whole, with every warp-stall reason: the most replay "
+                        "passes) or attributes (its five attributes, no stall reasons: a few passes per kernel)")
     p.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S, metavar="S",
                    help=f"kill the profiler and its worker after S seconds (default {DEFAULT_TIMEOUT_S:g})")
     p.add_argument("--capture", type=Path, default=None, metavar="FILE",
@@ -139,7 +149,8 @@ def _capture(args: argparse.Namespace, config: Config, device: str, mode: str | 
             env.update(CUDA_VISIBLE_DEVICES=uuid, CUDA_DEVICE_ORDER="PCI_BUS_ID")
             worker_device = "cuda:0"
         request = pr.Request(args.network, args.backend, args.batch, worker_device, mode, args.tool,
-                             args.warmup, args.iters or pr.DEFAULT_ITERS[args.tool], folder, python)
+                             args.warmup, args.iters or pr.DEFAULT_ITERS[args.tool], folder, python,
+                             args.ncu_metrics)
         cmd, capture = pr.external_command(request)
         pr.run_command(cmd, args.timeout, env)
         report = folder / pr.WORKER_REPORT
@@ -148,6 +159,8 @@ def _capture(args: argparse.Namespace, config: Config, device: str, mode: str | 
                                "did not run to its end under the profiler")
         worker = json.loads(report.read_text())
         capture_range, notes = pr.CAPTURE_RANGES[args.tool], []
+        if args.tool == "ncu":
+            notes.append(f"ncu metric set: {args.ncu_metrics}")
     record, attribution = pr.build_record(config, args.tool, capture, profiles_dir(out), worker, capture_range,
                                           uuid, notes, synthetic=capture.name.startswith("synthetic-"))
     return capture, record, attribution

@@ -14,7 +14,10 @@ loads it, runs the warm-up passes, and only then opens the capture range around 
 - ``ncu``: ``ncu --profile-from-start off``; the worker calls ``cuProfilerStart`` / ``cuProfilerStop``
   around the N passes (:func:`harness.kernels.ranges.cuda_capture_range`). Kernel replay (ncu's default)
   replays every kernel in the range to collect the Table V metrics; no ``--launch-count``, which would cut
-  an iteration short.
+  an iteration short. ``--clock-control none``: ncu otherwise locks the GPU's clocks to base for the
+  replays, and every kernel duration (the family shares) would be a base-clock one, not what a timing run
+  sees. The metric set is chosen by cost (:data:`NCU_METRIC_SETS`): each replay pass collects a few
+  metrics, so Table V with every warp-stall reason costs several times the passes of its five attributes.
 - ``nsys``: ``nsys profile --capture-range=cudaProfilerApi --capture-range-end=stop``, the same range.
 
 Model loading and warm-up are therefore never in a capture. Each external profiler runs under a timeout
@@ -44,16 +47,26 @@ TOOLS = ("nsys", "ncu", "torch")
 DEFAULT_ITERS = {"torch": 5, "nsys": 5, "ncu": 1}
 DEFAULT_WARMUP = 3
 DEFAULT_TIMEOUT_S = 1800.0
-NCU_METRICS = (
+NCU_ATTRIBUTES = (
     "gpu__time_duration.sum,launch__registers_per_thread,sm__warps_active.avg.pct_of_peak_sustained_active,"
     "smsp__thread_inst_executed_per_inst_executed.ratio,smsp__sass_average_branch_targets_threads_uniform.pct,"
-    "dram__throughput.avg.pct_of_peak_sustained_elapsed,sm__throughput.avg.pct_of_peak_sustained_elapsed,"
-    "regex:smsp__warp_issue_stalled_.*_per_warp_active.pct"
+    "dram__throughput.avg.pct_of_peak_sustained_elapsed,sm__throughput.avg.pct_of_peak_sustained_elapsed"
 )
+#: ncu metric sets by cost: ``table-v``, Table V whole (its five attributes, kernel time and registers, and
+#: every warp-stall reason: about 30 metrics, the most replay passes per kernel); ``attributes``, the same
+#: without the stall reasons (7 metrics, a few passes): for networks with hundreds of kernels where time is short
+NCU_METRIC_SETS = {
+    "table-v": NCU_ATTRIBUTES + ",regex:smsp__warp_issue_stalled_.*_per_warp_active.pct",
+    "attributes": NCU_ATTRIBUTES,
+}
+DEFAULT_NCU_METRICS = "table-v"
+#: the GPU's clocks as they are (ncu's default, ``base``, locks them to base clock for every replay)
+NCU_CLOCK_CONTROL = "none"
 CAPTURE_RANGES = {
     "torch": "torch.profiler schedule(wait=0, warmup=1, active=N): the N passes after the warm-up passes and "
              "one discarded profiler warm-up step",
-    "ncu": "cuProfilerStart/cuProfilerStop around the N passes, ncu --profile-from-start off (kernel replay)",
+    "ncu": "cuProfilerStart/cuProfilerStop around the N passes, ncu --profile-from-start off (kernel replay, "
+           f"--clock-control {NCU_CLOCK_CONTROL})",
     "nsys": "cuProfilerStart/cuProfilerStop around the N passes, nsys --capture-range=cudaProfilerApi",
 }
 
@@ -72,6 +85,7 @@ class Request:
     iters: int
     folder: Path  # the capture folder of this configuration and tool
     python: str = sys.executable  # the backend's worker interpreter (Backend.worker_python)
+    ncu_metrics: str = DEFAULT_NCU_METRICS  # a key of NCU_METRIC_SETS
 
     def worker_command(self) -> list[str]:
         cmd = [self.python, "-m", "harness.kernels.profile_run", self.network, "--backend", self.backend,
@@ -98,8 +112,9 @@ def external_command(request: Request) -> tuple[list[str], Path]:
         return [exe, "profile", "--trace=cuda,nvtx", "--capture-range=cudaProfilerApi", "--capture-range-end=stop",
                 "--force-overwrite=true", "--export=sqlite", "-o", str(base), *worker], base.with_suffix(".sqlite")
     csv_path = request.folder / "ncu.csv"
-    return [exe, "--profile-from-start", "off", "--target-processes", "all", "--csv", "--page", "raw",
-            "--metrics", NCU_METRICS, "--log-file", str(csv_path), *worker], csv_path
+    return [exe, "--profile-from-start", "off", "--target-processes", "all", "--clock-control", NCU_CLOCK_CONTROL,
+            "--csv", "--page", "raw", "--metrics", NCU_METRIC_SETS[request.ncu_metrics], "--log-file", str(csv_path),
+            *worker], csv_path
 
 
 def profiler_binary(tool: str) -> str:
