@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import collections
 import importlib
+import importlib.util
 import shutil
 import subprocess
 import sys
@@ -32,6 +33,12 @@ def preflight(mode: str, bundle: str | None) -> int:
     rich, nvidia-ml-py (NVML initialised for a GPU run) and the harness's own dependencies; ncu for a GPU run."""
     found, missing = [f"python {sys.version.split()[0]} ({sys.executable})"], []
     for module in ("numpy", "yaml", "pandas", "rich", "pynvml", "torch"):
+        if mode == "dry":  # where it is, without the seconds an import of torch takes: the steps import it
+            if importlib.util.find_spec(module) is None:
+                missing.append(f"no {module}")
+            else:
+                found.append(module)
+            continue
         try:
             imported = importlib.import_module(module)
         except Exception as exc:  # ImportError, or a broken install's own error

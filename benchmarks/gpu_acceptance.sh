@@ -206,7 +206,7 @@ preflight_check() { tail -n 1 "$WORK/preflight.out"; grep -qv '^cannot run' <(ta
 export -f preflight_cmd
 export MODE
 if ! step preflight preflight_check preflight_cmd; then
-  echo "gpu_acceptance: $(tail -n 1 "$WORK/preflight.out")" >&2
+  echo "gpu_acceptance: $(tail -n 1 "$WORK/preflight.out" | grep . || echo "$PY did not answer the preflight check in time")" >&2
   note "- (the run stops here: without these nothing else can run)"
   finish "stopped at preflight"
   exit 2

@@ -48,12 +48,16 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 @pytest.fixture
 def cudnn_caffe(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """CAFFE_ROOT at a GPU build of Caffe with cuDNN (HARNESS_TEST_CAFFE_GPU_ROOT, default /opt/caffe-cuda, as
-    docs/caffe.md builds it), for the tests a CPU-only build cannot show; skips where there is none."""
+    docs/caffe.md builds it), for the tests a CPU-only build cannot show; skips where there is none, fails
+    instead where HARNESS_REQUIRE_CUDNN_CAFFE=1 (CI builds one: .ci/run)."""
     from harness.backends.caffe import backend as caffe_backend
 
     root = Path(os.environ.get("HARNESS_TEST_CAFFE_GPU_ROOT", "/opt/caffe-cuda"))
     if caffe_backend.read_build_info(root).get("CAFFE_WITH_CUDNN") != "1":
-        pytest.skip(f"no cuDNN build of Caffe at {root} (HARNESS_TEST_CAFFE_GPU_ROOT names one)")
+        why = f"no cuDNN build of Caffe at {root} (HARNESS_TEST_CAFFE_GPU_ROOT names one)"
+        if os.environ.get("HARNESS_REQUIRE_CUDNN_CAFFE") == "1":
+            pytest.fail(f"{why}, and HARNESS_REQUIRE_CUDNN_CAFFE=1 requires one")
+        pytest.skip(why)
     monkeypatch.setenv("CAFFE_ROOT", str(root))
     caffe_backend.find_pycaffe.cache_clear()
     yield root

@@ -14,8 +14,6 @@ import pytest
 from harness.backends.base import BackendInfo
 from harness.cli.doctor import caffe_build_report, print_caffe_build
 
-GPU_BUILD = Path("/opt/caffe-cuda")
-
 
 def fake_python(tmp_path: Path, stderr: str, status: int) -> str:
     script = tmp_path / "python"
@@ -66,16 +64,15 @@ def test_doctor_reports_the_build_record_and_that_pycaffe_loads() -> None:
         assert report["gpu_forward"] in ("not tried: CPU-only build", "not tried: no GPU visible")
 
 
-@pytest.mark.skipif(not (GPU_BUILD / ".harness-build-stamp").is_file(), reason=f"no GPU build at {GPU_BUILD}")
-def test_gpu_build_loads_its_cuda_libraries_through_its_runpath() -> None:
+def test_gpu_build_loads_its_cuda_libraries_through_its_runpath(cudnn_caffe: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k != "LD_LIBRARY_PATH"}
     proc = subprocess.run([sys.executable, "-m", "harness", "doctor", "--json"], capture_output=True, text=True,
-                          timeout=600, env={**env, "CAFFE_ROOT": str(GPU_BUILD)}, check=False)
+                          timeout=600, env={**env, "CAFFE_ROOT": str(cudnn_caffe)}, check=False)
     report = json.loads(proc.stdout)["caffe_build"]
     assert report["gpu_build"] and report["cudnn"] and report["cuda_version"] == "13.0"
     names = {Path(p).name for p in report["cuda_libraries"]}
     assert {"libcudart.so.13", "libcublas.so.13", "libcurand.so.10", "libcudnn.so.9"} <= names
-    dynamic = subprocess.run(["readelf", "-d", str(GPU_BUILD / "build" / "lib" / "libcaffe.so")],
+    dynamic = subprocess.run(["readelf", "-d", str(cudnn_caffe / "build" / "lib" / "libcaffe.so")],
                              capture_output=True, text=True, check=True).stdout
     runpath = next(line for line in dynamic.splitlines() if "(RUNPATH)" in line).split("[")[1].rstrip("]").split(":")
     assert all(str(Path(p).parent) in runpath for p in report["cuda_libraries"])
