@@ -81,7 +81,7 @@ done
 # ---- the plan: step limits in seconds (the test reads these four lines) ----------------------------------
 GPU_STEPS="preflight:10 env:15 profile-torch:30 profile-ncu:80 energy:15 compile:55 bench:70 memory:5 report:10"
 CAFFE_STEPS="preflight:10 bundle:45 doctor:30 caffe-ncu:100 caffe-latency:95 caffe-energy:135 verify:40 report:15"
-DRY_STEPS="preflight:20 env:25 profile-torch:25 compile:40 bench:15 report:15"
+DRY_STEPS="preflight:10 env:25 profile-torch:25 compile:50 bench:15 report:15"
 RUN_LIMITS="gpu:300 caffe:480 dry:150"
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -224,14 +224,16 @@ records_step() {
 if [[ $MODE == dry ]]; then
   DEVICE=cpu
   NETS=squeezenet_v1.1
+  PROFILE_TIMEOUT=20  # one profile in the step's 25 s
   WINDOW="--set warmup_iters=1 --set warmup_s=0 --set min_iters=2 --set min_s=0 --set min_window_s=0 --set idle_s=0"
 else
   DEVICE=cuda:0
   NETS="alexnet googlenet"
+  PROFILE_TIMEOUT=14  # two profiles in the step's 30 s
   WINDOW="--set warmup_iters=3 --set warmup_s=0.3 --set min_iters=10 --set min_s=0.5 --set min_window_s=3
     --set idle_s=1 --set poll_hz=50"
 fi
-export DEVICE NETS WINDOW
+export DEVICE NETS WINDOW PROFILE_TIMEOUT
 
 versions() {
   "$PY" - <<'EOF'
@@ -278,7 +280,7 @@ export -f versions identity env_cmd
 
 # shellcheck disable=SC2016 # expanded by the step's own bash
 profile_torch_cmd='for net in $NETS; do
-  harness profile "$net" --backend pytorch --tool torch --device "$DEVICE" --iters 5 --out "$RESULTS" --timeout 14 || exit 1
+  harness profile "$net" --backend pytorch --tool torch --device "$DEVICE" --iters 5 --out "$RESULTS" --timeout "$PROFILE_TIMEOUT" || exit 1
 done'
 profile_torch_check() {
   local wanted=() net
