@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import collections
-import importlib
 import importlib.util
 import shutil
 import subprocess
@@ -30,51 +29,51 @@ CANNOT_RUN = 2
 
 def preflight(mode: str, bundle: str | None) -> int:
     """The interpreter and tools a run needs, checked before anything else: torch (with CUDA for a GPU run),
-    rich, nvidia-ml-py (NVML initialised for a GPU run) and the harness's own dependencies; ncu for a GPU run."""
+    rich, nvidia-ml-py (NVML initialised for a GPU run) and the harness's own dependencies; ncu for a GPU run.
+    What is missing outright is found first, without importing anything (seconds, for torch); only then are
+    CUDA and NVML asked."""
     found, missing = [f"python {sys.version.split()[0]} ({sys.executable})"], []
     for module in ("numpy", "yaml", "pandas", "rich", "pynvml", "torch"):
-        if mode == "dry":  # where it is, without the seconds an import of torch takes: the steps import it
-            if importlib.util.find_spec(module) is None:
-                missing.append(f"no {module}")
-            else:
-                found.append(module)
-            continue
-        try:
-            imported = importlib.import_module(module)
-        except Exception as exc:  # ImportError, or a broken install's own error
-            missing.append(f"no {module} ({type(exc).__name__})")
-            continue
-        found.append(f"{module} {getattr(imported, '__version__', '')}".rstrip())
-    if mode != "dry" and "torch" in sys.modules:
-        import torch
-
-        if not torch.cuda.is_available():
-            missing.append(f"torch {torch.__version__} sees no CUDA GPU (a CPU build, or no driver)")
-        else:
-            found.append(f"CUDA {torch.version.cuda}, {torch.cuda.device_count()} GPU(s): "
-                         f"{torch.cuda.get_device_name(0)}")
-    if mode != "dry" and "pynvml" in sys.modules:
-        import pynvml
-
-        try:
-            pynvml.nvmlInit()
-            pynvml.nvmlShutdown()
-        except Exception as exc:
-            missing.append(f"NVML cannot initialise ({exc})")
-    if mode != "dry":
-        ncu = shutil.which("ncu")
-        if ncu is None:
-            missing.append("no ncu on PATH (Nsight Compute: the kernel metrics of Table V)")
-        else:
-            version = subprocess.run([ncu, "--version"], capture_output=True, text=True, timeout=30).stdout
-            found.append(f"ncu {(version.strip().splitlines() or ['?'])[-1]}")
+        if importlib.util.find_spec(module) is None:
+            missing.append(f"no {module}")
+    ncu = shutil.which("ncu")
+    if mode != "dry" and ncu is None:
+        missing.append("no ncu on PATH (Nsight Compute: the kernel metrics of Table V)")
     if mode == "caffe" and not (bundle and Path(bundle).is_file()):
         missing.append(f"no Caffe bundle at {bundle} (docker/caffe-bundle.sh makes one)")
+    if not missing and mode != "dry":
+        missing = gpu_missing(found, ncu)
     if missing:
         print(f"cannot run: {sys.executable}: " + "; ".join(missing))
         return CANNOT_RUN
-    print("; ".join(found))
+    print("; ".join(found + ([] if mode != "dry" else ["numpy, yaml, pandas, rich, pynvml, torch found"])))
     return 0
+
+
+def gpu_missing(found: list[str], ncu: str | None) -> list[str]:
+    """What a GPU run lacks that only importing can tell: CUDA in torch, a working NVML, a working ncu."""
+    missing = []
+    try:
+        import torch
+    except Exception as exc:  # a broken install's own error
+        return [f"torch does not import ({type(exc).__name__}: {exc})"]
+    if not torch.cuda.is_available():
+        missing.append(f"torch {torch.__version__} sees no CUDA GPU (a CPU build, or no driver)")
+    else:
+        found.append(f"torch {torch.__version__}, CUDA {torch.version.cuda}, {torch.cuda.device_count()} GPU(s): "
+                     f"{torch.cuda.get_device_name(0)}")
+    try:
+        import pynvml
+
+        pynvml.nvmlInit()
+        found.append(f"NVML driver {pynvml.nvmlSystemGetDriverVersion()}")
+        pynvml.nvmlShutdown()
+    except Exception as exc:
+        missing.append(f"NVML cannot initialise ({exc})")
+    if ncu is not None:
+        version = subprocess.run([ncu, "--version"], capture_output=True, text=True, timeout=30).stdout
+        found.append(f"ncu {(version.strip().splitlines() or ['?'])[-1]}")
+    return missing
 
 
 def _merged(results: str) -> Any:

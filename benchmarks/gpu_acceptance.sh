@@ -71,8 +71,8 @@ MODE=gpu
 BUNDLE=""
 while [[ $# -gt 0 ]]; do
   case $1 in
-    --dry-run) MODE=dry ;;
-    --caffe-bundle) [[ $# -ge 2 ]] || usage; MODE=caffe; BUNDLE=$2; shift ;;
+    --dry-run) [[ $MODE == gpu ]] || usage; MODE=dry ;;
+    --caffe-bundle) [[ $# -ge 2 && $MODE == gpu ]] || usage; MODE=caffe; BUNDLE=$2; shift ;;
     *) usage ;;
   esac
   shift
@@ -341,8 +341,12 @@ if [[ $MODE == caffe ]]; then
       "$REPO/tests/test_caffe_bundle.py"'
   bundle_check() { grep -E '^[0-9]+ passed' "$WORK/bundle.out" | tail -n 1 && ! grep -qE 'failed|skipped' <(tail -n 1 "$WORK/bundle.out"); }
   step bundle bundle_check "$bundle_cmd"
-  doctor_cmd='harness doctor --json >"$OUT/doctor.json" && harness doctor'
-  doctor_check() { grep -m1 'on the GPU.*ok: a convolution' "$WORK/doctor.out"; }
+  doctor_cmd='harness doctor --json >"$OUT/doctor.json"'
+  doctor_check() {  # its GPU check: a cuDNN convolution on cuda:0 through the bundle
+    "$PY" -c 'import json, sys; c = json.load(open(sys.argv[1]))["caffe_build"] or {}
+print(c.get("gpu_forward") or c.get("load_error") or "no Caffe found")
+sys.exit(0 if str(c.get("gpu_forward")).startswith("ok:") else 1)' "$OUT/doctor.json"
+  }
   step doctor doctor_check "$doctor_cmd"
   # shellcheck disable=SC2016
   caffe_ncu_cmd='harness profile alexnet --backend caffe --tool ncu --ncu-metrics table-v --device cuda:0 --iters 1 \

@@ -75,6 +75,20 @@ def test_usage_errors() -> None:
     assert proc.returncode == 2 and "usage:" in proc.stderr
     proc = subprocess.run(["bash", str(SCRIPT), "/tmp/x", "--bogus"], capture_output=True, text=True)
     assert proc.returncode == 2
+    proc = subprocess.run(["bash", str(SCRIPT), "/tmp/x", "--dry-run", "--caffe-bundle", "b.tar.gz"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2 and "usage:" in proc.stderr
+
+
+def test_the_caffe_run_needs_a_gpu_and_its_bundle(tmp_path: Path) -> None:
+    """This machine has no GPU and no ncu: the Caffe run stops at preflight, naming what is missing."""
+    out = tmp_path / "out"
+    proc = subprocess.run(["bash", str(SCRIPT), str(out), "--caffe-bundle", str(tmp_path / "none.tar.gz")],
+                          env={**os.environ, "PYTHON": sys.executable}, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2
+    line = next(line for line in (out / "summary.md").read_text().splitlines() if "**preflight**" in line)
+    assert "no Caffe bundle at" in line and "none.tar.gz" in line
+    assert "mode: Caffe on the GPU" in (out / "summary.md").read_text()
 
 
 def wrapper(tmp_path: Path, body: str) -> str:
