@@ -57,8 +57,8 @@
 #
 # A step is `ok` only when it made what it should (benchmarks/acceptance_checks.py says what, in one line);
 # otherwise it is `failed`, `timed out` or `skipped` with the reason, and the run exits 1 (2: stopped at
-# preflight; 0: every step that could run here made its evidence). After every step the archives are
-# written again, so a run killed at any point leaves its evidence. OUT_DIR receives at most 8 files:
+# preflight; 0: every step that could run here made its evidence). After every step the archives and
+# summary.md's steps are written again, so a run killed at any point leaves its evidence. OUT_DIR receives at most 8 files:
 # summary.md (the steps, every record and every profile), acceptance.log, doctor.json, energy.txt,
 # results.tar.gz (results, profile records, the report) and captures.tar.gz (the raw profiler captures).
 set -uo pipefail
@@ -122,7 +122,7 @@ export -f harness checks
 log() { echo "[$(date -u +%H:%M:%S)] $*" | tee -a "$LOG" >&2; }
 note() { echo "$*" >>"$STEPS_MD"; }
 
-write_summary() {  # the steps so far, then every record and profile made
+write_summary() {  # write_summary END [records] : the steps so far, and with "records" every record and profile
   {
     echo "# GPU acceptance run"
     echo
@@ -137,7 +137,11 @@ write_summary() {  # the steps so far, then every record and profile made
     cat "$STEPS_MD"
     echo
     echo "## Records and profiles"
-    checks summary "$RESULTS" 2>>"$LOG" || echo "(the records could not be read: see acceptance.log)"
+    if [[ ${2:-} == records ]]; then
+      checks summary "$RESULTS" 2>>"$LOG" || echo "(the records could not be read: see acceptance.log)"
+    else
+      echo "(listed when the run ends; so far in results.tar.gz)"
+    fi
     echo
     echo "- $1 after $(($(date +%s) - START)) s"
   } >"$SUMMARY.partial" && mv "$SUMMARY.partial" "$SUMMARY"
@@ -155,7 +159,7 @@ archive() {  # the evidence so far, replaced whole each time (a run killed mid-w
 finish() {  # on the way out, however it is taken: archives, the summary, the work folder gone
   trap - EXIT INT TERM
   archive
-  write_summary "${1:-finished}"
+  write_summary "${1:-finished}" records
   log "${1:-finished} after $(($(date +%s) - START)) s; $OUT holds: $(ls "$OUT" | tr '\n' ' ')"
   rm -rf "$WORK"
 }
@@ -195,6 +199,7 @@ step() {
     note "- **$name**: ok (${took} s): $line"
   fi
   archive
+  write_summary "running: step $name done"
   [[ $status -eq 0 && $made -eq 0 && -n "$line" ]] || { FAILED_STEPS+=("$name"); return 1; }
 }
 FAILED_STEPS=()
