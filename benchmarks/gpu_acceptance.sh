@@ -9,7 +9,7 @@
 # left of it, and a step with nothing left is skipped, saying so):
 #   default             at most 300 s; step limits add up to 290 s (10 s for the archives and the summary)
 #   --caffe-bundle P    at most 480 s; step limits add up to 470 s: Caffe only (the default steps are not run)
-#   --dry-run           at most 150 s; step limits add up to 140 s: the default steps on this machine's CPU,
+#   --dry-run           at most 150 s; step limits add up to 145 s: the default steps on this machine's CPU,
 #                       one network at B=1 (GPU-only steps say "skipped: no GPU")
 # (tests/test_gpu_acceptance.py reads the limits below and checks these sums.)
 #
@@ -81,7 +81,7 @@ done
 # ---- the plan: step limits in seconds (the test reads these four lines) ----------------------------------
 GPU_STEPS="preflight:10 env:15 profile-torch:30 profile-ncu:80 energy:15 compile:55 bench:70 memory:5 report:10"
 CAFFE_STEPS="preflight:10 bundle:45 doctor:30 caffe-ncu:100 caffe-latency:95 caffe-energy:135 verify:40 report:15"
-DRY_STEPS="preflight:10 env:25 profile-torch:25 compile:50 bench:15 report:15"
+DRY_STEPS="preflight:5 env:25 profile-torch:25 compile:55 bench:20 report:15"
 RUN_LIMITS="gpu:300 caffe:480 dry:150"
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -229,7 +229,7 @@ records_step() {
 if [[ $MODE == dry ]]; then
   DEVICE=cpu
   NETS=squeezenet_v1.1
-  PROFILE_TIMEOUT=20  # one profile in the step's 25 s
+  PROFILE_TIMEOUT=22  # one profile in the step's 25 s
   WINDOW="--set warmup_iters=1 --set warmup_s=0 --set min_iters=2 --set min_s=0 --set min_window_s=0 --set idle_s=0"
 else
   DEVICE=cuda:0
