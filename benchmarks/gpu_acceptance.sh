@@ -16,7 +16,8 @@
 # The plan, from documented costs on an H100 (no GPU was available to measure them): a fresh CUDA worker
 # starts in 4-6 s; a cold torch.compile takes 20-60 s; ncu replays a kernel in 0.1-0.5 s for ~30 metrics (the
 # `table-v` set) and starts in 5-10 s; with 7 metrics (`attributes`) a replay pass or two. PyTorch runs
-# AlexNet in ~40 kernels and GoogLeNet in ~210 (counted from the converted networks' layers).
+# AlexNet in ~40 kernels and GoogLeNet in ~210 (estimated from their layers, 23 and 142: two per convolution
+# with its bias, one per ReLU, pooling, concat and FC, about seven per LRN; not counted on a GPU).
 #
 # Default, in the order of the issue's priorities (kernel evidence, then energy, then the batch and mode
 # figures; profiles before the bench, compile early in a step of its own):
