@@ -158,8 +158,9 @@ class Label:
 
 
 #: where a label may go around its point (degrees, tried in this order), and how far (points)
-ANGLES = (45, -45, 135, -135, 0, 180, 90, -90, 20, -20, 160, -160)
-RADII = (4.0, 7.0, 11.0, 16.0, 23.0, 32.0)
+ANGLES = (45, -45, 135, -135, 0, 180, 90, -90, 20, -20, 160, -160, 70, -70, 110, -110)
+RADII = (4.0, 7.0, 11.0, 16.0, 22.0, 29.0, 37.0, 46.0)
+GAP_PT = 1.5  # the least room between two labels
 
 
 def place_labels(ax: Axes, labels: Sequence[Label], marker_pt: float = 4.0, fontsize: float = FONT - 0.5,
@@ -177,7 +178,7 @@ def place_labels(ax: Axes, labels: Sequence[Label], marker_pt: float = 4.0, font
     taken = [Bbox.from_extents(px - half, py - half, px + half, py + half) for px, py in anchors]
     texts = []
     for lab, (px, py) in zip(labels, anchors, strict=True):
-        probe = ax.text(0, 0, lab.text, fontsize=fontsize, fontweight=lab.weight)
+        probe = fig.text(0, 0, lab.text, fontsize=fontsize, fontweight=lab.weight)
         extent = probe.get_window_extent(renderer)
         probe.remove()
         w, h = extent.width, extent.height
@@ -186,7 +187,8 @@ def place_labels(ax: Axes, labels: Sequence[Label], marker_pt: float = 4.0, font
             for angle in angles:
                 dx, dy = radius * math.cos(math.radians(angle)), radius * math.sin(math.radians(angle))
                 box = _candidate_box(px + dx * scale, py + dy * scale, w, h, dx, dy)
-                cost = sum(box.overlaps(t) for t in taken) + (0 if _contains(inside, box) else 2)
+                spaced = box.padded(GAP_PT * scale)  # two numbers side by side must not read as one
+                cost = sum(spaced.overlaps(t) for t in taken) + (0 if _contains(inside, box) else 2)
                 if best is None or cost < best[0] or (cost == best[0] and cost > 0):
                     best = (cost, dx, dy)
                 if cost == 0:
@@ -225,11 +227,12 @@ def _contains(outer: Bbox, inner: Bbox) -> bool:
 
 def overlapping_labels(fig: Figure) -> list[tuple[str, str]]:
     """Pairs of placed labels (:data:`LABEL_GID`) of one panel whose boxes overlap: none in a readable figure."""
+    fig.canvas.draw()  # annotations take their place when drawn
     renderer = fig.canvas.get_renderer()
     pairs = []
     for ax in fig.axes:
         texts = [t for t in ax.texts if t.get_gid() == LABEL_GID]
-        boxes = [t.get_window_extent(renderer) for t in texts]
+        boxes = [Text.get_window_extent(t, renderer) for t in texts]  # the text alone, not its leader line
         for i in range(len(texts)):
             for j in range(i + 1, len(texts)):
                 if boxes[i].overlaps(boxes[j]):
