@@ -8,6 +8,7 @@ of report.html sees at 1400 px; run as a script it rewrites the report screensho
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import select
@@ -42,13 +43,19 @@ class Page:
         to_chrome_r, self._to_chrome = os.pipe()
         self._from_chrome, from_chrome_w = os.pipe()
 
-        def fds() -> None:  # the protocol's pipe: Chromium reads fd 3 and writes fd 4
-            os.dup2(to_chrome_r, 3)
-            os.dup2(from_chrome_w, 4)
+        def fds() -> None:
+            """In the child: the protocol's pipe where Chromium expects it (it reads fd 3, writes fd 4). Both
+            ends go above 9 first, so that neither is overwritten while the other moves; dup2 makes them
+            inheritable, and every other descriptor of ours is not (PEP 446), so nothing else leaks."""
+            read_end, write_end = (fcntl.fcntl(fd, fcntl.F_DUPFD, 10) for fd in (to_chrome_r, from_chrome_w))
+            os.dup2(read_end, 3)
+            os.dup2(write_end, 4)
+            os.close(read_end)
+            os.close(write_end)
 
         self.proc = subprocess.Popen([binary, *FLAGS, f"--user-data-dir={self.profile}",
                                       f"--window-size={WIDTH},{HEIGHT}", "about:blank"],
-                                     pass_fds=(3, 4), preexec_fn=fds, stdin=subprocess.DEVNULL,
+                                     close_fds=False, preexec_fn=fds, stdin=subprocess.DEVNULL,
                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         os.close(to_chrome_r)
         os.close(from_chrome_w)
@@ -184,6 +191,12 @@ def write_screenshots(html: Path, docs: Path) -> tuple[Path, Path]:
         page.open(html.resolve().as_uri())
         page.screenshot(first)
         page.screenshot(fig3, element_box(page, 'figure[data-figure="fig3_footprint_vs_acts_per_param"]'))
+    for path in (first, fig3):  # 256 colours are plenty for a page of text and flat plots: a third of the bytes
+        from PIL import Image
+
+        with Image.open(path) as im:
+            small = im.convert("RGB").quantize(colors=256)
+        small.save(path, optimize=True)
     return first, fig3
 
 

@@ -95,6 +95,12 @@ class Context:
         self.made.append(item)
         return item
 
+    @property
+    def measured_devices(self) -> list[measured.Device]:
+        """The devices with result records (a device may have kernel profiles only)."""
+        ids = set(self.frame["device_id"]) if not self.frame.empty else set()
+        return [d for d in self.devices if d.id in ids]
+
     def setups(self, device: measured.Device | None = None) -> list[str]:
         """The setups of the records and kernel profiles (of one device), in column-group order."""
         found: list[str] = []
@@ -183,11 +189,11 @@ def device_sentences(ctx: Context) -> list[str]:
     out = []
     frame = ctx.frame
     for device in ctx.devices:
-        rows = frame[frame["device_id"] == device.id]
+        rows = frame[frame["device_id"] == device.id] if not frame.empty else frame
         parts = []
-        for setup in ctx.setups(device):
+        for setup in ctx.setups(device) if not rows.empty else []:
             group = rows[rows["setup"] == setup]
-            if group.empty:
+            if group.empty:  # a setup with kernel profiles only
                 continue
             batches = ", ".join(str(b) for b in sorted(group["batch"].unique()))
             counts = group["status"].value_counts().sort_index()
@@ -202,8 +208,8 @@ def device_sentences(ctx: Context) -> list[str]:
                       if column in rows and rows[column].notna().any()]
         profiles = ctx.data.shares
         profiled = 0 if profiles.empty else profiles.loc[profiles["device_id"] == device.id, "profile"].nunique()
-        dates = tables.dates(rows)
-        text = (f"{device.label}{', ' + dates if dates else ''}: " + "; ".join(parts) +
+        dates = tables.dates(rows) if not rows.empty else ""
+        text = (f"{device.label}{', ' + dates if dates else ''}: " + ("; ".join(parts) or "no timing record") +
                 f". Measured: {', '.join(quantities) or 'no figure'}" +
                 (f"; {profiled} kernel profile(s)" if profiled else "") + ".")
         out.append(text)
@@ -222,11 +228,13 @@ def verdict_summary(checklist: list[claims.Claim]) -> str:
 
 
 def numbered_claims(checklist: list[claims.Claim]) -> list[tuple[int, str, list[claims.Claim]]]:
-    """The claims in checklist order, numbered, each with its rows (analyzer, or GPU then CPU analogue)."""
+    """The claims numbered as the summary lists them, each with its rows (GPU then CPU analogue, or the
+    analyzer's): the measured claims first, in checklist order, then those the analyzer decides alone."""
     order: dict[str, list[claims.Claim]] = {}
     for c in checklist:
         order.setdefault(c.claim, []).append(c)
-    return [(i, text, rows) for i, (text, rows) in enumerate(order.items(), 1)]
+    ranked = sorted(order.items(), key=lambda kv: kv[1][0].scope == claims.ANALYZER)
+    return [(i, text, rows) for i, (text, rows) in enumerate(ranked, 1)]
 
 
 def _scope_cells(ctx: Context, row: claims.Claim | None) -> dict[str, object]:
@@ -340,14 +348,14 @@ def figures_section(ctx: Context) -> Section:
         "P100 values, filled squares: ours.", cpu),
         "Fig. 4", "no setup measured energy (GPU via NVML, or CPU via RAPL)"))
     paper = _paper_by_network(ctx.names)
-    for device in ctx.devices:
+    for device in ctx.measured_devices:
         section.items.append(ctx.figure(figures.latency_throughput(ctx.frame, device, ctx.style, paper, ctx.figdir),
                                         f"Latency and throughput ({device.id})", "no timed record"))
-    for device in ctx.devices:
+    for device in ctx.measured_devices:
         section.items.append(ctx.figure(figures.memory_vs_batch(ctx.frame, device, ctx.style, ctx.figdir),
                                         f"Memory vs batch ({device.id})",
                                         "no setup of this device has a memory figure at two batch sizes or more"))
-    for device in ctx.devices:
+    for device in ctx.measured_devices:
         spec = match_spec(device.kind, device.name, ctx.spec_overrides, device.id)
         if spec is None:
             section.items.append(Missing(f"Roofline ({device.id})", f"no device spec matches '{device.name}'; give "
@@ -356,8 +364,8 @@ def figures_section(ctx: Context) -> Section:
         section.items.append(ctx.figure(figures.roofline(roofline_points(ctx.frame, device.id), spec, device,
                                                          ctx.style, ctx.figdir),
                                         f"Roofline ({device.id})", "no timed record"))
-    if not ctx.devices:
-        section.items.append(Missing("Latency, throughput, memory and roofline figures", "no results"))
+    if not ctx.measured_devices:
+        section.items.append(Missing("Latency, throughput, memory and roofline figures", "no result records"))
     return section
 
 

@@ -240,13 +240,16 @@ def figure_anchor(item: FigureFile) -> str:
 
 
 def _sub_entries(section: Section) -> list[tuple[str, str]]:
-    """The titled items of a section, for the table of contents (evidence blocks are reached from the summary)."""
-    out = []
+    """The titled items of a section, for the table of contents (evidence blocks are reached from the summary);
+    a "Table III: " prefix said once for the entries that follow it."""
+    out, said = [], ""
     for item in section.items:
-        if isinstance(item, Table):
-            out.append((_toc_title(item.title), item.anchor))
-        elif isinstance(item, FigureFile):
-            out.append((_toc_title(item.title), figure_anchor(item)))
+        if isinstance(item, Table | FigureFile):
+            title = _toc_title(item.title)
+            prefix, sep, rest = title.partition(": ")
+            if sep and prefix.startswith("Table"):
+                title, said = (rest if prefix == said else title), prefix
+            out.append((title, item.anchor if isinstance(item, Table) else figure_anchor(item)))
     return out
 
 
