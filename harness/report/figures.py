@@ -164,9 +164,9 @@ GAP_PT = 1.5  # the least room between two labels
 
 
 def place_labels(ax: Axes, labels: Sequence[Label], marker_pt: float = 4.0, fontsize: float = FONT - 0.5,
-                 angles: Sequence[float] = ANGLES) -> list[Text]:
-    """Put each label beside its point where its box overlaps no label placed before it, no point's marker and
-    does not leave the axes; greedy, nearest first. A label with no free place takes the candidate with the
+                 angles: Sequence[float] = ANGLES, others: Sequence[tuple[float, float]] = ()) -> list[Text]:
+    """Put each label beside its point where its box overlaps no label placed before it, no point's marker (the
+    labelled ones and ``others``, unlabelled points in data coordinates) and does not leave the axes; greedy, nearest first. A label with no free place takes the candidate with the
     fewest overlaps at the largest distance, joined to its point by a thin line. Call after the layout is frozen
     (:func:`_freeze_layout`): placement happens in display space."""
     fig = ax.figure
@@ -174,8 +174,9 @@ def place_labels(ax: Axes, labels: Sequence[Label], marker_pt: float = 4.0, font
     scale = fig.dpi / 72.0
     inside = ax.get_window_extent(renderer).padded(-2)
     anchors = ax.transData.transform([(lab.x, lab.y) for lab in labels]) if labels else np.empty((0, 2))
+    markers = ax.transData.transform(list(others)) if len(others) else np.empty((0, 2))
     half = marker_pt * scale
-    taken = [Bbox.from_extents(px - half, py - half, px + half, py + half) for px, py in anchors]
+    taken = [Bbox.from_extents(px - half, py - half, px + half, py + half) for px, py in [*anchors, *markers]]
     texts = []
     for lab, (px, py) in zip(labels, anchors, strict=True):
         probe = fig.text(0, 0, lab.text, fontsize=fontsize, fontweight=lab.weight)
@@ -392,7 +393,7 @@ def memory_vs_batch(frame: pd.DataFrame, device: measured.Device, style: Style, 
         ok = measured.ok(group).dropna(subset=["mib"])
         oom = group[measured.measured_oom(group)]  # an OOM inferred from a smaller batch was not run: not drawn
         top = ok["mib"].max() * 1.12
-        labels = []
+        labels, others = [], []
         for network in style.order(ok["network"]):
             line = ok[ok["network"] == network].sort_values("batch")
             number = style.number(network)
@@ -401,6 +402,7 @@ def memory_vs_batch(frame: pd.DataFrame, device: measured.Device, style: Style, 
                     color=color)
             last = line.iloc[-1]
             labels.append(Label(float(last["batch"]), float(last["mib"]), str(number)))
+            others += [(float(b), float(m)) for b, m in zip(line["batch"][:-1], line["mib"][:-1], strict=True)]
             shown.add(network)
         for _, failed in oom.iterrows():
             number = style.number(failed["network"])
@@ -425,14 +427,14 @@ def memory_vs_batch(frame: pd.DataFrame, device: measured.Device, style: Style, 
         if setup in style.synthetic_setups:
             synthetic = True
             _watermark(ax)
-        pending.append((ax, labels))
+        pending.append((ax, labels, others))
     assert key is not None
     _key(key, style, sorted(shown))
     title = f"Memory footprint vs batch size, {device.label}"
     _title(fig, title, synthetic)
     _freeze_layout(fig)
-    for ax, labels in pending:
-        place_labels(ax, labels, angles=(0, 30, -30, 60, -60, 180, 150, -150, 90, -90))
+    for ax, labels, others in pending:
+        place_labels(ax, labels, angles=(0, 30, -30, 60, -60, 180, 150, -150, 90, -90), others=others)
     caption = ("Whole-device memory used at its peak (what nvidia-smi shows: the paper's quantity)" if gpu else
                "Peak resident set of the benchmark process on the CPU (not the paper's GPU memory)") + \
         "; each line numbered at its largest batch. x marks a batch that ran out of memory (measured; an OOM " \
@@ -553,7 +555,8 @@ def roofline(points: pd.DataFrame, spec: DeviceSpec, device: measured.Device, st
     title = f"Roofline, {device.label}"
     _title(fig, title, synthetic)
     _freeze_layout(fig)
-    place_labels(ax, labels)
+    place_labels(ax, labels, others=list(zip(points["ai_flop_per_byte"], points["achieved_flops"] / 1e9,
+                                             strict=True)))
     caption = (f"Peaks from harness/data/device_specs.yaml entry '{spec.name}' (vendor or derived figures, not "
                "measured). Points: measured networks, joined across batches and numbered at the smallest; "
                "intensity from the analyzer (harness.analysis.metrics).")
