@@ -155,6 +155,9 @@ def test_every_csv_has_a_synthetic_column_true_for_the_synthetic_rows(synthetic_
     profiled = pd.to_numeric(kernels["D1 caffe gemv2T %"], errors="coerce").notna()
     assert list(kernels["synthetic"]) == list(profiled)
     assert kernels["synthetic"].sum() == 2
+    shown = synthetic_only.markdown.read_text().split("### Table III: kernel shares", 1)[1].split("CSV:", 1)[0]
+    marked = [line.split(" | ")[0][2:] for line in shown.splitlines() if line.endswith("| SYNTHETIC |")]
+    assert marked == ["SqueezeNet-V1.0", "1.0-MobileNet-224"]  # as shown, too: the profiled rows only
     verdicts = pd.read_csv(synthetic_only.out / "tables" / "verdicts.csv")
     assert list(verdicts["synthetic"]) == [row["scope"] == claims.GPU for _, row in verdicts.iterrows()]
     # beside real CPU records: only the rows that hold a synthetic figure

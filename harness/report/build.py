@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import pandas as pd
@@ -64,7 +65,6 @@ class Context:
     """Everything the sections read, computed once."""
 
     data: measured.Measured
-    dirs: list[Path]
     names: dict[str, str]  # zoo network -> the paper's name, in the paper's order
     devices: list[measured.Device]
     checklist: list[claims.Claim]
@@ -81,7 +81,7 @@ class Context:
     def frame(self) -> pd.DataFrame:
         return self.data.frame
 
-    @property
+    @cached_property
     def synthetic_keys(self) -> set[str]:
         """Keys of the synthetic records and profiles (a verdict that used one says so)."""
         keys = set()
@@ -164,8 +164,9 @@ def _by_device(ctx: Context, frame: pd.DataFrame, keep: Sequence[str]) -> tuple[
         if not columns:
             continue
         part = frame[[*keep, *columns]].copy()
-        values = part[columns].apply(lambda col: col.map(lambda v: isinstance(v, str) or pd.notna(v)))
-        part["synthetic"] = values.any(axis=1) & device.synthetic
+        values = part[columns].apply(lambda col: col.map(lambda v: pd.notna(v) and v != "–"))
+        # a row of this device's part is synthetic where the table's row is and the device gave it a figure
+        part["synthetic"] = frame["synthetic"].astype(bool) & values.any(axis=1) & device.synthetic
         parts.append(Part(device.label, part))
     return tuple(parts)
 
@@ -243,8 +244,7 @@ def _scope_cells(ctx: Context, row: claims.Claim | None) -> dict[str, object]:
     synthetic = bool(set(row.records) & ctx.synthetic_keys)
     decided = "analyzer" if row.scope == claims.ANALYZER else deciders([s for s, _ in row.deciding],
                                                                       [s for s, _ in row.outcomes])
-    ours = row.figure or (row.deciding[0][1].short if row.deciding else row.ours)
-    return {"ours": ours, "verdict": row.verdict, "n": row.n, "decided by": decided, "synthetic": synthetic}
+    return {"ours": row.ours, "verdict": row.verdict, "n": row.n, "decided by": decided, "synthetic": synthetic}
 
 
 def deciders(deciding: list[str], setups: list[str]) -> str:
@@ -513,7 +513,7 @@ def build(dirs: Sequence[Path], out: Path, spec_overrides: dict[str, str] | None
         if not frame.empty else {}
     checklist = claims.checklist(claims.Inputs(t2, fact, frame, data.contended, t4, series, shares, names))
     style = figures.Style(names, frozenset(measured.synthetic_setups(frame, shares)))
-    ctx = Context(data, dirs, names, measured.devices(frame, shares), checklist, t2, fact, t4, series, style,
+    ctx = Context(data, names, measured.devices(frame, shares), checklist, t2, fact, t4, series, style,
                   out / "figures", spec_overrides or {})
     sections = [make(ctx) for make in SECTIONS]
 

@@ -87,19 +87,17 @@ class Claim:
 
     @property
     def ours(self) -> str:
-        """Our figure in a few words: the deciding setup's (the first, where several agree), or why none."""
+        """Our figure in a few words: the first deciding setup's (the summary names the deciding setups), or,
+        when none decided, what the first setup lacked."""
         if self.figure:
             return self.figure
-        deciding = self.deciding
-        if deciding:
-            setup, outcome = deciding[0]
-            more = f" (and {len(deciding) - 1} more setup(s) alike)" if len(deciding) > 1 else ""
-            return f"{setup}: {outcome.short}{more}"
+        if self.deciding:
+            return self.deciding[0][1].short
         if not self.outcomes:
             return self.evidence
         setup, outcome = self.outcomes[0]
-        return f"{setup}: {outcome.short}" + (f" (and {len(self.outcomes) - 1} more)" if len(self.outcomes) > 1
-                                             else "")
+        return f"{setup}: {outcome.short}" + (f" (and {len(self.outcomes) - 1} more setups)"
+                                             if len(self.outcomes) > 1 else "")
 
 
 @dataclass

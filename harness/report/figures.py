@@ -166,8 +166,9 @@ GAP_PT = 1.5  # the least room between two labels
 def place_labels(ax: Axes, labels: Sequence[Label], marker_pt: float = 4.0, fontsize: float = FONT - 0.5,
                  angles: Sequence[float] = ANGLES, others: Sequence[tuple[float, float]] = ()) -> list[Text]:
     """Put each label beside its point where its box overlaps no label placed before it, no point's marker (the
-    labelled ones and ``others``, unlabelled points in data coordinates) and does not leave the axes; greedy, nearest first. A label with no free place takes the candidate with the
-    fewest overlaps at the largest distance, joined to its point by a thin line. Call after the layout is frozen
+    labelled ones and ``others``, unlabelled points in data coordinates) and does not leave the axes; greedy,
+    nearest place first. A label with no free place takes the candidate with the fewest overlaps at the largest
+    distance. One moved far from its point is joined to it by a thin line. Call after the layout is frozen
     (:func:`_freeze_layout`): placement happens in display space."""
     fig = ax.figure
     renderer = fig.canvas.get_renderer()
