@@ -2,9 +2,12 @@
 
 Each file follows its tool's documented layout (see docs/kernels.md) but none was produced by the tool:
 there was no GPU where this project was written. The kernel names are real names (see
-tests/data/kernel_names.tsv); durations, grids and timestamps are invented. Run from the repository
-root: ``python kernels_profiles/make_synthetic.py``; then ``python kernels_profiles/make_synthetic.py
---expected`` rewrites expected/*.json from the parsers (check the diff by hand).
+tests/data/kernel_names.tsv); durations, grids and timestamps are invented. Every file carries
+``harness.kernels.synthetic.MARKER`` inside (a first CSV line, a top-level JSON key, a one-row SQLite table), so
+a renamed copy is still recognised as synthetic by ``harness profile --capture`` and ``harness kernels``. Run
+from the repository root: ``python kernels_profiles/make_synthetic.py``; then ``python
+kernels_profiles/make_synthetic.py --expected`` rewrites expected/*.json from the parsers (check the diff by
+hand).
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+from harness.kernels.synthetic import MARKER_LINE, MARKER_TABLE  # noqa: E402  (the repository's own harness)
 
 # (layer, mangled-or-plain name as the tool stores it, demangled name, duration ns, grid, block, registers)
 KERNELS = [
@@ -66,8 +71,9 @@ def _timeline():
 
 
 def _write_csv(path: Path, preamble: list[str], rows: list[list]) -> None:
+    """The table under the tool's preamble, the synthetic marker line first (the parsers skip preambles)."""
     with path.open("w", newline="") as f:
-        for line in preamble:
+        for line in [MARKER_LINE, *preamble]:
             f.write(line + "\n")
         csv.writer(f, quoting=csv.QUOTE_NONNUMERIC, lineterminator="\n").writerows(rows)
 
@@ -174,6 +180,12 @@ def nsys_csv() -> None:
                ["Processing [report.sqlite] with [cuda_gpu_trace.py]... "], trace)
 
 
+def _mark(db: sqlite3.Connection) -> None:
+    """The synthetic marker as a one-row table (the parsers read only the tables they know)."""
+    db.execute(f"CREATE TABLE {MARKER_TABLE} (note TEXT NOT NULL)")
+    db.execute(f"INSERT INTO {MARKER_TABLE} VALUES (?)", (MARKER_LINE,))
+
+
 def nsys_sqlite() -> None:
     path = HERE / "synthetic-nsys.sqlite"
     path.unlink(missing_ok=True)
@@ -222,6 +234,7 @@ def nsys_sqlite() -> None:
         if layer != "data":
             db.execute("INSERT INTO NVTX_EVENTS (start, end, eventType, text, globalTid) VALUES (?,?,?,?,?)",
                        (a, b, 59, f"layer:{layer}", tid))
+    _mark(db)
     db.commit()
     db.close()
 
@@ -257,6 +270,7 @@ def nvprof_sqlite() -> None:
                    "deviceId, contextId, streamId, gridX, gridY, gridZ, blockX, blockY, blockZ, correlationId, "
                    "name) VALUES (?,?,?,?,0,1,7,?,?,?,?,?,?,?,?)",
                    (regs, start, start + dur, start + dur, *grid, *block, corr, name_id))
+    _mark(db)
     db.commit()
     db.close()
 
@@ -309,7 +323,8 @@ def kineto_json() -> None:
                            "ts": a / 1e3, "dur": (b - a) / 1e3, "args": {}})
             events.append({"ph": "X", "cat": "cpu_op", "name": "aten::conv2d", "pid": 1, "tid": 1,
                            "ts": (a + 100) / 1e3, "dur": (b - a - 200) / 1e3, "args": {"External id": 1}})
-    doc = {"schemaVersion": 1, "deviceProperties": [{"id": 0, "name": "NVIDIA H100 80GB HBM3"}],
+    doc = {"harnessSynthetic": MARKER_LINE, "schemaVersion": 1,
+           "deviceProperties": [{"id": 0, "name": "NVIDIA H100 80GB HBM3"}],
            "traceEvents": events, "displayTimeUnit": "ms"}
     (HERE / "synthetic-kineto.json").write_text(json.dumps(doc, indent=1) + "\n")
 
@@ -331,7 +346,6 @@ def write_expected() -> None:
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(HERE.parent))
     if "--expected" in sys.argv:
         write_expected()
     else:

@@ -233,8 +233,9 @@ def test_a_missing_column_is_named(tmp_path: Path) -> None:
     path = tmp_path / "no-grid.csv"
     with path.open("w", newline="") as f:
         csv.writer(f).writerows([r[:2] + r[3:] if len(r) > 3 else r for r in rows])  # drop "Grid X"
-    with pytest.raises(ProfileFormatError, match=r"line 4 looks like nvprof --print-gpu-trace without the column "
-                                                 r"'Grid X'"):
+    header = next(i for i, r in enumerate(rows, 1) if "Start" in r)  # under the preamble (and synthetic marker)
+    with pytest.raises(ProfileFormatError, match=rf"line {header} looks like nvprof --print-gpu-trace without the "
+                                                 r"column 'Grid X'"):
         load_trace(path)
     summary = list(csv.reader(io.StringIO((PROFILES / "synthetic-nvprof-cuda9-gpusummary.csv").read_text())))
     path = tmp_path / "no-type.csv"

@@ -6,8 +6,6 @@ from __future__ import annotations
 import base64
 import json
 import re
-import shutil
-import subprocess
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -19,13 +17,17 @@ pytest.importorskip("matplotlib")
 
 from harness.cli.main import main  # noqa: E402
 from harness.report import claims, measured  # noqa: E402
-from harness.report.build import build  # noqa: E402
+from harness.report.build import TITLE, build  # noqa: E402
 from harness.report.stats import correlate, ranks  # noqa: E402
 from harness.results.store import ResultsStore  # noqa: E402
 
 DATA = Path(__file__).parent / "data"
 RESULTS = DATA / "results-cpu-2026-11-24"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def report_title() -> str:
+    return TITLE
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +41,13 @@ def test_writes_markdown_html_and_a_csv_per_table(report):
     assert listed and sorted(listed) == sorted(p.stem for p in report.tables)
     for path in report.tables:
         assert not pd.read_csv(path).empty or path.stem == "not_ok"
-    assert "## Claims checklist" in md and "## Table III beside the paper" in md
+    # the answer first, details last: the summary with the verdict table is the first section after the title
+    headings = re.findall(r"^(#{1,3}) (.+)$", md, flags=re.M)
+    assert headings[0] == ("#", report_title()) and headings[1] == ("##", "Summary")
+    assert headings[2] == ("###", "Verdicts, one row per claim")
+    order = [title for _, title in headings]
+    assert order.index("Table III: Inference time (ms)") < order.index("Figures") < order.index("Details") \
+        < order.index("Devices and engines")
 
 
 def test_table3_is_the_store_beside_the_paper(report):
@@ -124,7 +132,7 @@ def test_every_figure_is_a_valid_png_and_svg(report):
     from PIL import Image
 
     names = {f.name for f in report.figures}
-    assert {"fig3_footprint_vs_acts_per_param", "memory_vs_batch_D1_pytorch", "latency_throughput_D1"} <= names
+    assert {"fig3_footprint_vs_acts_per_param", "memory_vs_batch_D1", "latency_throughput_D1"} <= names
     for fig in report.figures:
         assert fig.png.read_bytes()[:8] == PNG_MAGIC
         with Image.open(fig.png) as im:
@@ -141,29 +149,6 @@ def test_html_is_self_contained(report):
         assert src.startswith("data:image/svg+xml;base64,")
         ET.fromstring(base64.b64decode(src.split(",", 1)[1]))
     assert not re.search(r'(href|src)="(https?:|//|file:)', text)
-
-
-def test_html_renders_in_headless_chromium_without_console_errors(report, tmp_path):
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    if chromium is None:
-        pytest.skip("chromium is not installed (Debian: apt-get install chromium)")
-    shot = tmp_path / "report.png"
-    proc = subprocess.run(
-        [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1280,2400", f"--screenshot={shot}",
-         "--enable-logging=stderr", "--v=0", report.html.resolve().as_uri()],
-        capture_output=True, text=True, timeout=120, check=False)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    # the page has no script: any console message (an error, a blocked resource) is a failure
-    console = [line for line in proc.stderr.splitlines() if ":CONSOLE" in line]
-    assert not console, console
-    from PIL import Image
-
-    with Image.open(shot) as im:
-        assert im.size == (1280, 2400)
-        colours = im.convert("L").getextrema()
-    assert colours[0] < 100 < colours[1]  # text on a light page, not a blank screenshot
 
 
 def test_analyzer_only_report(tmp_path):

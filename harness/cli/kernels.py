@@ -45,9 +45,13 @@ def _classify(args: argparse.Namespace) -> int:
     return 0
 
 
+SYNTHETIC_TITLE = "SYNTHETIC (made up, not a measurement): "
+
+
 def _attribute(args: argparse.Namespace) -> int:
     from harness.kernels.attribution import attribute
     from harness.kernels.parsers import load_trace
+    from harness.kernels.synthetic import is_synthetic_capture
 
     results = []
     for f in args.files:
@@ -55,12 +59,12 @@ def _attribute(args: argparse.Namespace) -> int:
         if not a.kernels:  # a CPU-only Kineto trace: nothing ran on a GPU, so there is no share to give
             raise HarnessError(f"{f}: no GPU kernels in this {a.source} capture (a CPU-only run?); nothing to "
                                "attribute")
-        results.append((f, a))
+        results.append((f, a, is_synthetic_capture(f)))
     if args.format == "json":
-        jsonout.dump([{"file": f, **a.to_json()} for f, a in results], sys.stdout)
+        jsonout.dump([{"file": f, "synthetic": synthetic, **a.to_json()} for f, a, synthetic in results], sys.stdout)
         return 0
-    for f, a in results:
-        print_attribution(f, a, args.kernels)
+    for f, a, synthetic in results:
+        print_attribution(SYNTHETIC_TITLE + f if synthetic else f, a, args.kernels)
     return 0
 
 
@@ -103,6 +107,7 @@ def print_attribution(title: str, a, kernels: int = 0) -> None:  # a: Attributio
 def _metrics(args: argparse.Namespace) -> int:
     from harness.kernels.metrics import ATTRIBUTES, table_v
     from harness.kernels.parsers import load_trace
+    from harness.kernels.synthetic import is_synthetic_capture
 
     metrics = []
     for f in args.files:
@@ -111,17 +116,20 @@ def _metrics(args: argparse.Namespace) -> int:
             raise HarnessError(f"{f}: no kernel metrics in this {trace.source} file "
                                "(expected nvprof --metrics --csv or ncu --csv output)")
         metrics += trace.metrics
+    synthetic = [f for f in args.files if is_synthetic_capture(f)]
     rows = table_v(metrics)
     if args.format == "json":
-        jsonout.dump([{"family": r.family, "kernels": r.kernels, "invocations": r.invocations, **r.values}
-                      for r in rows], sys.stdout)
+        jsonout.dump([{"family": r.family, "kernels": r.kernels, "invocations": r.invocations,
+                       "synthetic": bool(synthetic), **r.values} for r in rows], sys.stdout)
         return 0
     from rich.table import Table
 
     from harness.cli.console import stdout_console
 
     keys = [*ATTRIBUTES, *sorted({k for r in rows for k in r.values if k.startswith("stall_")})]
-    t = Table(title="Kernel properties per family (Table V); stall shares sum to 100 %")
+    t = Table(title=(SYNTHETIC_TITLE if synthetic else "") +
+              "Kernel properties per family (Table V); stall shares sum to 100 %",
+              caption=f"synthetic input: {', '.join(synthetic)}" if synthetic else None)
     t.add_column("attribute")
     for r in rows:
         t.add_column(f"{r.family} ({r.invocations})", justify="right")

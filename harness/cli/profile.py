@@ -51,8 +51,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help=f"kill the profiler and its worker after S seconds (default {DEFAULT_TIMEOUT_S:g})")
     p.add_argument("--capture", type=Path, default=None, metavar="FILE",
                    help="record an existing capture of this configuration instead of running (made outside the "
-                        "harness: the record says its iterations and capture range are unknown; a file named "
-                        "synthetic-* is recorded as synthetic)")
+                        "harness: the record says its iterations and capture range are unknown; a capture that "
+                        "carries the synthetic marker inside is recorded as synthetic, whatever its name)")
+    p.add_argument("--synthetic", action="store_true",
+                   help="with --capture: the capture is made up (a test fixture, a hand-edited file): recorded as "
+                        "synthetic, so no report ever presents it as a measurement")
     p.add_argument("--hardware", default=None, metavar="MODEL",
                    help="with --capture: the device model it was made on, when that device is not on this host")
     p.add_argument("--out", type=Path, default=None, metavar="RESULTS_DIR",
@@ -79,6 +82,8 @@ def run(args: argparse.Namespace) -> int:
         raise HarnessError(f"--timeout must be positive, got {args.timeout:g}")
     if args.hardware is not None and args.capture is None:
         raise HarnessError("--hardware names the device of an imported --capture; a run here identifies its own")
+    if args.synthetic and args.capture is None:
+        raise HarnessError("--synthetic marks an imported --capture as made up; a profiler run here is a measurement")
     if args.capture is None and args.tool != "torch":
         pr.profiler_binary(args.tool)  # the missing tool is the first thing to say
     device = args.device or _default_device(args.tool)
@@ -114,6 +119,8 @@ def run(args: argparse.Namespace) -> int:
     capture = final / capture.name
     record.capture = os.path.relpath(capture, profiles_dir(out))
     title = f"{args.network} ({args.backend}, batch {args.batch}, {args.tool}, {device})"
+    if record.synthetic:
+        title = f"SYNTHETIC (made up, not a measurement): {title}"
     if record.gpu_kernels:
         print_attribution(title, attribution, 10)
     else:
@@ -140,6 +147,7 @@ def _capture(args: argparse.Namespace, config: Config, device: str, mode: str | 
         shutil.copyfile(args.capture, capture)
         worker, capture_range, notes = None, None, [f"imported capture {args.capture.name}: made outside the "
                                                     "harness, its capture range and iterations are not known"]
+        synthetic = _synthetic(args.capture, args.synthetic, notes)
     else:
         backend = get_backend(args.backend)
         python, env = backend.worker_python()
@@ -158,12 +166,25 @@ def _capture(args: argparse.Namespace, config: Config, device: str, mode: str | 
             raise HarnessError(f"{args.tool} ended without the profile worker's report ({report}): the worker "
                                "did not run to its end under the profiler")
         worker = json.loads(report.read_text())
-        capture_range, notes = pr.CAPTURE_RANGES[args.tool], []
+        capture_range, notes, synthetic = pr.CAPTURE_RANGES[args.tool], [], False
         if args.tool == "ncu":
             notes.append(f"ncu metric set: {args.ncu_metrics}")
     record, attribution = pr.build_record(config, args.tool, capture, profiles_dir(out), worker, capture_range,
-                                          uuid, notes, synthetic=capture.name.startswith("synthetic-"))
+                                          uuid, notes, synthetic=synthetic)
     return capture, record, attribution
+
+
+def _synthetic(capture: Path, flagged: bool, notes: list[str]) -> bool:
+    """Whether an imported capture is made up: the user says so (--synthetic), or its content carries the marker
+    of this project's synthetic captures (never its name: a renamed copy is still made up)."""
+    from harness.kernels.synthetic import MARKER, is_synthetic_capture
+
+    marked = is_synthetic_capture(capture)
+    if marked:
+        notes.append(f"SYNTHETIC: the capture carries {MARKER} (made up by kernels_profiles/make_synthetic.py)")
+    if flagged:
+        notes.append("SYNTHETIC: recorded with --synthetic (the user says the capture is made up)")
+    return marked or flagged
 
 
 def _default_device(tool: str) -> str:

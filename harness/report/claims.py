@@ -56,6 +56,11 @@ class Outcome:
     evidence: str
     n: int = 0  # networks (or records) the verdict used
     records: tuple[str, ...] = ()  # their keys
+    figure: str = ""  # our figure in a few words, with its interval (the summary's "ours"); "" when not measured
+
+    @property
+    def short(self) -> str:
+        return self.figure or self.evidence
 
 
 @dataclass(frozen=True)
@@ -69,6 +74,30 @@ class Claim:
     n: int  # records (or networks, for analyzer claims) the verdict used, over all setups
     records: tuple[str, ...] = ()  # keys of the records used (tables/claim_records.csv)
     left_out: str = ""  # records left out of this verdict and why
+    outcomes: tuple[tuple[str, Outcome], ...] = ()  # (setup, its outcome), for measured claims
+    figure: str = ""  # analyzer claims: the result in a few words
+    notes: tuple[str, ...] = ()  # what the evidence says besides the setups' outcomes ("no GPU results", ...)
+
+    @property
+    def deciding(self) -> list[tuple[str, Outcome]]:
+        """The setups whose own verdict is the claim's (by the combining rule, the ones that decided it)."""
+        if self.verdict == NOT_MEASURED:
+            return []
+        return [(s, o) for s, o in self.outcomes if o.verdict == self.verdict]
+
+    @property
+    def ours(self) -> str:
+        """Our figure in a few words: the first deciding setup's (the summary names the deciding setups), or,
+        when none decided, what the first setup lacked."""
+        if self.figure:
+            return self.figure
+        if self.deciding:
+            return self.deciding[0][1].short
+        if not self.outcomes:
+            return self.evidence
+        setup, outcome = self.outcomes[0]
+        return f"{setup}: {outcome.short}" + (f" (and {len(self.outcomes) - 1} more setups)"
+                                             if len(self.outcomes) > 1 else "")
 
 
 @dataclass
@@ -146,12 +175,13 @@ def _left_out(inputs: Inputs, kind: str) -> str:
 def _scoped(claim: str, paper: str, rule: str, scope: str, setups: list[str],
             check: Callable[[str], Outcome], left_out: str, quoted: list[str] | None = None) -> Claim:
     outcomes = {s: check(s) for s in setups}
+    notes = ([] if setups else [f"no {'GPU' if scope == GPU else 'CPU'} results"]) + (quoted or [])
     evidence = [f"{s}: {o.evidence} -> {o.verdict}" for s, o in outcomes.items()] + (quoted or [])
     if not setups:
-        evidence.insert(0, f"no {'GPU' if scope == GPU else 'CPU'} results")
+        evidence.insert(0, notes[0])
     records = tuple(k for o in outcomes.values() for k in o.records)
     return Claim(claim, paper, scope, combine([o.verdict for o in outcomes.values()]), "; ".join(evidence), rule,
-                 len(records), records, left_out)
+                 len(records), records, left_out, tuple(outcomes.items()), notes=tuple(notes))
 
 
 def _measured_claim(inputs: Inputs, claim: str, paper: str, rule: str, check: Callable[[str], Outcome],
@@ -194,6 +224,12 @@ def _keys(inputs: Inputs, setup: str, y_key: str) -> tuple[str, ...]:
     return () if xy is None else tuple(xy[y_key].dropna())
 
 
+def _r_short(row: pd.Series) -> str:
+    ci = f" [{row['pearson_ci_low']:.2f}, {row['pearson_ci_high']:.2f}]" if np.isfinite(row["pearson_ci_low"]) \
+        else ""
+    return f"r = {row['pearson']:.2f}{ci}, n = {int(row['n'])}"
+
+
 def _r_text(row: pd.Series) -> str:
     ci = f"[{row['pearson_ci_low']:.2f}, {row['pearson_ci_high']:.2f}]" if np.isfinite(row["pearson_ci_low"]) \
         else "[n/a]"
@@ -209,7 +245,7 @@ def _correlation_claim(inputs: Inputs, claim: str, paper: str, x: str, y: str, y
             return Outcome(NOT_MEASURED, f"too few networks (n={n})", n)
         low, high = float(row["pearson_ci_low"]), float(row["pearson_ci_high"])
         verdict = threshold_verdict(low, high, STRONG_R) if strong else band_verdict(low, high, WEAK_R)
-        return Outcome(verdict, _r_text(row), n, _keys(inputs, setup, y_key))
+        return Outcome(verdict, _r_text(row), n, _keys(inputs, setup, y_key), _r_short(row))
 
     rule = f"Pearson r >= {STRONG_R}, judged on its 95% bootstrap CI" if strong else \
         f"|Pearson r| < {WEAK_R}, judged on its 95% bootstrap CI"
@@ -232,7 +268,9 @@ def claim_acts_drive_memory(inputs: Inputs) -> list[Claim]:
         verdict = combine([strong, ahead]) if NOT_MEASURED not in (strong, ahead) else NOT_MEASURED
         text = (f"activations {_r_text(acts)}; params {_r_text(params)}; r(acts) - r(params) = {diff:.2f} "
                 f"95% CI [{d_low:.2f}, {d_high:.2f}] (paired bootstrap)")
-        return Outcome(verdict, text, n, _keys(inputs, setup, "memory_key"))
+        return Outcome(verdict, text, n, _keys(inputs, setup, "memory_key"),
+                       f"r(acts) = {acts['pearson']:.2f} [{acts['pearson_ci_low']:.2f}, "
+                       f"{acts['pearson_ci_high']:.2f}]; minus r(params): {diff:.2f} [{d_low:.2f}, {d_high:.2f}]")
 
     return _measured_claim(inputs, "Activations, not parameters, drive the memory footprint",
                            "Table IV: PPMCC(params, footprint) 0.24, PPMCC(activations, footprint) 0.75",
@@ -283,7 +321,9 @@ def claim_efficiency_extremes(inputs: Inputs) -> list[Claim]:
         least = min(eff, key=lambda n: eff[n][0].value)
         text = (f"AlexNet {eff['alexnet'][0].text()}, MobileNet {eff['mobilenet_v1'][0].text()} GMACs/J; highest "
                 f"{_name(inputs, most)}, lowest {_name(inputs, least)} (n={len(eff)})")
-        return Outcome(verdict, text, len(eff), tuple(k for _, k in eff.values()))
+        return Outcome(verdict, text, len(eff), tuple(k for _, k in eff.values()),
+                       f"AlexNet {eff['alexnet'][0].text('.3g')}, MobileNet {eff['mobilenet_v1'][0].text('.3g')} "
+                       f"GMACs/J; most {_name(inputs, most)}, least {_name(inputs, least)}")
 
     return _measured_claim(inputs, "AlexNet is the most and MobileNet the least energy-efficient",
                            "Table III: AlexNet 75.94, MobileNet 1.65 GMACs/J (B=4)",
@@ -301,7 +341,9 @@ def claim_mobilenet_lowest_throughput(inputs: Inputs) -> list[Claim]:
         low = min(fps, key=lambda n: fps[n][0].value)
         text = (f"MobileNet {fps['mobilenet_v1'][0].text()} FPS, lowest {_name(inputs, low)} "
                 f"{fps[low][0].text()} FPS (n={len(fps)})")
-        return Outcome(_extreme(fps, "mobilenet_v1", False), text, len(fps), tuple(k for _, k in fps.values()))
+        return Outcome(_extreme(fps, "mobilenet_v1", False), text, len(fps), tuple(k for _, k in fps.values()),
+                       f"MobileNet {fps['mobilenet_v1'][0].text('.3g')} FPS; lowest {_name(inputs, low)} "
+                       f"{fps[low][0].text('.3g')}")
 
     return _measured_claim(inputs, "MobileNet has the lowest throughput", "Table III: 42 FPS, the lowest",
                            "MobileNet's best-batch throughput below every other network's by more than their "
@@ -323,7 +365,8 @@ def claim_gsqnxt_memory(inputs: Inputs) -> list[Claim]:
         side = compare(g, a)
         verdict = REPRODUCED if side > 0 else NOT_REPRODUCED if side < 0 else INCONCLUSIVE
         g_mib, a_mib = g.scaled(1 / measured.MIB).text(".0f"), a.scaled(1 / measured.MIB).text(".0f")
-        return Outcome(verdict, f"1.0-G-SqNxt-23 {g_mib} MiB vs AlexNet {a_mib} MiB at B=1", 2, (g_key, a_key))
+        return Outcome(verdict, f"1.0-G-SqNxt-23 {g_mib} MiB vs AlexNet {a_mib} MiB at B=1", 2, (g_key, a_key),
+                       f"{g_mib} vs {a_mib} MiB")
 
     return _measured_claim(inputs, "1.0-G-SqNxt-23 (112x fewer params) needs more memory than AlexNet at B=1",
                            "Table III: 1019 MB vs 1015 MB",
@@ -348,7 +391,7 @@ def claim_batch_barely_helps_mobilenet(inputs: Inputs) -> list[Claim]:
             NOT_REPRODUCED if s.low >= BARELY_HELPS_SPEEDUP else INCONCLUSIVE
         others = ", ".join(f"{_name(inputs, n)} {v[0].value:.1f}x" for n, v in speedups.items() if n != "mobilenet_v1")
         return Outcome(verdict, f"MobileNet per-image speedup B=1 -> B={b}: {s.text('.2f')}x"
-                       + (f"; others: {others}" if others else ""), 2, keys)
+                       + (f"; others: {others}" if others else ""), 2, keys, f"{s.text('.2f')}x (B=1 to {b})")
 
     return _measured_claim(inputs, "A larger batch barely helps MobileNet",
                            "29.4 ms at B=1 vs 23.6 ms per image at B=90 (1.25x)",
@@ -368,9 +411,9 @@ def claim_inception_oom(inputs: Inputs) -> list[Claim]:
                                          "OOMs do not count)", len(status), keys)
         text = f"B={OOM_BATCH}: Inception-V2 {status['inception_v2']}, GoogLeNet {status['googlenet']}"
         if status["googlenet"] == "oom":
-            return Outcome(NOT_REPRODUCED, text, 2, keys)
+            return Outcome(NOT_REPRODUCED, text, 2, keys, text)
         if status["inception_v2"] == "oom":
-            return Outcome(REPRODUCED, text, 2, keys)
+            return Outcome(REPRODUCED, text, 2, keys, text)
         foot = {n: _footprint(r) for n, r in rows.set_index("network").iterrows()}
         if not all(np.isfinite(e.value) for e in foot.values()):
             return Outcome(NOT_MEASURED, text + "; both ran but a peak memory is missing", 2, keys)
@@ -378,7 +421,8 @@ def claim_inception_oom(inputs: Inputs) -> list[Claim]:
         inc, goo = compare(foot["inception_v2"], p100), compare(p100, foot["googlenet"])
         verdict = REPRODUCED if inc > 0 and goo > 0 else NOT_REPRODUCED if inc < 0 or goo < 0 else INCONCLUSIVE
         peaks = ", ".join(f"{_name(inputs, n)} {e.value / measured.MIB:.0f} MiB" for n, e in foot.items())
-        return Outcome(verdict, f"{text}; both ran: peak {peaks} against the P100's 12193 MiB", 2, keys)
+        return Outcome(verdict, f"{text}; both ran: peak {peaks} against the P100's 12193 MiB", 2, keys,
+                       f"both ran: {peaks}")
 
     claims = _measured_claim(inputs, "Inception-V2 runs out of memory at B=128 where GoogLeNet does not",
                              "on a 12193 MB P100", f"at B={OOM_BATCH}: Inception-V2 a measured 'oom' and GoogLeNet "
@@ -415,7 +459,9 @@ def _kernel_claim(inputs: Inputs, claim: str, paper: str, rule: str, check: Call
     row = _scoped(claim, paper, rule, GPU, setups, lambda s: check(profiles, s), "", quoted)
     if not setups:
         row = Claim(**{**row.__dict__, "evidence": row.evidence.replace("no GPU results",
-                                                                       "no GPU kernel profile in the results")})
+                                                                       "no GPU kernel profile in the results"),
+                       "notes": tuple(n.replace("no GPU results", "no GPU kernel profile in the results")
+                                      for n in row.notes)})
     return [row]
 
 
@@ -426,7 +472,8 @@ def claim_mobilenet_gemv(inputs: Inputs) -> list[Claim]:
             return Outcome(NOT_MEASURED, "MobileNet not profiled")
         pct, key = share
         verdict = REPRODUCED if pct > GEMV_MAJORITY_PCT else NOT_REPRODUCED
-        return Outcome(verdict, f"gemv2T + gemv2N = {pct:.1f}% of kernel time", 1, (key,))
+        return Outcome(verdict, f"gemv2T + gemv2N = {pct:.1f}% of kernel time", 1, (key,),
+                       f"gemv {pct:.1f}% of kernel time (one capture)")
 
     return _kernel_claim(inputs, "MobileNet spends most GPU time in gemv kernels",
                          "Table III: gemv2T 55.47% + gemv2N 30.5% of inference time",
@@ -444,7 +491,7 @@ def claim_squeezenet_no_cublas(inputs: Inputs) -> list[Claim]:
                            2 - len(missing), tuple(s[1] for s in shares.values() if s is not None))
         ok = all(s is not None and s[0] < NO_CUBLAS_PCT for s in shares.values())
         return Outcome(REPRODUCED if ok else NOT_REPRODUCED, f"gemv2T + gemv2N + gemmk1: {text}", 2,
-                       tuple(s[1] for s in shares.values() if s is not None))
+                       tuple(s[1] for s in shares.values() if s is not None), f"cuBLAS kernels: {text}")
 
     return _kernel_claim(inputs, "The SqueezeNet family uses no cuBLAS gemv/gemmk1 kernels",
                          "Table III: 0% gemv2T, gemv2N and gemmk1 for SqueezeNet-V1.0 and V1.1",
@@ -467,7 +514,8 @@ def claim_table2(inputs: Inputs) -> list[Claim]:
         ": differ: " + ", ".join(misses) if misses else "")
     return [Claim("Table II (MACs, params, activations and their ratios) follows from the prototxts", "Table II",
                   ANALYZER, NOT_REPRODUCED if misses else REPRODUCED, evidence,
-                  "all 72 cells equal to the paper's as printed (see 'Table II' rule)", len(zoo.zoo_names()))]
+                  "all 72 cells equal to the paper's as printed (see 'Table II' rule)", len(zoo.zoo_names()),
+                  figure=f"{len(cells) - len(misses)} of {len(cells)} cells equal as printed")]
 
 
 def claim_acts_exceed_params(inputs: Inputs) -> list[Claim]:
@@ -480,7 +528,9 @@ def claim_acts_exceed_params(inputs: Inputs) -> list[Claim]:
     return [Claim("Except AlexNet, every network has more activations than parameters",
                   "Table II; acts/params of the compact networks 1.4 to 32.8", ANALYZER,
                   REPRODUCED if below == ["AlexNet"] else NOT_REPRODUCED, evidence,
-                  "acts/params < 1 for AlexNet alone (exact counts)", len(ratio))]
+                  "acts/params < 1 for AlexNet alone (exact counts)", len(ratio),
+                  figure=f"below 1 only for {', '.join(below) or 'none'}; compact networks "
+                         f"{min(compact.values()):.2f} to {max(compact.values()):.2f}")]
 
 
 def claim_factorisation(inputs: Inputs) -> list[Claim]:
@@ -491,7 +541,8 @@ def claim_factorisation(inputs: Inputs) -> list[Claim]:
     return [Claim("Factorising a 5x5 conv into two 3x3 convs cuts params and MACs by half but doubles "
                   "activations", "params -52%, MACs -51.3%, activations +102%, MACs/param +1.34%, MACs/activation "
                   "-61%", ANALYZER, FITTED if all(equal.values()) else NOT_REPRODUCED, evidence,
-                  "the five changes equal the paper's as printed; the channel counts were fitted to them", 2)]
+                  "the five changes equal the paper's as printed; the channel counts were fitted to them", 2,
+                  figure=f"{sum(equal.values())} of {len(equal)} changes equal as printed (counts fitted to them)")]
 
 
 def checklist(inputs: Inputs) -> list[Claim]:

@@ -3,6 +3,7 @@ from the paper's own Tables II and III (does its PPMCC follow from its printed n
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -99,11 +100,37 @@ def table4(frame: pd.DataFrame, design: pd.DataFrame, paper_names: dict[str, str
     and each setup's, with n and bootstrap CIs. ``memory_quantity(kind)`` names what "footprint" is."""
     rows = correlation_rows(paper_xy(paper_names), "paper tables (P100)", "paper")
     if not frame.empty:
-        for setup, group in frame.groupby("setup", sort=True):
+        for setup in measured.setup_order(frame["setup"]):
+            group = frame[frame["setup"] == setup]
             kind = str(group["device_kind"].iloc[0])
             rows += correlation_rows(measured_xy(frame, design, str(setup)), str(setup), kind)
     table = pd.DataFrame(rows)
+    table["synthetic"] = table["source"].isin(measured.synthetic_setups(frame))
     table["memory measured as"] = [memory_quantity(k) if y in ("memory_footprint", "footprint_per_model_size")
                                    else "" for k, y in zip(table["kind"], table["y"], strict=True)]
     return table[[c for c in table.columns if c not in ("x", "y")]]
 
+
+
+def _r_cell(row: pd.Series) -> str:
+    if not math.isfinite(row["pearson"]):
+        return f"no figure (n = {int(row['n'])})"
+    ci = f" [{row['pearson_ci_low']:.2f}, {row['pearson_ci_high']:.2f}]" if math.isfinite(row["pearson_ci_low"]) \
+        else ""
+    return f"{row['pearson']:.2f}{ci}, n = {int(row['n'])}"
+
+
+def beside_paper(t4: pd.DataFrame, setups: list[str]) -> pd.DataFrame:
+    """Table IV as a reader compares it: one row per pair, the paper's PPMCC, the one its own tables give, then
+    each setup's Pearson r with its 95% bootstrap interval and n (a correlation is compared by its interval,
+    not by a ratio)."""
+    rows = []
+    for pair, group in t4.groupby("pair", sort=False):
+        by_source = group.set_index("source")
+        row: dict[str, object] = {"pair": pair, "paper PPMCC": float(group["paper PPMCC"].iloc[0]),
+                                  "from the paper's tables": _r_cell(by_source.loc["paper tables (P100)"])}
+        for setup in setups:
+            row[f"{setup} r [95% CI]"] = _r_cell(by_source.loc[setup]) if setup in by_source.index else "–"
+        row["synthetic"] = bool(by_source.loc[[s for s in setups if s in by_source.index], "synthetic"].any())
+        rows.append(row)
+    return pd.DataFrame(rows)

@@ -11,6 +11,7 @@ batch are kept for the tables but only measured OOMs decide a verdict.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +29,38 @@ MEMORY_BATCH = 1
 ENERGY_BATCH = 4
 
 
+#: NVIDIA GPU generations, oldest first: the report's column groups put GPUs in this order (the paper's P100,
+#: a Pascal, first), each with the compute capabilities and the product names that identify it
+GPU_GENERATIONS: tuple[tuple[str, tuple[str, ...], str], ...] = (
+    ("Kepler", ("3.",), r"\bK(10|20|40|80)\b|GTX 7\d\d"),
+    ("Maxwell", ("5.",), r"\bM(4|6|10|40|60)\b|GTX 9\d\d"),
+    ("Pascal", ("6.",), r"\bP(4|6|40|100)\b|P100-|GTX 10\d\d|TITAN Xp"),
+    ("Volta", ("7.0", "7.2"), r"V100|TITAN V\b"),
+    ("Turing", ("7.5",), r"\bT4\b|RTX 20\d\d|Quadro RTX|TITAN RTX"),
+    ("Ampere", ("8.0", "8.6", "8.7"), r"\bA(2|10|16|30|40|100)\b|A100-|RTX 30\d\d|RTX A\d{4}"),
+    ("Ada Lovelace", ("8.9",), r"\bL(4|20|40S?)\b|RTX 40\d\d|RTX \d{4} Ada"),
+    ("Hopper", ("9.",), r"\bH(20|100|200|800)\b|GH200"),
+    ("Blackwell", ("10.", "11.", "12."), r"\bB(100|200|300)\b|GB200|RTX 50\d\d|Blackwell"),
+)
+
+
+def gpu_generation(name: str, compute_capability: str | None = None) -> str | None:
+    """The generation of a GPU, from its recorded compute capability, else its product name; None if unknown."""
+    if compute_capability:
+        for generation, prefixes, _ in GPU_GENERATIONS:
+            if any(str(compute_capability).startswith(p) for p in prefixes):
+                return generation
+    for generation, _, pattern in GPU_GENERATIONS:
+        if re.search(pattern, name, re.IGNORECASE):
+            return generation
+    return None
+
+
+def _generation_rank(generation: str | None) -> int:
+    names = [g for g, _, _ in GPU_GENERATIONS]
+    return names.index(generation) if generation in names else len(names)
+
+
 @dataclass(frozen=True)
 class Device:
     """One physical device of one machine: a column group of the report."""
@@ -37,10 +70,13 @@ class Device:
     name: str  # e.g. "NVIDIA H100 80GB HBM3" or the CPU model
     host: str
     memory_bytes: int | None  # device (GPU) or host memory size, if recorded
+    generation: str | None = None  # GPUs: Pascal, Volta, ... where known
+    synthetic: bool = False  # its records are made up (tests/data/synthetic-*): never a measurement
 
     @property
     def label(self) -> str:
-        return f"{self.id}: {self.name} ({self.kind.upper()}, host {self.host})"
+        kind = self.kind.upper() + (f", {self.generation}" if self.generation else "")
+        return f"{self.id}: {self.name} ({kind}, host {self.host})" + (" [SYNTHETIC]" if self.synthetic else "")
 
 
 @dataclass
@@ -63,6 +99,8 @@ def load(dirs: Sequence[Path]) -> Measured:
             raise HarnessError(f"{d}: not a results directory (no results*.jsonl, no {PROFILES_DIR}/)")
     merged = read_results(dirs)
     frame = without_short_energy(pd.DataFrame([r.flat() for r in merged.records]))
+    if not frame.empty:  # made-up records (tests/data/synthetic-*) say so in their metadata
+        frame["synthetic"] = _column(frame, "meta.synthetic").fillna(False).astype(bool)
     profiles = [p for d in dirs for p in read_profiles(d)]
     frame, shares = assign_devices(frame, profile_rows(profiles))
     shares = one_profile_each(shares, profiles)
@@ -144,15 +182,23 @@ def _device_columns(frame: pd.DataFrame) -> pd.DataFrame:
     uuid = _column(frame, "placement.gpu_uuid", "meta.gpu_uuid").fillna("").astype(str)
     frame["device_key"] = frame["device_kind"] + "|" + frame["device_name"].astype(str) + "|" + host + "|" + \
         np.where(gpu, uuid, "")
+    capability = _column(frame, "meta.compute_capability")
+    frame["device_generation"] = [gpu_generation(str(n), c) if g else None
+                                  for n, c, g in zip(frame["device_name"], capability, gpu, strict=True)]
     return frame
 
 
 def assign_devices(*frames: pd.DataFrame) -> tuple[pd.DataFrame, ...]:
-    """Add device columns and one shared short id per device (D1, D2, ...; GPUs first) to every frame, and
-    the setup label "<device id> <backend>[/<mode>]" that names a column group."""
+    """Add device columns and one shared short id per device (D1, D2, ...) to every frame, and the setup label
+    "<device id> <backend>[/<mode>]" that names a column group. GPUs come first, oldest generation first (the
+    paper's P100 beside the paper), unknown generations after the known ones; then CPUs."""
     frames = tuple(_device_columns(f) if not f.empty else f for f in frames)
-    keys = sorted({k for f in frames if not f.empty for k in f["device_key"]},
-                  key=lambda k: (not k.startswith("gpu"), k))
+    generation: dict[str, str | None] = {}
+    for f in frames:
+        if not f.empty:
+            for key, gen in zip(f["device_key"], f["device_generation"], strict=True):
+                generation[key] = generation.get(key) or gen
+    keys = sorted(generation, key=lambda k: (not k.startswith("gpu"), _generation_rank(generation[k]), k))
     ids = {key: f"D{i + 1}" for i, key in enumerate(keys)}
     out = []
     for f in frames:
@@ -165,16 +211,41 @@ def assign_devices(*frames: pd.DataFrame) -> tuple[pd.DataFrame, ...]:
     return tuple(out)
 
 
-def devices(frame: pd.DataFrame) -> list[Device]:
-    """The device groups present, GPUs first."""
+def devices(*frames: pd.DataFrame) -> list[Device]:
+    """The device groups present in the records (and kernel profiles), in their id order (GPUs first)."""
+    rows = pd.concat([f for f in frames if not f.empty and "device_id" in f], ignore_index=True) \
+        if any(not f.empty for f in frames) else pd.DataFrame()
     out = []
-    for device_id, rows in frame.groupby("device_id", sort=True):
-        first = rows.iloc[0]
+    if rows.empty:
+        return out
+    for device_id, group in sorted(rows.groupby("device_id"), key=lambda kv: int(str(kv[0])[1:])):
+        first = group.iloc[0]
         gpu = first["device_kind"] == "gpu"
-        memory = _column(rows, "meta.memory_total_bytes").dropna() if gpu else pd.Series(dtype=float)
+        memory = _column(group, "meta.memory_total_bytes").dropna() if gpu else pd.Series(dtype=float)
+        generations = group["device_generation"].dropna()
+        synthetic = bool(group["synthetic"].fillna(False).astype(bool).any()) if "synthetic" in group else False
         out.append(Device(str(device_id), str(first["device_kind"]), str(first["device_name"]),
-                          str(first["device_host"]), int(memory.iloc[0]) if len(memory) else None))
+                          str(first["device_host"]), int(memory.iloc[0]) if len(memory) else None,
+                          str(generations.iloc[0]) if len(generations) else None, synthetic))
     return out
+
+
+def synthetic_setups(*frames: pd.DataFrame) -> set[str]:
+    """The setups with at least one synthetic record or profile."""
+    out: set[str] = set()
+    for f in frames:
+        if not f.empty and "synthetic" in f:
+            out |= set(f.loc[f["synthetic"].fillna(False).astype(bool), "setup"])
+    return out
+
+
+def setup_order(setups: object) -> list[str]:
+    """Setup labels by device number (D2 before D10), then backend and mode."""
+    def key(setup: str) -> tuple[int, str]:
+        device, _, rest = setup.partition(" ")
+        return (int(device[1:]) if device[1:].isdigit() else 0, rest)
+
+    return sorted({str(s) for s in setups}, key=key)
 
 
 def ok(frame: pd.DataFrame) -> pd.DataFrame:

@@ -1,5 +1,9 @@
-"""Table III beside the paper, one column group per device (and per backend/mode on it), and the table of
-where and with what each measurement was taken."""
+"""Table III beside the paper, one column group per device (and per backend/mode on it), and the tables of
+where and with what each measurement was taken.
+
+Every table carries a ``synthetic`` column: True on a row that holds a figure from a synthetic record or
+profile (tests/data/synthetic-*), so no CSV of the report can pass made-up numbers off as measurements.
+"""
 
 from __future__ import annotations
 
@@ -52,11 +56,17 @@ def paper_table3() -> dict[str, dict[str, str]]:
     return {row["model"]: row for row in paper_table("table3")}
 
 
+def setup_columns(frame: pd.DataFrame, setup: str) -> list[str]:
+    """The columns of a table whose name starts with the setup label (its column group)."""
+    return [c for c in frame.columns if str(c).startswith(setup + " ")]
+
+
 def beside_paper(metric: Metric, frame: pd.DataFrame, paper_names: dict[str, str]) -> pd.DataFrame:
     """Networks (zoo order) x [paper, then per setup: measured and measured/paper]."""
     values = measured.per_network(frame, metric.batch, metric.value(frame))
     if values.empty:
         return pd.DataFrame()
+    made_up = measured.synthetic_setups(frame)
     paper = paper_table3()
     rows = []
     for network, paper_name in paper_names.items():
@@ -64,10 +74,11 @@ def beside_paper(metric: Metric, frame: pd.DataFrame, paper_names: dict[str, str
             continue
         theirs = float(paper[paper_name][metric.key]) if paper_name in paper else float("nan")
         row: dict[str, object] = {"network": paper_name, f"paper (P100) {metric.paper_unit}": theirs}
-        for setup in values.columns:
+        for setup in measured.setup_order(values.columns):
             ours = values.at[network, setup]
             row[f"{setup} {metric.unit}"] = ours
             row[f"{setup} ÷ paper"] = ours / theirs if theirs and np.isfinite(ours) else float("nan")
+        row["synthetic"] = any(np.isfinite(values.at[network, s]) for s in values.columns if s in made_up)
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -77,16 +88,19 @@ def throughput_batches(frame: pd.DataFrame, paper_names: dict[str, str]) -> pd.D
     if best.empty:
         return pd.DataFrame()
     table = best.pivot_table(index="network", columns="setup", values="batch", aggfunc="first")
-    table = table.reindex([n for n in paper_names if n in table.index])
+    table = table.reindex([n for n in paper_names if n in table.index])[measured.setup_order(table.columns)]
+    made_up = [s for s in table.columns if s in measured.synthetic_setups(frame)]
+    table["synthetic"] = table[made_up].notna().any(axis=1) if made_up else False
     table.index = [paper_names[n] for n in table.index]
     return table.rename_axis("network").reset_index()
 
 
 def setups(frame: pd.DataFrame) -> pd.DataFrame:
-    """One column per setup, one row per fact: device, backend, mode, what it ran, and the software and
-    hardware metadata recorded (transposed, because there are many more facts than setups)."""
+    """One row per setup: device, backend, mode, what it ran, and every piece of software and hardware metadata
+    recorded (many more columns than rows: the report shows it transposed, one table per device)."""
     rows = []
-    for setup, group in frame.groupby("setup", sort=True):
+    for setup in measured.setup_order(frame["setup"]):
+        group = frame[frame["setup"] == setup]
         first = group.iloc[0]
         row: dict[str, object] = {
             "setup": setup, "device": first["device_id"], "kind": first["device_kind"],
@@ -96,7 +110,7 @@ def setups(frame: pd.DataFrame) -> pd.DataFrame:
             "statuses": ", ".join(f"{k} {v}" for k, v in group["status"].value_counts().sort_index().items()),
             "batches": ",".join(str(b) for b in sorted(group["batch"].unique())),
             "networks": group["network"].nunique(),
-            "when": _when(group),
+            "when": when_range(group),
         }
         gpu_memory = group.get("meta.memory_total_bytes", pd.Series(dtype=float)).dropna()
         if len(gpu_memory):
@@ -109,13 +123,73 @@ def setups(frame: pd.DataFrame) -> pd.DataFrame:
             # setup: it stays in the results export and is left out here.
             if len(values) == 1 or (len(values) > 1 and not key.startswith("backend_")):
                 row[key] = "; ".join(sorted(values))
+        row["synthetic"] = _synthetic(group)
         rows.append(row)
-    table = pd.DataFrame(rows).set_index("setup").T.fillna("–")
-    table.insert(0, "setup", table.index)
-    return table.reset_index(drop=True)
+    return pd.DataFrame(rows)
 
 
-def _when(group: pd.DataFrame) -> str | None:
+def transposed(table: pd.DataFrame) -> pd.DataFrame:
+    """A one-row-per-setup table shown as one column per setup, one row per fact ("–" where not recorded)."""
+    shown = table.drop(columns=["synthetic"]).set_index("setup").T.dropna(how="all").fillna("–").astype(str)
+    shown.insert(0, "fact", shown.index)
+    shown = shown.reset_index(drop=True)
+    marked = table.set_index("setup")["synthetic"]
+    shown["synthetic"] = False
+    if marked.any():  # one row that says which columns are made up
+        shown.loc[len(shown)] = ["SYNTHETIC (made up)", *("yes" if marked[s] else "no" for s in marked.index), True]
+    return shown
+
+
+#: the short device table: what a reader checks first about a setup (harness.results.metadata keys)
+ENGINE_VERSION_KEYS = {"caffe": ("backend_caffe_version", "backend_caffe_commit"), "pytorch": ("backend_torch",),
+                       "onnxruntime": ("backend_onnxruntime",), "opencv": ("backend_opencv",)}
+
+
+def devices_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """One short row per setup: device, engine and its version, CUDA/cuDNN, precision, date, records."""
+    rows = []
+    for setup in measured.setup_order(frame["setup"]):
+        group = frame[frame["setup"] == setup]
+        first = group.iloc[0]
+        backend = str(first["backend"])
+        version = " ".join(_one(group, f"meta.{k}")[:12] for k in ENGINE_VERSION_KEYS.get(backend, ())
+                           if _one(group, f"meta.{k}"))
+        cuda = ", ".join(f"{k} {v}" for k in ("cuda", "cudnn") if (v := _one(group, f"meta.{k}")))
+        precision = _one(group, "meta.backend_precision")
+        tf32 = _one(group, "meta.backend_tf32")
+        if tf32 and not tf32.startswith("not applicable"):
+            precision += f" (TF32 {tf32})"
+        generation = first.get("device_generation")
+        rows.append({"setup": setup, "device": f"{first['device_id']}: {first['device_name']}" +
+                     (f" ({generation})" if isinstance(generation, str) else ""),
+                     "host": first["device_host"], "engine": backend + (f"/{first['mode']}" if
+                                                                         isinstance(first.get("mode"), str) else ""),
+                     "version": version or "–", "CUDA / cuDNN": cuda or ("–" if first["device_kind"] == "cpu"
+                                                                       else "not recorded"),
+                     "precision": precision or "not recorded", "date (UTC)": when_range(group) or "not recorded",
+                     "records": len(group), "synthetic": _synthetic(group)})
+    return pd.DataFrame(rows)
+
+
+def _one(group: pd.DataFrame, column: str) -> str:
+    """The value a setup's records agree on, as text ("" when absent; several values joined)."""
+    if column not in group:
+        return ""
+    values = sorted({_text(v) for v in group[column].dropna()})
+    return "; ".join(values)
+
+
+def _synthetic(rows: pd.DataFrame) -> bool:
+    return bool(rows["synthetic"].fillna(False).astype(bool).any()) if "synthetic" in rows else False
+
+
+def dates(group: pd.DataFrame) -> str:
+    """The days the records were made (UTC): ``2026-11-24`` or ``2026-11-24 to 2026-11-29``."""
+    days = sorted({str(t)[:10] for t in group.get("started_at", pd.Series(dtype=object)).dropna()})
+    return "" if not days else days[0] if len(days) == 1 else f"{days[0]} to {days[-1]}"
+
+
+def when_range(group: pd.DataFrame) -> str | None:
     """``2026-11-24 06:16 to 06:18`` (UTC, as recorded)."""
     if "started_at" not in group or "finished_at" not in group:
         return None
@@ -131,7 +205,7 @@ def status_table(frame: pd.DataFrame, paper_names: dict[str, str]) -> pd.DataFra
     bad = frame[frame["status"] != "ok"]
     if bad.empty:
         return pd.DataFrame()
-    out = bad[["setup", "network", "batch", "status", "message", "inferred_from"]].copy()
+    out = bad[["setup", "network", "batch", "status", "message", "inferred_from", "synthetic"]].copy()
     out["network"] = out["network"].map(lambda n: paper_names.get(n, n))
     out = out.rename(columns={"inferred_from": "inferred from"})
     return out.sort_values(["setup", "network", "batch"]).reset_index(drop=True)
@@ -139,7 +213,7 @@ def status_table(frame: pd.DataFrame, paper_names: dict[str, str]) -> pd.DataFra
 
 def contended_table(contended: pd.DataFrame, paper_names: dict[str, str]) -> pd.DataFrame:
     """The records left out because something disturbed their window, with what did."""
-    out = contended[["setup", "network", "batch", "status", "contended", "key"]].copy()
+    out = contended[["setup", "network", "batch", "status", "contended", "key", "synthetic"]].copy()
     out["network"] = out["network"].map(lambda n: paper_names.get(n, n))
     return out.rename(columns={"contended": "disturbed by"}).sort_values(["setup", "network", "batch"]) \
         .reset_index(drop=True)
@@ -177,7 +251,7 @@ def kernel_columns(shares: pd.DataFrame, paper_names: dict[str, str]) -> pd.Data
     each family's % of GPU kernel time, or "not measured" with the reason."""
     profiles = gpu_profiles(shares)
     paper = paper_table3()
-    setups = sorted(profiles["setup"].unique())
+    setups = measured.setup_order(profiles["setup"].unique())
     rows = []
     for network, name in paper_names.items():
         if name not in paper and network not in set(profiles["network"]):
@@ -196,8 +270,10 @@ def kernel_columns(shares: pd.DataFrame, paper_names: dict[str, str]) -> pd.Data
             for family in PAPER_FAMILIES:
                 row[f"{setup} {family} %"] = float(pct.get(family, 0.0))
             first = mine.iloc[0]
-            row[f"{setup} profile"] = f"{first['tool']}, {first['iterations']} iteration(s)" if \
+            row[f"{setup} profile"] = f"{first['tool']}, {first['iterations']:.0f} iteration(s)" if \
                 pd.notna(first["iterations"]) else f"{first['tool']}, imported capture"
+        mine = profiles[profiles["network"] == network]
+        row["synthetic"] = _synthetic(mine)
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -219,6 +295,7 @@ def table_v(profiles: list, shares: pd.DataFrame, paper_names: dict[str, str]) -
     for family in PAPER_FAMILIES:
         table[f"paper {family}"] = [_number(paper[a][family]) for a in PAPER_TABLE5_ROWS]
     gpu = gpu_profiles(shares).drop_duplicates("profile")
+    made_up = False
     for _, p in gpu.iterrows():
         record = profiles[int(p["profile"])]
         by_family = {r["family"]: r for r in record.table_v or []}
@@ -227,6 +304,8 @@ def table_v(profiles: list, shares: pd.DataFrame, paper_names: dict[str, str]) -
                 name = paper_names.get(p["network"], p["network"])
                 table[f"{p['setup']} {name} {family}"] = [by_family[family].get(a, float("nan"))
                                                           for a in PAPER_TABLE5_ROWS]
+                made_up = made_up or bool(record.synthetic)
+    table["synthetic"] = [made_up] * len(PAPER_TABLE5_ROWS)  # every row holds the profiles' columns
     return pd.DataFrame(table)
 
 
@@ -241,4 +320,4 @@ def metric_mapping() -> pd.DataFrame:
     from harness.kernels.metrics import METRIC_MAPPING
 
     return pd.DataFrame(METRIC_MAPPING, columns=["attribute", "nvprof metric (the paper's nvvp)",
-                                                 "Nsight Compute metric", "conversion"])
+                                                 "Nsight Compute metric", "conversion"]).assign(synthetic=False)
