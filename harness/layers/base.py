@@ -48,6 +48,12 @@ class LayerHandler:
     input_rank: ClassVar[tuple[int, int | None]] = (0, None)
     # Caffe's Forward shares the bottom's memory (ShareData): the top adds no activation memory.
     shares_bottom_memory: ClassVar[bool] = False
+    # The bottoms Netscope takes where they differ from Caffe's (a loss layer without its label).
+    paper_bottoms: ClassVar[tuple[int, int | None] | None] = None
+    # A type of a Caffe fork, not of BVLC Caffe (named here, e.g. "the SSD fork (weiliu89/caffe)"): the caffe
+    # convention refuses it, as BVLC Caffe does, unless unknown types are allowed; then it is counted as that
+    # fork builds it.
+    fork: ClassVar[str | None] = None
 
     def output_shapes(self, layer: Layer, ins: list[Shape], conv: Convention) -> list[Shape]:
         """The tops' shapes, for bottoms checked first (rank, size) and tops checked after (size, as
@@ -86,9 +92,37 @@ class LayerHandler:
     def macs(self, layer: Layer, ins: list[Shape], outs: list[Shape]) -> int:
         return 0
 
+    def paper_macs(self, layer: Layer, ins: list[Shape], outs: list[Shape]) -> int | float:
+        """MACs as Netscope counts them; the default agrees with :meth:`macs`. Netscope computes in doubles,
+        and one of its rules (Deconvolution's) can give a fraction: it is kept, as Netscope shows it."""
+        return self.macs(layer, ins, outs)
+
+    def paper_output(self, layer: Layer, ins: list[Shape], outs: list[Shape]) -> Shape:
+        """The output of the layer's node in Netscope's graph (one per layer, whatever its tops): its first
+        top, or for a layer without tops its first bottom (Netscope passes such a node's input through)."""
+        return outs[0] if outs else ins[0]
+
+    def paper_activations(self, layer: Layer, ins: list[Shape], outs: list[Shape]) -> int:
+        """Activations as Netscope counts them: the elements of the node's output."""
+        return count(self.paper_output(layer, ins, outs))
+
+    def notes(self, layer: Layer, ins: list[Shape], outs: list[Shape], conv: Convention) -> list[str]:
+        """What the user should know about how this layer was counted in ``conv`` (where the count departs
+        from Netscope's, or honours a field of a Caffe fork); printed as warnings naming the layer."""
+        return []
+
     def workspace(self, layer: Layer, ins: list[Shape], outs: list[Shape]) -> int:
         """Elements of internal buffers Caffe allocates in a forward pass (e.g. im2col)."""
         return 0
+
+    def fork_fields(self, layer: Layer) -> list[str]:
+        """The fields of Caffe forks (not in BVLC's caffe.proto) this layer sets and the caffe convention honours
+        when it counts the forks' way, e.g. ``pooling_param.ceil_mode: false``."""
+        return []
+
+    def unsupported(self, layer: Layer) -> str | None:
+        """Why this layer of the type cannot be counted (a Python layer of an unknown module), else None."""
+        return None
 
 
 _REGISTRY: dict[str, LayerHandler] = {}
@@ -112,14 +146,15 @@ class PassThrough(LayerHandler):
 
 
 def handler_for(layer: Layer, allow_unknown: bool = False) -> LayerHandler:
-    try:
-        return _REGISTRY[layer.type]
-    except KeyError:
-        if allow_unknown:
-            return PassThrough()
-        raise UnknownLayerError(
-            f"{layer.where()}: unknown layer type {excerpt(layer.type, NAME_CHARS)} "
-            "(use --allow-unknown to treat it as a zero-cost pass-through)") from None
+    handler = _REGISTRY.get(layer.type)
+    reason = f"unknown layer type {excerpt(layer.type, NAME_CHARS)}" if handler is None \
+        else handler.unsupported(layer)
+    if reason is None:
+        return handler
+    if allow_unknown:
+        return PassThrough()
+    raise UnknownLayerError(f"{layer.where()}: {reason} (use --allow-unknown to treat it as a zero-cost "
+                            "pass-through)")
 
 
 def canonical_type(name: str) -> str:
@@ -177,6 +212,12 @@ def bool_field(layer: Layer, block: Message, name: str, default: bool) -> bool:
     if isinstance(value, int) and value in (0, 1):
         return bool(value)
     raise _bad(layer, block, name, "true or false (or 1 or 0)", value)
+
+
+def given_false(layer: Layer, block: str, name: str) -> bool:
+    """The bool field is written out as false. Netscope's reader turns the word into the string "false",
+    which JavaScript takes as true: a bug the paper convention does not reproduce, and says so."""
+    return layer.param(block).has(name) and not bool_field(layer, layer.param(block), name, True)
 
 
 def enum_field(layer: Layer, block: Message, name: str, default: str, allowed: tuple[str, ...]) -> str:
