@@ -63,8 +63,9 @@ def compare(file: str, netscope: dict, phase: str) -> tuple[str, str]:
 
 
 def _show(totals: dict) -> str:
-    return " ".join(f"{k}={v:g}" if isinstance(v, float) and not float(v).is_integer() or not math.isfinite(v)
-                    else f"{k}={int(v)}" for k, v in totals.items())
+    """Whole numbers as integers; NaN and Netscope's fractions (a Deconvolution's) as they are."""
+    return " ".join(f"{k}={int(v)}" if math.isfinite(v) and float(v).is_integer() else f"{k}={v:g}"
+                    for k, v in totals.items())
 
 
 def main() -> int:

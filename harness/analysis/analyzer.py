@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass, field, replace
 
 from harness.analysis import netscope
 from harness.errors import GraphError, UnknownLayerError
-from harness.ir.graph import Graph, Shape
+from harness.ir.graph import Graph, Layer, Shape
 from harness.ir.textformat import NAME_CHARS, excerpt
 from harness.layers import Convention, handler_for
 from harness.layers.base import LayerHandler, PassThrough, count
@@ -76,7 +76,7 @@ class NetAnalysis:
     warnings: list[str] = field(default_factory=list)
     phase: str = "TEST"
     # Caffe convention counting the forks' way: the fork layer types and fields it honoured, one line each
-    # ("pool1: pooling_param.ceil_mode: false (pooled with floor)"), for the records of the engines that run it.
+    # ("pool1: pooling_param.ceil_mode: false"), for the records of the engines that run it.
     fork_features: list[str] = field(default_factory=list)
 
     @property
@@ -126,11 +126,8 @@ def analyze(graph: Graph, convention: Convention | str = Convention.PAPER, batch
         handler = handler_for(lay, allow_unknown)
         if isinstance(handler, PassThrough):
             warnings.append(f"{lay.where()}: unknown type treated as a zero-cost pass-through (--allow-unknown)")
-        elif handler.fork and not paper and not (allow_unknown if forks is None else forks):
-            raise UnknownLayerError(f"{lay.where()}: type {excerpt(lay.type, NAME_CHARS)} is {handler.fork}, which "
-                                    "BVLC Caffe refuses (use --allow-unknown to count it as that fork builds it, "
-                                    "or --convention paper to count it as Netscope does)")
-        if not paper:
+        elif not paper:
+            _check_fork(lay, handler, allow_unknown if forks is None else forks)
             fork_features += [f"{lay.name}: type {lay.type} ({handler.fork})"] if handler.fork else []
             fork_features += [f"{lay.name}: {f}" for f in handler.fork_fields(lay)]
         _check_arity(lay, handler, paper)
@@ -190,7 +187,23 @@ def analyze(graph: Graph, convention: Convention | str = Convention.PAPER, batch
                        blob_shapes=blobs, warnings=warnings, phase=graph.phase, fork_features=fork_features)
 
 
-def _check_arity(lay, handler: LayerHandler, paper: bool) -> None:
+def _check_fork(lay: Layer, handler: LayerHandler, forks: bool) -> None:
+    """The caffe convention refuses a fork's layer type or field as BVLC Caffe does, unless told to count the
+    forks' way."""
+    if forks:
+        return
+    how = "(use --allow-unknown to count it as that fork builds it, or --convention paper to count it as " \
+          "Netscope does)"
+    if handler.fork:
+        raise UnknownLayerError(f"{lay.where()}: type {excerpt(lay.type, NAME_CHARS)} is {handler.fork}, which "
+                                f"BVLC Caffe refuses {how}")
+    fields = handler.fork_fields(lay)
+    if fields:
+        raise UnknownLayerError(f"{lay.where()}: {fields[0]} is a field of Caffe forks, which BVLC "
+                                f"Caffe refuses {how}")
+
+
+def _check_arity(lay: Layer, handler: LayerHandler, paper: bool) -> None:
     lo_b, hi_b = handler.paper_bottoms if paper and handler.paper_bottoms else handler.bottoms
     lo_t, hi_t = handler.tops
     lo_t = 0 if paper else lo_t  # Netscope counts a layer without tops too
@@ -212,6 +225,15 @@ def _paper_input_activations(graph: Graph, nodes: netscope.NetscopeNodes, warnin
         elif spec.layer not in firsts:
             firsts[spec.layer] = spec.shape
             total += count(spec.shape) * (1 + len(nodes.input_pass_through.get(spec.layer, [])))
+            where = f"layer {excerpt(spec.layer, NAME_CHARS)} ({spec.layer_type})" + (f" at {spec.loc}" if spec.loc
+                                                                                       else "")
+            if not netscope.knows(spec.layer_type or ""):
+                warnings.append(f"{where}: a data layer of a type unknown to Netscope, which counts nothing for it "
+                                f"and gives the layers after it no input (NaN or 0): counted as the {spec.shape} "
+                                "data it makes")
+            elif not spec.shape_given:
+                warnings.append(f"{where}: Netscope gives a Data layer without input_param no batch (its totals are "
+                                f"NaN): counted with the layer's batch_size, input {spec.shape}")
     header = "not in the header Netscope reads (the input: fields before the first block, one shape each)"
     for spec in nodes.unseen_inputs:
         warnings.append(f"{graph.source}: input {excerpt(spec.name, NAME_CHARS)} {spec.shape} is {header}: counted "

@@ -94,6 +94,10 @@ def _normalize(layer: Layer, ins: list[Shape], shapes: list[Shape], rng: np.rand
     return [rng.uniform(0.5, 1.5, size=shapes[0])]
 
 
+def _fork_bn(layer: Layer, ins: list[Shape], shapes: list[Shape], rng: np.random.Generator) -> list[np.ndarray]:
+    return [rng.uniform(0.8, 1.2, size=shapes[0]), _small(shapes[1], rng)]  # the fork BN's scale and shift
+
+
 # Layer type -> how its parameter blobs are drawn. Every handler whose param_shapes can be non-empty
 # has an entry (tests/test_convert_weights.py checks this against the handler table).
 INITIALIZERS: dict[str, Initializer] = {
@@ -105,6 +109,7 @@ INITIALIZERS: dict[str, Initializer] = {
     "Bias": _bias,
     "PReLU": _prelu,
     "Normalize": _normalize,
+    "BN": _fork_bn,
 }
 
 

@@ -42,8 +42,6 @@ LAYER_FIELDS = frozenset({
     "parameter_param", "pooling_param", "power_param", "prelu_param", "python_param", "recurrent_param",
     "reduction_param", "relu_param", "reshape_param", "scale_param", "sigmoid_param", "softmax_param",
     "spp_param", "slice_param", "tanh_param", "threshold_param", "tile_param", "window_data_param"})
-# Not in BVLC's caffe.proto, but in the SSD fork whose Normalize layer the analyzer supports.
-FORK_LAYER_FIELDS = frozenset({"norm_param"})
 
 DATA_LAYERS = {"Data": "data_param", "ImageData": "image_data_param", "MemoryData": "memory_data_param",
                "DummyData": "dummy_data_param", "WindowData": "window_data_param", "HDF5Data": "hdf5_data_param",
@@ -209,17 +207,18 @@ def _data_inputs(lay: Layer, source: str) -> list[InputSpec]:
     if lay.type == "Input":
         if len(shapes) not in (1, len(lay.tops)):
             raise GraphError(f"{lay.where()}: {len(shapes)} input shapes for {len(lay.tops)} tops")
-        return [InputSpec(top, shapes[min(i, len(shapes) - 1)], lay.loc, lay.name) for i, top in enumerate(lay.tops)]
+        return [InputSpec(top, shapes[min(i, len(shapes) - 1)], lay.loc, lay.name, lay.type)
+                for i, top in enumerate(lay.tops)]
     if shapes and lay.tops:  # the data, and a label per image for the other tops (as the layer makes them)
-        return [InputSpec(lay.tops[0], shapes[0], lay.loc, lay.name),
-                *(InputSpec(top, shapes[0][:1], lay.loc, lay.name) for top in lay.tops[1:])]
+        return [InputSpec(lay.tops[0], shapes[0], lay.loc, lay.name, lay.type),
+                *(InputSpec(top, shapes[0][:1], lay.loc, lay.name, lay.type) for top in lay.tops[1:])]
     if not lay.tops:
         raise GraphError(f"{lay.where()}: a data layer without a top")
     kind = _V2_DATA_TYPES.get(lay.type, lay.type)
     block = lay.param(DATA_LAYERS[lay.type])
     if kind == "DummyData":
-        return [InputSpec(top, shape, lay.loc, lay.name) for top, shape in zip(lay.tops, _dummy_shapes(lay, block),
-                                                                                 strict=True)]
+        return [InputSpec(top, shape, lay.loc, lay.name, lay.type)
+                for top, shape in zip(lay.tops, _dummy_shapes(lay, block), strict=True)]
     if kind == "HDF5Data":
         return _hdf5_inputs(lay, block, source)
     batch = int_field(lay, block, "batch_size", 1, minimum=1)
@@ -240,8 +239,8 @@ def _data_inputs(lay: Layer, source: str) -> list[InputSpec]:
             assumed.append("channels")
             channels = DEFAULT_DATA_CHANNELS
         data = (batch, channels, int(height), int(width))
-    return [InputSpec(lay.tops[0], data, lay.loc, lay.name, tuple(assumed)),
-            *(InputSpec(top, (batch,), lay.loc, lay.name) for top in lay.tops[1:])]
+    return [InputSpec(lay.tops[0], data, lay.loc, lay.name, lay.type, tuple(assumed), kind == "MemoryData"),
+            *(InputSpec(top, (batch,), lay.loc, lay.name, lay.type) for top in lay.tops[1:])]
 
 
 def _dummy_shapes(lay: Layer, block: Message) -> list[Shape]:
@@ -294,21 +293,35 @@ def _hdf5_inputs(lay: Layer, block: Message, source: str) -> list[InputSpec]:
     missing = [top for top in lay.tops if top not in shapes or not shapes[top]]
     if missing:
         raise GraphError(f"{where}; {first} has no dataset {excerpt(missing[0], NAME_CHARS)}")
-    return [InputSpec(top, (batch, *shapes[top][1:]), lay.loc, lay.name) for top in lay.tops]
+    return [InputSpec(top, (batch, *shapes[top][1:]), lay.loc, lay.name, lay.type) for top in lay.tops]
+
+
+def _netscope_includes(layer: Message, phase: str) -> bool:
+    """Netscope's rule (caffe.coffee, generateLayers): a layer is out only when its one ``include`` block names
+    another phase (a number never matches its lower-cased phase name)."""
+    includes = layer.all("include")
+    if len(includes) != 1 or not isinstance(includes[0], Message) or not includes[0].has("phase"):
+        return True
+    value = includes[0].get("phase")
+    return isinstance(value, str) and value.lower() == phase.lower()
 
 
 def _check_fields(lay: Layer, warnings: list[str]) -> None:
-    for f in lay.spec.fields:
-        if f.name not in LAYER_FIELDS and f.name not in FORK_LAYER_FIELDS:
-            warnings.append(f"{f.loc}: {lay.where()}: unknown field {excerpt(f.name)} kept but ignored")
     handler = handlers().get(lay.type)
+    own_block = handler.param_block if handler is not None else None
+    for f in lay.spec.fields:
+        if f.name not in LAYER_FIELDS and f.name != own_block:
+            warnings.append(f"{f.loc}: {lay.where()}: unknown field {excerpt(f.name)} kept but ignored")
     if handler is None or handler.param_block is None:
         return
     block = lay.spec.get(handler.param_block)
     if isinstance(block, Message):
         for f in block.fields:
-            if f.name not in handler.fields:
-                name = excerpt(f"{handler.param_block}.{f.name}", NAME_CHARS)
+            name = excerpt(f"{handler.param_block}.{f.name}", NAME_CHARS)
+            if f.name in handler.fork_params:
+                warnings.append(f"{f.loc}: {lay.where()}: field {name} is a Caffe fork's, not in BVLC Caffe's "
+                                "caffe.proto (BVLC Caffe would reject the file)")
+            elif f.name not in handler.fields:
                 warnings.append(f"{f.loc}: {lay.where()}: field {name} is not in BVLC Caffe's caffe.proto; "
                                 "kept but ignored (BVLC Caffe would reject the file)")
 
@@ -348,7 +361,12 @@ def _build_graph(net: Message, source: str, phase: str) -> Graph:
         # Checked before the rules: Caffe's parser reads (and rejects) the layers a phase leaves out too.
         type_ = _v1_type(type_field, where) if f.name == "layers" else _string(type_field, where)
         bottoms, tops = _strings(spec, "bottom", where), _strings(spec, "top", where)
-        if state.includes(spec, where):
+        included = state.includes(spec, where)
+        if included != _netscope_includes(spec, phase):
+            warnings.append(f"{f.loc}: {where}{'kept' if included else 'left out'} in the {phase} phase by Caffe's "
+                            f"include/exclude rules; Netscope, which reads one include {{ phase }} only (no exclude, "
+                            f"stage or level), would {'leave it out' if included else 'keep it'}")
+        if included:
             layers.append(Layer(name=name, type=_type_name(type_, where, type_field, warnings, refusals),
                                 bottoms=bottoms, tops=tops, spec=spec, loc=f.loc))
 

@@ -35,11 +35,15 @@ class InputSpec:
     name: str
     shape: Shape
     loc: Location | None = None
-    # The data layer (Input, Data, ...) whose top this is; None for a net-level ``input:``.
+    # The data layer (Input, Data, ...) whose top this is, and its type; None for a net-level ``input:``.
     layer: str | None = None
+    layer_type: str | None = None
     # What of the shape the file does not say and was assumed: "channels" (a Data layer's, in its database)
     # and/or "size" (the image size, without crop_size or new_height/new_width). Cleared when replaced.
     assumed: tuple[str, ...] = ()
+    # The file gives the shape whole (an input shape, DummyData's); False where it is put together from a data
+    # layer's batch_size and crop_size (Netscope has no batch then: NaN).
+    shape_given: bool = True
 
 
 @dataclass

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from harness.ir.graph import Layer, Shape
-from harness.layers.base import LayerHandler, bool_field, count, float_field, register
+from harness.layers.base import Convention, LayerHandler, bool_field, count, float_field, register
 
 
 @register
@@ -68,3 +68,9 @@ class Power(LayerHandler):
 
     def paper_activations(self, layer: Layer, ins: list[Shape], outs: list[Shape]) -> int:
         return count(outs[0][1:])
+
+    def notes(self, layer: Layer, ins: list[Shape], outs: list[Shape], conv: Convention) -> list[str]:
+        if conv is Convention.PAPER and not layer.spec.has("power_param"):
+            return ["Netscope fails on a Power layer without power_param (it reads power_param.power): counted "
+                    "with Caffe's defaults (power 1, scale 1, shift 0) by its rule"]
+        return []

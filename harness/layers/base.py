@@ -54,6 +54,8 @@ class LayerHandler:
     # convention refuses it, as BVLC Caffe does, unless unknown types are allowed; then it is counted as that
     # fork builds it.
     fork: ClassVar[str | None] = None
+    # Fields of ``param_block`` that Caffe forks add and the harness reads (a fork's pooling ``ceil_mode``).
+    fork_params: ClassVar[frozenset[str]] = frozenset()
 
     def output_shapes(self, layer: Layer, ins: list[Shape], conv: Convention) -> list[Shape]:
         """The tops' shapes, for bottoms checked first (rank, size) and tops checked after (size, as
@@ -218,6 +220,21 @@ def given_false(layer: Layer, block: str, name: str) -> bool:
     """The bool field is written out as false. Netscope's reader turns the word into the string "false",
     which JavaScript takes as true: a bug the paper convention does not reproduce, and says so."""
     return layer.param(block).has(name) and not bool_field(layer, layer.param(block), name, True)
+
+
+def netscope_reading_notes(layer: Layer, block: str, repeated: tuple[str, ...] = (),
+                           bias: bool = False) -> list[str]:
+    """Where Netscope reads a hyperparameter block otherwise than Caffe (paper-convention notes): a field given
+    more than once is a list to Netscope's reader, which turns its formulas' results into NaN; and a
+    ``bias_term`` given as the number 0 is a bias to Netscope, which tests for the word false."""
+    p = layer.param(block)
+    notes = [f"{block}.{name} is given {len(p.all(name))} times: Netscope's totals are NaN then; read as Caffe reads "
+             "it" for name in repeated if len(p.all(name)) > 1]
+    f = p.field("bias_term")
+    if bias and f is not None and not isinstance(f.value, str) and f.value == 0:
+        notes.append("Netscope counts a bias unless bias_term is the word false: bias_term: 0 counted without one, "
+                     "as Caffe builds it")
+    return notes
 
 
 def enum_field(layer: Layer, block: Message, name: str, default: str, allowed: tuple[str, ...]) -> str:

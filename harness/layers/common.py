@@ -16,6 +16,7 @@ from harness.layers.base import (
     enum_field,
     int_field,
     int_list,
+    netscope_reading_notes,
     register,
     require,
 )
@@ -52,6 +53,9 @@ class InnerProduct(LayerHandler):
         n = int_field(layer, layer.param("inner_product_param"), "num_output", minimum=1)
         axis, k = ip_axis_and_k(layer, ins)
         return math.prod(ins[0][:axis]) * k * n
+
+    def notes(self, layer: Layer, ins: list[Shape], outs: list[Shape], conv: Convention) -> list[str]:
+        return netscope_reading_notes(layer, "inner_product_param", bias=True) if conv is Convention.PAPER else []
 
 
 @register
@@ -149,11 +153,17 @@ class Concat(LayerHandler):
         return tuple(out)
 
     def notes(self, layer: Layer, ins: list[Shape], outs: list[Shape], conv: Convention) -> list[str]:
-        axis = self._axis(layer, ins)
-        if conv is not Convention.PAPER or self._caffe_like(ins, axis):
+        if conv is not Convention.PAPER:
             return []
-        return [f"Netscope concatenates channels whatever the axis ({axis} here) and keeps the first input's other "
-                f"dimensions (inputs {', '.join(map(str, ins))}): counted its way, output {outs[0]}"]
+        axis = self._axis(layer, ins)
+        notes = [] if self._caffe_like(ins, axis) else [
+            f"Netscope concatenates channels whatever the axis ({axis} here) and keeps the first input's other "
+            f"dimensions (inputs {', '.join(map(str, ins))}): counted its way, output {outs[0]}"]
+        twice = sorted({b for b in layer.bottoms if layer.bottoms.count(b) > 1})
+        if twice:
+            notes.append(f"bottom {excerpt(twice[0], NAME_CHARS)} is given twice: Netscope's graph links it once and "
+                         "counts its channels once; counted as Caffe concatenates, each time")
+        return notes
 
 
 @register

@@ -200,6 +200,13 @@ class ROIPooling(LayerHandler):
     def paper_macs(self, layer: Layer, ins: list[Shape], outs: list[Shape]) -> int:
         return outs[0][0]
 
+    def notes(self, layer: Layer, ins: list[Shape], outs: list[Shape], conv: Convention) -> list[str]:
+        if conv is not Convention.PAPER:
+            return []
+        return [f"counted with the feature map's {ins[0][1]} channels and bottom 1's {ins[1][0]} regions; Netscope "
+                "takes the channels of the feature map's input (the same where an in-place layer, a ReLU, makes "
+                "the feature map, as in Faster R-CNN) and the regions from whichever bottom has a batch above 1"]
+
 
 @register
 class ReLU6(LayerHandler):

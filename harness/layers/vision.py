@@ -14,6 +14,7 @@ from harness.layers.base import (
     enum_field,
     given_false,
     int_field,
+    netscope_reading_notes,
     register,
     require,
     spatial_triplet,
@@ -31,6 +32,8 @@ class ConvGeometry:
     bias: bool
 
 
+# The spatial fields Netscope reads as one number each (a repeated one is a list to it: NaN).
+NETSCOPE_SCALARS = ("kernel_size", "stride", "pad", "dilation")
 _CONV_FIELDS = frozenset({
     "num_output", "bias_term", "pad", "kernel_size", "stride", "dilation", "pad_h", "pad_w", "kernel_h",
     "kernel_w", "stride_h", "stride_w", "group", "weight_filler", "bias_filler", "engine", "axis",
@@ -92,6 +95,11 @@ class Convolution(LayerHandler):
         geo = conv_geometry(layer, ins)
         return math.prod(geo.kernel) * count(outs[0]) * (ins[0][1] // geo.group)
 
+    def notes(self, layer: Layer, ins: list[Shape], outs: list[Shape], conv: Convention) -> list[str]:
+        if conv is not Convention.PAPER:
+            return []
+        return netscope_reading_notes(layer, "convolution_param", NETSCOPE_SCALARS, bias=True)
+
     def workspace(self, layer: Layer, ins: list[Shape], outs: list[Shape]) -> int:
         # Caffe's im2col buffer (col_buffer_): C_in*k*k rows by the output's spatial size, for one
         # image at a time; a 1x1, stride-1, unpadded convolution skips im2col and never allocates it.
@@ -142,11 +150,14 @@ class Deconvolution(LayerHandler):
         return int(macs) if macs.is_integer() else macs
 
     def notes(self, layer: Layer, ins: list[Shape], outs: list[Shape], conv: Convention) -> list[str]:
+        if conv is not Convention.PAPER:
+            return []
         geo = conv_geometry(layer, ins)
-        if conv is Convention.PAPER and any(d != 1 for d in geo.dilation):
-            return [f"Netscope ignores a Deconvolution's dilation {geo.dilation} in its output size; the output "
-                    f"{outs[0]} is Caffe's"]
-        return []
+        notes = netscope_reading_notes(layer, "convolution_param", NETSCOPE_SCALARS)
+        if any(d != 1 for d in geo.dilation):
+            notes.append(f"Netscope ignores a Deconvolution's dilation {geo.dilation} in its output size; the output "
+                         f"{outs[0]} is Caffe's")
+        return notes
 
     def workspace(self, layer: Layer, ins: list[Shape], outs: list[Shape]) -> int:
         geo = conv_geometry(layer, ins)
@@ -202,6 +213,7 @@ class Pooling(LayerHandler):
     param_block = "pooling_param"
     fields = frozenset({"pool", "pad", "pad_h", "pad_w", "kernel_size", "kernel_h", "kernel_w", "stride",
                         "stride_h", "stride_w", "engine", "global_pooling"})
+    fork_params = frozenset({"ceil_mode"})
     tops = (1, 2)
     input_rank = (4, 4)  # pooling_layer.cpp: "Input must have 4 axes, corresponding to (num, channels, height, width)"
 
@@ -217,11 +229,11 @@ class Pooling(LayerHandler):
     def fork_fields(self, layer: Layer) -> list[str]:
         p = layer.param("pooling_param")
         return [] if bool_field(layer, p, "ceil_mode", True) or bool_field(layer, p, "global_pooling", False) \
-            else ["pooling_param.ceil_mode: false (pooled with floor)"]
+            else ["pooling_param.ceil_mode: false"]
 
     def notes(self, layer: Layer, ins: list[Shape], outs: list[Shape], conv: Convention) -> list[str]:
         geo = pool_geometry(layer, ins)
-        notes = []
+        notes = netscope_reading_notes(layer, "pooling_param", NETSCOPE_SCALARS) if conv is Convention.PAPER else []
         if conv is Convention.PAPER and given_false(layer, "pooling_param", "global_pooling"):
             notes.append("Netscope reads 'global_pooling: false' as true (a bug): pooled with the kernel, as Caffe "
                          "does")
