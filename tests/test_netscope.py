@@ -276,6 +276,16 @@ def test_ceil_mode_in_the_caffe_convention() -> None:
     assert any("honoured: pooled with floor to 4x4" in w for w in result.warnings)
 
 
+def test_bvlc_round_mode_floor_is_caffes_and_netscope_ignores_it() -> None:
+    text = (DATA / "pool_ceil_mode_false.prototxt").read_text().replace("ceil_mode: false", "round_mode: FLOOR")
+    graph = load_graph("round.prototxt", text=text, phase="TRAIN")
+    caffe_ = analyze(graph, "caffe")  # a BVLC field: no --allow-unknown needed
+    assert caffe_.layers[0].output_shapes == [(2, 3, 4, 4)] and not caffe_.fork_features
+    result = analyze(graph, "paper")
+    assert result.layers[0].output_shapes == [(2, 3, 5, 5)]
+    assert any("round_mode: FLOOR ignored, as Netscope ignores it" in w for w in result.warnings)
+
+
 # ---- inputs --------------------------------------------------------------------------------------
 
 def test_data_layer_shape_from_batch_size_and_crop_size_with_the_channels_assumed() -> None:

@@ -143,29 +143,18 @@ def analyze(graph: Graph, convention: Convention | str = Convention.PAPER, batch
                 raise GraphError(f"{lay.where()}: top '{top}' would have non-positive shape {shape}")
         warnings += [f"{lay.where()}: {note}" for note in handler.notes(lay, ins, outs, convention)]
         param_shapes = handler.param_shapes(lay, ins)
-        pass_through: list[str] = []
-        if nodes is not None:
-            workspace = 0
-            if netscope.knows(lay.type) and not isinstance(handler, PassThrough):
-                params = handler.paper_params(lay, ins, outs)
-                macs: int | float = handler.paper_macs(lay, ins, outs)
-                pass_through = nodes.pass_through.get(lay.name, [])
-                acts = handler.paper_activations(lay, ins, outs) + \
-                    len(pass_through) * count(handler.paper_output(lay, ins, outs))
-            else:
-                params = macs = acts = 0
-                unknown_to_netscope.setdefault(lay.type, []).append(lay.where())
+        if nodes is None:
+            layer_stats = _caffe_counts(lay, handler, ins, outs, param_shapes)
+        elif netscope.knows(lay.type) and not isinstance(handler, PassThrough):
+            layer_stats = _paper_counts(lay, handler, ins, outs, param_shapes, nodes.pass_through.get(lay.name, []))
         else:
-            params = sum(count(s) for s in param_shapes)
-            macs = handler.macs(lay, ins, outs)
-            acts = 0 if handler.shares_bottom_memory else sum(
-                count(s) for i, s in enumerate(outs) if not (i < len(lay.bottoms) and lay.bottoms[i] == lay.tops[i]))
-            workspace = handler.workspace(lay, ins, outs)
+            layer_stats = LayerStats(lay.name, lay.type, list(lay.bottoms), list(lay.tops), ins, outs, param_shapes,
+                                     0, 0, 0)
+            unknown_to_netscope.setdefault(lay.type, []).append(lay.where())
         for top, shape in zip(lay.tops, outs, strict=False):
             blobs[top] = shape
-        activations_total += acts
-        stats.append(LayerStats(lay.name, lay.type, list(lay.bottoms), list(lay.tops), ins, outs, param_shapes,
-                                params, macs, acts, workspace, pass_through))
+        activations_total += layer_stats.activations
+        stats.append(layer_stats)
     for type_, where in unknown_to_netscope.items():
         warnings.append(f"{where[0]}{f' and {len(where) - 1} more' if len(where) > 1 else ''}: type "
                         f"{excerpt(type_, NAME_CHARS)} is unknown to Netscope: counted as 0 MACs, parameters and "
@@ -185,6 +174,25 @@ def analyze(graph: Graph, convention: Convention | str = Convention.PAPER, batch
                        batch=graph.inputs[0].shape[0] if graph.inputs[0].shape else 1,
                        input_shapes={s.name: s.shape for s in graph.inputs}, layers=stats, totals=totals,
                        blob_shapes=blobs, warnings=warnings, phase=graph.phase, fork_features=fork_features)
+
+
+def _caffe_counts(lay: Layer, handler: LayerHandler, ins: list[Shape], outs: list[Shape],
+                  param_shapes: list[Shape]) -> LayerStats:
+    """What BVLC Caffe allocates: its parameter blobs, the tops that do not share a bottom's memory, im2col."""
+    acts = 0 if handler.shares_bottom_memory else sum(
+        count(s) for i, s in enumerate(outs) if not (i < len(lay.bottoms) and lay.bottoms[i] == lay.tops[i]))
+    return LayerStats(lay.name, lay.type, list(lay.bottoms), list(lay.tops), ins, outs, param_shapes,
+                      sum(count(s) for s in param_shapes), handler.macs(lay, ins, outs), acts,
+                      handler.workspace(lay, ins, outs))
+
+
+def _paper_counts(lay: Layer, handler: LayerHandler, ins: list[Shape], outs: list[Shape], param_shapes: list[Shape],
+                  pass_through: list[str]) -> LayerStats:
+    """Netscope's counts of one layer, the output of its pass-through nodes included."""
+    acts = handler.paper_activations(lay, ins, outs) + len(pass_through) * count(handler.paper_output(lay, ins, outs))
+    return LayerStats(lay.name, lay.type, list(lay.bottoms), list(lay.tops), ins, outs, param_shapes,
+                      handler.paper_params(lay, ins, outs), handler.paper_macs(lay, ins, outs), acts, 0,
+                      list(pass_through))
 
 
 def _check_fork(lay: Layer, handler: LayerHandler, forks: bool) -> None:

@@ -174,7 +174,7 @@ class PoolGeometry:
     stride: list[int]
     pad: list[int]
     global_pooling: bool
-    # ``ceil_mode``, a field of Caffe forks (BVLC Caffe has none and always rounds up): false pools with floor.
+    # False: the output size is rounded down (BVLC's ``round_mode: FLOOR``, or a fork's ``ceil_mode: false``).
     ceil: bool = True
 
 
@@ -183,7 +183,9 @@ def pool_geometry(layer: Layer, ins: list[Shape]) -> PoolGeometry:
     method = enum_field(layer, p, "pool", "MAX", POOL_METHODS)
     if bool_field(layer, p, "global_pooling", False):
         return PoolGeometry(method, list(ins[0][2:]), [1, 1], [0, 0], True)
-    ceil = bool_field(layer, p, "ceil_mode", True)
+    # BVLC's own round_mode (CEIL or FLOOR, caffe.proto since 2018) and the forks' ceil_mode say the same.
+    ceil = enum_field(layer, p, "round_mode", "CEIL", ("CEIL", "FLOOR")) == "CEIL" and \
+        bool_field(layer, p, "ceil_mode", True)
     kernel = spatial_triplet(layer, p, "kernel", 0, 2, minimum=1) if p.has("kernel_h") \
         else [int_field(layer, p, "kernel_size", minimum=1)] * 2
     stride = spatial_triplet(layer, p, "stride", 1, 2, minimum=1) if p.has("stride_h") \
@@ -212,7 +214,7 @@ class Pooling(LayerHandler):
     v1_names = ("POOLING",)
     param_block = "pooling_param"
     fields = frozenset({"pool", "pad", "pad_h", "pad_w", "kernel_size", "kernel_h", "kernel_w", "stride",
-                        "stride_h", "stride_w", "engine", "global_pooling"})
+                        "stride_h", "stride_w", "engine", "global_pooling", "round_mode"})
     fork_params = frozenset({"ceil_mode"})
     tops = (1, 2)
     input_rank = (4, 4)  # pooling_layer.cpp: "Input must have 4 axes, corresponding to (num, channels, height, width)"
@@ -239,15 +241,16 @@ class Pooling(LayerHandler):
                          "does")
         if not geo.ceil:
             out = "x".join(map(str, outs[0][2:]))
+            fork = not bool_field(layer, layer.param("pooling_param"), "ceil_mode", True)
+            field = "ceil_mode: false" if fork else "round_mode: FLOOR"
             if conv is Convention.PAPER:
                 floor = "x".join(str(pooled_size(n, k, s, p, Convention.CAFFE, False))
                                  for n, k, s, p in zip(ins[0][2:], geo.kernel, geo.stride, geo.pad, strict=True))
-                notes.append(f"ceil_mode: false ignored, as Netscope ignores it: pooled with ceil to {out} (the "
-                             f"Caffe forks that have the field, OpenCV and the networks the harness runs pool "
-                             f"with floor, to {floor})")
-            else:
-                notes.append(f"ceil_mode: false, a field of Caffe forks (BVLC Caffe always rounds up), honoured: "
-                             f"pooled with floor to {out}, as the fork's Caffe and OpenCV do")
+                notes.append(f"{field} ignored, as Netscope ignores it: pooled with ceil to {out} (Caffe, OpenCV and "
+                             f"the networks the harness runs pool with floor, to {floor})")
+            elif fork:
+                notes.append(f"ceil_mode: false, a field of Caffe forks (BVLC Caffe has round_mode instead), "
+                             f"honoured: pooled with floor to {out}, as the fork's Caffe and OpenCV do")
         return notes
 
 
