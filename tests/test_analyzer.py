@@ -182,6 +182,7 @@ REQUIRED_PARAMS = {
     "InnerProduct": "inner_product_param { num_output: 2 }",
     "Pooling": "pooling_param { kernel_size: 1 }",
     "Reshape": "reshape_param { shape { dim: -1 } }",
+    "Python": "python_param { module: 'rpn.proposal_layer' }",
 }
 
 

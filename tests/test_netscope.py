@@ -97,6 +97,7 @@ NETSCOPE: dict[str, tuple[int | float, int, int]] = {
     "sigmoid": (13824, 112, 896),  # unknown to Netscope: 0
     "tanh": (13824, 112, 896),
     "bias": (13824, 112, 896),
+    "unknown_type_last": (13824, 112, 896),  # a type neither knows, read by no layer: 0
     "slice": (0, 0, 384),  # its tops are pass-through nodes of a node Netscope gives no size: 0
     "split": (0, 0, 384),
     # losses: SoftmaxWithLoss counts its input's elements, Accuracy nothing; the label is a pass-through
@@ -245,12 +246,24 @@ def test_with_allow_unknown_fork_layers_have_their_forks_shapes() -> None:
     assert any("rpn.proposal_layer" not in f and "Python" in f for f in rcnn.fork_features)
 
 
+def test_a_type_neither_knows_is_counted_0_where_nothing_reads_it_and_refused_where_something_does() -> None:
+    result = paper("unknown_type_last")
+    assert result.layers[-1].output_shapes == [] and "up" not in result.blob_shapes
+    assert any("layer 'up' (Upsample)" in w and "no layer reads" in w for w in result.warnings)
+    text = (DATA / "unknown_type_last.prototxt").read_text() + \
+        'layer { name: "relu" type: "ReLU" bottom: "up" top: "relu" }\n'
+    with pytest.raises(UnknownLayerError, match="unknown layer type 'Upsample'"):
+        analyze(load_graph("read.prototxt", text=text, phase="TRAIN"), "paper")
+    with pytest.raises(UnknownLayerError, match="unknown layer type 'Upsample'"):
+        caffe("unknown_type_last")
+
+
 def test_a_python_layer_of_another_module_is_refused_or_passed_through() -> None:
-    text = (DATA / "python_proposal.prototxt").read_text().replace("rpn.proposal_layer", "my.layer")
+    text = (DATA / "roi_pooling.prototxt").read_text().replace("rpn.proposal_layer", "my.layer")
     graph = load_graph("py.prototxt", text=text, phase="TRAIN")
     with pytest.raises(UnknownLayerError, match=r"Python layer of module 'my.layer': its output shape is made"):
         analyze(graph, "paper")
-    assert analyze(graph, "paper", allow_unknown=True).blob_shapes["rois"] == (2, 18, 8, 8)
+    assert analyze(graph, "paper", allow_unknown=True).blob_shapes["rois"] == (1, 18, 8, 8)
 
 
 @pytest.mark.parametrize("name, reason", [

@@ -122,8 +122,19 @@ def analyze(graph: Graph, convention: Convention | str = Convention.PAPER, batch
     unknown_to_netscope: dict[str, list[str]] = {}
     fork_features: list[str] = []
     stats: list[LayerStats] = []
+    read = {b for lay in graph.layers for b in lay.bottoms if b not in lay.tops}
     for lay in graph.layers:
-        handler = handler_for(lay, allow_unknown)
+        try:
+            handler = handler_for(lay, allow_unknown)
+        except UnknownLayerError as exc:
+            # Netscope counts such a layer 0; where no layer reads its output, its shape is not needed either.
+            if not paper or any(top in read for top in lay.tops):
+                raise
+            warnings.append(f"{lay.where()}: a layer neither the harness nor Netscope can count ({exc.reason}), "
+                            "whose output no layer reads: counted as 0, as Netscope counts it")
+            stats.append(LayerStats(lay.name, lay.type, list(lay.bottoms), list(lay.tops),
+                                    [blobs[b] for b in lay.bottoms], [], [], 0, 0, 0))
+            continue
         if isinstance(handler, PassThrough):
             warnings.append(f"{lay.where()}: unknown type treated as a zero-cost pass-through (--allow-unknown)")
         elif not paper:

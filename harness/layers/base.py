@@ -156,7 +156,7 @@ def handler_for(layer: Layer, allow_unknown: bool = False) -> LayerHandler:
     if allow_unknown:
         return PassThrough()
     raise UnknownLayerError(f"{layer.where()}: {reason} (use --allow-unknown to treat it as a zero-cost "
-                            "pass-through)")
+                            "pass-through)", reason)
 
 
 def canonical_type(name: str) -> str:

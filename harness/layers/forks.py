@@ -158,6 +158,7 @@ class Python(LayerHandler):
             "WITH_PYTHON_LAYER and the module imports), here Faster R-CNN's proposal layer")
     bottoms = (1, None)
     tops = (1, 2)
+    input_rank = (1, None)  # Netscope's estimate reads the batch of bottom 0
 
     def unsupported(self, layer: Layer) -> str | None:
         module = layer.param("python_param").get("module")
