@@ -1,5 +1,6 @@
 """Layer types of Caffe forks that Netscope analyses: SSD's Permute, PriorBox and DetectionOutput, Faster
-R-CNN's Python proposal layer and ROIPooling, ReLU6, the V1 name CROP and the BN type.
+R-CNN's Python proposal layer and ROIPooling, ReLU6, the V1 name CROP, the BN type, and Netscope's own
+``implicit``.
 
 BVLC Caffe refuses every one of them (it has no such type), and so does the caffe convention unless unknown
 types are allowed (``--allow-unknown``); then each is counted as its fork builds it. The paper convention
@@ -13,7 +14,7 @@ from __future__ import annotations
 import math
 
 from harness.ir.graph import Layer, Shape
-from harness.ir.textformat import excerpt
+from harness.ir.textformat import describe, excerpt
 from harness.layers.base import (
     Convention,
     LayerHandler,
@@ -68,7 +69,7 @@ def _prior_aspect_ratios(layer: Layer) -> list[float]:
     ratios = [1.0]
     for value in p.all("aspect_ratio"):
         ar = float(value) if isinstance(value, int | float) and not isinstance(value, bool) else math.nan
-        require(math.isfinite(ar) and ar > 0, layer, f"aspect_ratio must be a positive number, got {value!r}")
+        require(math.isfinite(ar) and ar > 0, layer, f"aspect_ratio must be a positive number, got {describe(value)}")
         if all(abs(ar - r) >= 1e-6 for r in ratios):
             ratios.append(ar)
             if bool_field(layer, p, "flip", True):
