@@ -28,7 +28,11 @@ class GraphError(HarnessError):
 
 
 class UnknownLayerError(GraphError):
-    """A layer type the analyzer has no handler for."""
+    """A layer type the analyzer has no handler for; ``reason`` says why, without the layer's name."""
+
+    def __init__(self, message: str, reason: str = "") -> None:
+        self.reason = reason or message
+        super().__init__(message)
 
 
 class BackendUnavailable(HarnessError):

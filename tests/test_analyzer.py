@@ -135,7 +135,13 @@ def test_group_not_dividing_channels() -> None:
 
 def test_concat_of_mismatched_shapes() -> None:
     body = layer("p", "Pooling", "data", "p", "pooling_param { pool: MAX kernel_size: 2 stride: 2 }")
-    _graph_error(body + layer("cat", "Concat", "data,p", "cat"), "bottom 'p' has shape")
+    body += layer("cat", "Concat", "data,p", "cat")
+    with pytest.raises(GraphError, match="bottom 'p' has shape"):
+        run(net(body), "caffe")
+    # Netscope sums the channels and keeps the first input's size: 3 + 3 channels at 8x8, and says so.
+    a = run(net(body), "paper")
+    assert a.blob_shapes["cat"] == (1, 6, 8, 8)
+    assert any("Netscope concatenates channels" in w for w in a.warnings)
 
 
 def test_string_where_a_number_belongs() -> None:
@@ -176,6 +182,7 @@ REQUIRED_PARAMS = {
     "InnerProduct": "inner_product_param { num_output: 2 }",
     "Pooling": "pooling_param { kernel_size: 1 }",
     "Reshape": "reshape_param { shape { dim: -1 } }",
+    "Python": "python_param { module: 'rpn.proposal_layer' }",
 }
 
 

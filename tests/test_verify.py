@@ -98,6 +98,35 @@ def test_a_failing_backend_is_reported_and_not_fatal(small: Path) -> None:
     assert not result.ok and all(e.ok for e in result.errors)
 
 
+CEIL_MODE_NET = """
+name: "floor"
+input: "data"
+input_shape { dim: 1 dim: 3 dim: 14 dim: 14 }
+layer { name: "conv" type: "Convolution" bottom: "data" top: "conv" convolution_param { num_output: 4 kernel_size: 3 } }
+layer { name: "pool1" type: "Pooling" bottom: "conv" top: "pool1"
+        pooling_param { pool: AVE kernel_size: 3 stride: 2 pad: 1 ceil_mode: false } }
+layer { name: "pool2" type: "Pooling" bottom: "pool1" top: "pool2"
+        pooling_param { pool: MAX kernel_size: 3 stride: 2 ceil_mode: false } }
+layer { name: "fc" type: "InnerProduct" bottom: "pool2" top: "fc" inner_product_param { num_output: 5 } }
+layer { name: "prob" type: "Softmax" bottom: "fc" top: "prob" }
+"""
+
+
+def test_ceil_mode_false_is_run_as_the_fork_and_opencv_run_it(tmp_path: Path) -> None:
+    """A Caffe fork's ceil_mode: false pools with floor (12 -> 6 -> 2 here; BVLC's ceil would give 7 -> 3):
+    the PyTorch conversion and its ONNX export follow it as OpenCV does, and say so."""
+    from harness.ir.build import load_graph
+
+    path = tmp_path / "floor.prototxt"
+    path.write_text(CEIL_MODE_NET)
+    result = verify(load_graph(path), "floor", FRAMEWORKS, batch=2)
+    assert result.ok, [e for e in result.errors if not e.ok] + [r for r in result.runs if r.status != "ok"]
+    assert {e.blob for e in result.errors} >= {"prob", "fc"}
+    for run in result.runs:
+        assert run.info["fork_features"] == ["pool1: pooling_param.ceil_mode: false",
+                                             "pool2: pooling_param.ceil_mode: false"]
+
+
 def _zoo_names() -> list[str]:
     try:
         from harness.zoo import zoo_names

@@ -138,6 +138,7 @@ class OnnxRuntimeSession(Session):
         import onnxruntime as ort
         import torch
 
+        from harness.analysis.analyzer import fork_info
         from harness.convert.onnx_export import OPSET, export_onnx
         from harness.convert.weights import WeightSource, network_inputs
 
@@ -155,6 +156,7 @@ class OnnxRuntimeSession(Session):
             "backend": "onnxruntime", "mode": mode, "device": target.device, "onnxruntime": ort.__version__,
             "provider": self.session.get_providers()[0], "opset": OPSET, "exporter": f"torch {torch.__version__} "
             "torch.onnx.export(dynamo=False)", "precision": "fp32", "model": self.models.timing.name,
+            **fork_info(graph),
         }
         if self.info["provider"] != self.provider:
             raise BackendUnavailable(f"onnxruntime: {self.provider} was requested but the session runs on "

@@ -112,6 +112,7 @@ class OpenCVSession(Session):
     def _setup(self, target: RunTarget, mode: str) -> None:
         import cv2
 
+        from harness.analysis.analyzer import fork_info
         from harness.convert.blobs import last_writer, output_blob, probe_blobs
         from harness.convert.cache import prototxt_file
         from harness.convert.weights import WeightSource, network_inputs
@@ -135,7 +136,8 @@ class OpenCVSession(Session):
                                      "opencv": cv2.__version__, "precision": "fp16" if mode.endswith("fp16")
                                      else "fp32", "caffemodel": caffemodel.name, "threads": cv2.getNumThreads(),
                                      "tf32": {"NVIDIA_TF32_OVERRIDE": os.environ.get("NVIDIA_TF32_OVERRIDE")}
-                                     if target.device.startswith("cuda") else "not applicable on cpu"}
+                                     if target.device.startswith("cuda") else "not applicable on cpu",
+                                     **fork_info(graph)}
         self._out: np.ndarray | None = None
         self.forward()  # allocates and places the layers; what ran where is known from here on
         placement = layer_placement(self.net.dump())

@@ -173,6 +173,7 @@ class PyTorchSession(Session):
     def _load(self, target: RunTarget, mode: str) -> None:
         import torch
 
+        from harness.analysis.analyzer import fork_info
         from harness.convert.blobs import probe_blobs
         from harness.convert.torch_module import build_module
         from harness.convert.weights import WeightSource, network_inputs
@@ -198,7 +199,7 @@ class PyTorchSession(Session):
             "backend": "pytorch", "mode": mode, "device": target.device, "torch": torch.__version__,
             "precision": {"fp16-autocast": "fp16 autocast", "bf16-autocast": "bf16 autocast",
                           TF32_MODE: "tf32"}.get(mode, "fp32"),
-            "threads": torch.get_num_threads(), **precision_state(target.device),
+            "threads": torch.get_num_threads(), **precision_state(target.device), **fork_info(graph),
         }
         if self.device.type == "cuda":
             self.info["gpu"] = torch.cuda.get_device_name(self.device)

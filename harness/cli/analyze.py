@@ -12,6 +12,7 @@ from harness.analysis.analyzer import NetAnalysis, analysis_of
 from harness.analysis.paper import TABLE2_COLUMNS, Table2Row, paper_table, table2_cells
 from harness.cli import analyze_metrics
 from harness.cli.argtypes import positive_int
+from harness.cli.phase import add_phase_argument, phase_of
 from harness.errors import HarnessError
 from harness.layers import Convention
 
@@ -26,12 +27,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch", type=positive_int, default=None, help="batch size (default: the file's, 1 for 'all')")
     p.add_argument("--input-size", type=positive_int, default=None, metavar="S",
                    help="input height and width (default: the file's; 224, or 231 for inception_v2, for 'all')")
+    p.add_argument("--channels", type=positive_int, default=None, metavar="C",
+                   help="input channels (default: the file's; 3 assumed, and said, for a Data layer)")
     p.add_argument("--convention", choices=[c.value for c in Convention], default="paper",
                    help="paper: Netscope's rules (reproduces Table II); caffe: what BVLC Caffe builds")
+    add_phase_argument(p, "the layers of this phase (Caffe's include/exclude rules); default: train for the paper "
+                          "convention, as Netscope's website parses, test for the caffe convention")
     p.add_argument("--per-layer", action="store_true", help="also print every layer")
     p.add_argument("--format", choices=("table", "csv", "json"), default="table")
     p.add_argument("--allow-unknown", action="store_true",
-                   help="treat unknown layer types as zero-cost, shape-preserving layers (and say so)")
+                   help="treat unknown layer types as zero-cost, shape-preserving layers (and say so); in the caffe "
+                        "convention, count the layer types and fields of Caffe forks as those forks do")
     analyze_metrics.add_arguments(p)
 
 
@@ -42,9 +48,10 @@ def run(args: argparse.Namespace) -> int:
     if "all" in args.networks and not compare:
         raise HarnessError("'all' (the paper's 12 networks) cannot be combined with other networks")
     names = zoo.zoo_names() if compare else args.networks
+    phase = phase_of(args, args.convention)
     results, graphs = [], []
     for name in names:
-        graph = zoo.resolve(name)
+        graph = zoo.resolve(name, phase)
         graphs.append(graph)
         size = args.input_size or (zoo.paper_input_size(name) if compare else None)
         batch = args.batch or (1 if compare else None)
@@ -69,13 +76,9 @@ def run(args: argparse.Namespace) -> int:
 
 def _analysis(graph, args: argparse.Namespace, batch: int | None, size: int | None,
               network: str | None) -> NetAnalysis:
-    """The shared analysis (:func:`analysis_of`); --allow-unknown analyses afresh, since it changes the
-    result for the same graph and arguments."""
-    if args.allow_unknown:
-        from harness.analysis.analyzer import analyze
-
-        return analyze(graph, args.convention, batch=batch, input_size=size, allow_unknown=True, network=network)
-    return analysis_of(graph, args.convention, batch=batch, input_size=size, network=network)
+    """The shared analysis (:func:`analysis_of`), which the metrics reuse."""
+    return analysis_of(graph, args.convention, batch=batch, input_size=size, network=network,
+                       allow_unknown=args.allow_unknown, channels=args.channels)
 
 
 def _write_csv(results: Sequence[NetAnalysis], per_layer: bool,
@@ -84,20 +87,21 @@ def _write_csv(results: Sequence[NetAnalysis], per_layer: bool,
     if per_layer:
         rows = [row for layer_rows, _ in extras or [] for row in layer_rows]
         more = analyze_metrics.columns(rows)
-        out.writerow(["network", "convention", "batch", *LAYER_COLUMNS, "workspace", *more])
+        out.writerow(["network", "convention", "phase", "batch", *LAYER_COLUMNS, "workspace", *more])
         for i, r in enumerate(results):
             for j, s in enumerate(r.layers):
                 shapes = ";".join("x".join(map(str, shape)) for shape in s.output_shapes)
                 metric = extras[i][0][j] if extras else {}
-                out.writerow([r.network, r.convention.value, r.batch, s.name, s.type, shapes, s.params, s.macs,
-                              s.activations, s.workspace, *(analyze_metrics.cell(metric.get(c)) for c in more)])
+                out.writerow([r.network, r.convention.value, r.phase.lower(), r.batch, s.name, s.type, shapes,
+                              s.params, s.macs, s.activations, s.workspace,
+                              *(analyze_metrics.cell(metric.get(c)) for c in more)])
         return
     more = analyze_metrics.columns([totals for _, totals in extras or []])
-    out.writerow(["network", "convention", "batch", "input_shape", *TOTAL_COLUMNS, *more])
+    out.writerow(["network", "convention", "phase", "batch", "input_shape", *TOTAL_COLUMNS, *more])
     for i, r in enumerate(results):
         totals = r.totals.as_dict()
         metric = extras[i][1] if extras else {}
-        out.writerow([r.network, r.convention.value, r.batch, "x".join(map(str, r.input_shape)),
+        out.writerow([r.network, r.convention.value, r.phase.lower(), r.batch, "x".join(map(str, r.input_shape)),
                       *(_csv_number(totals[c]) for c in TOTAL_COLUMNS),
                       *(analyze_metrics.cell(metric.get(c)) for c in more)])
 
@@ -114,7 +118,7 @@ def _print_tables(results: Sequence[NetAnalysis], per_layer: bool, beside_paper:
     console = stdout_console()
     if per_layer:
         for r in results:
-            t = Table(title=f"{r.network} ({r.convention.value} convention, batch {r.batch})")
+            t = Table(title=f"{r.network} ({r.convention.value} convention, {r.phase.lower()} phase, batch {r.batch})")
             for col in ("layer", "type", "output", "params", "MACs", "activations"):
                 t.add_column(col, justify="left" if col in ("layer", "type", "output") else "right")
             for s in r.layers:
@@ -124,7 +128,7 @@ def _print_tables(results: Sequence[NetAnalysis], per_layer: bool, beside_paper:
     if beside_paper:
         console.print(_table2(results))
         return
-    t = Table(title=f"Network totals ({results[0].convention.value} convention)")
+    t = Table(title=f"Network totals ({results[0].convention.value} convention, {results[0].phase.lower()} phase)")
     for col in ("network", "input", "MACs (M)", "params (M)", "acts (M)", "acts/params", "MACs/params",
                 "MACs/acts", "memory (MB)"):
         t.add_column(col, justify="left" if col in ("network", "input") else "right")

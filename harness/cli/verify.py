@@ -12,6 +12,7 @@ import sys
 from harness import jsonout
 from harness.backends.base import get_backend, runs_on
 from harness.cli.argtypes import backend_list, device_name, positive_float, positive_int
+from harness.cli.phase import add_phase_argument, phase_of
 from harness.convert.verify import DEFAULT_TOLERANCE, Verification, verify
 from harness.errors import BackendUnavailable
 
@@ -30,6 +31,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tol", type=positive_float, default=DEFAULT_TOLERANCE,
                    help=f"largest allowed error relative to the blob's scale (default {DEFAULT_TOLERANCE:g})")
     p.add_argument("--format", choices=("table", "json"), default="table")
+    add_phase_argument(p, "the layers of this phase (Caffe's include/exclude rules; default test, the network "
+                          "Caffe builds for inference)")
 
 
 def _backends(names: list[str] | None, device: str) -> list[str]:
@@ -57,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
     backends = _backends(args.backends, args.device)
     results: list[Verification] = []
     for name in args.networks:
-        graph = zoo.resolve(name)
+        graph = zoo.resolve(name, phase_of(args))
         result = verify(graph, name, backends, args.batch, args.seed, args.tol, device=args.device)
         results.append(result)
         if args.format == "table":
@@ -73,6 +76,9 @@ def format_verification(v: Verification) -> str:
         detail = (r.info.get("mode") or "") if r.status == "ok" else r.message
         version = next((f"{k} {r.info[k]}" for k in ("torch", "onnxruntime", "opencv", "caffe") if k in r.info), "")
         lines.append(f"  {r.backend:<12} {r.status:<11} {r.seconds:6.1f}s  {detail} {version}".rstrip())
+    forks = next((r.info["fork_features"] for r in v.runs if r.info.get("fork_features")), [])
+    if forks:
+        lines.append(f"  run as the Caffe fork builds it: {'; '.join(forks)}")
     if v.errors:
         lines.append(f"  {'pair':<26} {'blob':<34} {'role':<12} {'max_abs':>9} {'rel':>9}  agree")
     for e in v.errors:

@@ -41,6 +41,14 @@ TORCH_LAYERS: dict[str, Builder] = {}
 NOT_CONVERTIBLE: dict[str, str] = {
     "SoftmaxWithLoss": "training-only loss layer (needs labels)",
     "Accuracy": "training-only metric layer (needs labels)",
+    # Fork layers the analyzer counts but the PyTorch conversion does not run (OpenCV runs SSD's itself).
+    "BN": "a Caffe fork's batch normalisation, whose statistics mode is the fork's own",
+    "CROP": "the FCN fork's crop, whose offsets come from the net's geometry",
+    "PriorBox": "SSD's prior boxes",
+    "DetectionOutput": "SSD's non-maximum suppression",
+    "Python": "a Python layer's code",
+    "ROIPooling": "Faster R-CNN's region pooling",
+    "implicit": "Netscope's marker, a type no Caffe has",
 }
 
 
@@ -247,6 +255,11 @@ def _prelu(layer: Layer, ins: list[Shape], outs: list[Shape], blobs: list[np.nda
     return PReLU(blobs)
 
 
+@torch_layer("ReLU6")
+def _relu6(layer: Layer, ins: list[Shape], outs: list[Shape], blobs: list[np.ndarray]) -> nn.Module:
+    return nn.ReLU6()
+
+
 @torch_layer("ELU")
 def _elu(layer: Layer, ins: list[Shape], outs: list[Shape], blobs: list[np.ndarray]) -> nn.Module:
     return nn.ELU(float_field(layer, layer.param("elu_param"), "alpha", 1.0))
@@ -422,6 +435,13 @@ def _split(layer: Layer, ins: list[Shape], outs: list[Shape], blobs: list[np.nda
 def _reshape(layer: Layer, ins: list[Shape], outs: list[Shape], blobs: list[np.ndarray]) -> nn.Module:
     shape = tuple(outs[0])
     return Fn(lambda x: x.reshape(shape), f"{shape}")
+
+
+@torch_layer("Permute")
+def _permute(layer: Layer, ins: list[Shape], outs: list[Shape], blobs: list[np.ndarray]) -> nn.Module:
+    given = [int(a) for a in layer.param("permute_param").all("order")]
+    order = (*given, *(a for a in range(len(ins[0])) if a not in given))
+    return Fn(lambda x: x.permute(order), f"{order}")
 
 
 @torch_layer("Crop")

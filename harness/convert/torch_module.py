@@ -16,14 +16,13 @@ from collections.abc import Collection, Sequence
 import torch
 from torch import Tensor, nn
 
-from harness.analysis.analyzer import analysis_of
+from harness.analysis.analyzer import engine_analysis
 from harness.convert.blobs import output_blob
 from harness.convert.torch_layers import NOT_CONVERTIBLE, TORCH_LAYERS
 from harness.convert.weights import Weights
 from harness.errors import GraphError, UnsupportedLayer
 from harness.ir.graph import Graph
 from harness.kernels.ranges import layer_range
-from harness.layers import Convention
 
 
 class CaffeNet(nn.Module):
@@ -32,7 +31,7 @@ class CaffeNet(nn.Module):
     def __init__(self, graph: Graph, weights: Weights, batch: int | None = None,
                  outputs: Sequence[str] | None = None) -> None:
         super().__init__()
-        analysis = analysis_of(graph, Convention.CAFFE, batch=batch)
+        analysis = engine_analysis(graph, batch)
         self.graph_name = graph.name
         self.input_names = [s.name for s in graph.inputs]
         self.input_shapes = [analysis.input_shapes[n] for n in self.input_names]

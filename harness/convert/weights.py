@@ -23,11 +23,10 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.analysis.analyzer import NetAnalysis, analysis_of
+from harness.analysis.analyzer import NetAnalysis, engine_analysis
 from harness.convert.cache import cache_dir, cache_key, cached, file_fingerprint, graph_fingerprint
 from harness.errors import GraphError
 from harness.ir.graph import Graph, Layer, Shape
-from harness.layers import Convention
 from harness.layers.base import bool_field
 from harness.layers.vision import conv_geometry
 
@@ -95,6 +94,10 @@ def _normalize(layer: Layer, ins: list[Shape], shapes: list[Shape], rng: np.rand
     return [rng.uniform(0.5, 1.5, size=shapes[0])]
 
 
+def _fork_bn(layer: Layer, ins: list[Shape], shapes: list[Shape], rng: np.random.Generator) -> list[np.ndarray]:
+    return [rng.uniform(0.8, 1.2, size=shapes[0]), _small(shapes[1], rng)]  # the fork BN's scale and shift
+
+
 # Layer type -> how its parameter blobs are drawn. Every handler whose param_shapes can be non-empty
 # has an entry (tests/test_convert_weights.py checks this against the handler table).
 INITIALIZERS: dict[str, Initializer] = {
@@ -106,6 +109,7 @@ INITIALIZERS: dict[str, Initializer] = {
     "Bias": _bias,
     "PReLU": _prelu,
     "Normalize": _normalize,
+    "BN": _fork_bn,
 }
 
 
@@ -121,7 +125,7 @@ def weight_set(graph: Graph, seed: int = 0) -> Weights:
     The blob shapes are those of the graph as given (its input shapes): they depend on the batch only
     for the rare Scale/Bias over axis 0, so pass the graph at the batch it will run.
     """
-    return _draw(graph, analysis_of(graph, Convention.CAFFE), seed)
+    return _draw(graph, engine_analysis(graph), seed)
 
 
 @functools.cache
@@ -147,7 +151,7 @@ class WeightSource:
             return "file-" + file_fingerprint(self.path)
         # Keyed by the graph at batch 1 and the blob shapes, not the batch: B=1 and B=4 of one network
         # share one set (and one .caffemodel) unless a blob shape depends on the batch.
-        shapes = tuple(tuple(map(tuple, s.param_shapes)) for s in analysis_of(self.graph, Convention.CAFFE).layers)
+        shapes = tuple(tuple(map(tuple, s.param_shapes)) for s in engine_analysis(self.graph).layers)
         return cache_key(graph_fingerprint(self.graph.with_inputs(batch=1)), self.seed, shapes, _generator_id())
 
     def load(self) -> Weights:
@@ -203,7 +207,7 @@ def check_weights(graph: Graph, weights: Weights, partial: bool = False) -> Weig
     or a wrong shape raises :class:`GraphError` naming the layer. Blobs stored with legacy 4-D shapes
     (num, channels, height, width padded with 1s) are reshaped.
     """
-    analysis = analysis_of(graph, Convention.CAFFE)
+    analysis = engine_analysis(graph)
     matched: Weights = {}
     for layer, stats in zip(graph.layers, analysis.layers, strict=True):
         if not stats.param_shapes:

@@ -1,9 +1,9 @@
-"""Element-wise activation layers: same shape in and out, no MACs (Netscope's rule)."""
+"""Element-wise activation layers: same shape in and out, no MACs (Netscope's rule), but Power's."""
 
 from __future__ import annotations
 
 from harness.ir.graph import Layer, Shape
-from harness.layers.base import LayerHandler, bool_field, register
+from harness.layers.base import Convention, LayerHandler, bool_field, count, float_field, register
 
 
 @register
@@ -24,6 +24,9 @@ class PReLU(LayerHandler):
     def compute_params(self, layer: Layer, ins: list[Shape]) -> list[Shape]:
         shared = bool_field(layer, layer.param("prelu_param"), "channel_shared", False)
         return [(1,)] if shared else [(ins[0][1],)]
+
+    def paper_params(self, layer: Layer, ins: list[Shape], outs: list[Shape]) -> int:
+        return 0  # Netscope counts PReLU as a ReLU: no parameters
 
 
 @register
@@ -51,7 +54,23 @@ class TanH(LayerHandler):
 
 @register
 class Power(LayerHandler):
+    """(shift + scale * x) ^ power. Netscope counts one MAC per element of one image when scale != 1, and
+    the elements of one image as its activations: no batch factor in either."""
+
     type = "Power"
     v1_names = ("POWER",)
     param_block = "power_param"
     fields = frozenset({"power", "scale", "shift"})
+
+    def paper_macs(self, layer: Layer, ins: list[Shape], outs: list[Shape]) -> int:
+        scaled = float_field(layer, layer.param("power_param"), "scale", 1.0) != 1
+        return count(outs[0][1:]) if scaled else 0
+
+    def paper_activations(self, layer: Layer, ins: list[Shape], outs: list[Shape]) -> int:
+        return count(outs[0][1:])
+
+    def notes(self, layer: Layer, ins: list[Shape], outs: list[Shape], conv: Convention) -> list[str]:
+        if conv is Convention.PAPER and not layer.spec.has("power_param"):
+            return ["Netscope fails on a Power layer without power_param (it reads power_param.power): counted "
+                    "with Caffe's defaults (power 1, scale 1, shift 0) by its rule"]
+        return []

@@ -48,6 +48,14 @@ class LayerHandler:
     input_rank: ClassVar[tuple[int, int | None]] = (0, None)
     # Caffe's Forward shares the bottom's memory (ShareData): the top adds no activation memory.
     shares_bottom_memory: ClassVar[bool] = False
+    # The bottoms Netscope takes where they differ from Caffe's (a loss layer without its label).
+    paper_bottoms: ClassVar[tuple[int, int | None] | None] = None
+    # A type of a Caffe fork, not of BVLC Caffe (named here, e.g. "the SSD fork (weiliu89/caffe)"): the caffe
+    # convention refuses it, as BVLC Caffe does, unless unknown types are allowed; then it is counted as that
+    # fork builds it.
+    fork: ClassVar[str | None] = None
+    # Fields of ``param_block`` that Caffe forks add and the harness reads (a fork's pooling ``ceil_mode``).
+    fork_params: ClassVar[frozenset[str]] = frozenset()
 
     def output_shapes(self, layer: Layer, ins: list[Shape], conv: Convention) -> list[Shape]:
         """The tops' shapes, for bottoms checked first (rank, size) and tops checked after (size, as
@@ -86,9 +94,37 @@ class LayerHandler:
     def macs(self, layer: Layer, ins: list[Shape], outs: list[Shape]) -> int:
         return 0
 
+    def paper_macs(self, layer: Layer, ins: list[Shape], outs: list[Shape]) -> int | float:
+        """MACs as Netscope counts them; the default agrees with :meth:`macs`. Netscope computes in doubles,
+        and one of its rules (Deconvolution's) can give a fraction: it is kept, as Netscope shows it."""
+        return self.macs(layer, ins, outs)
+
+    def paper_output(self, layer: Layer, ins: list[Shape], outs: list[Shape]) -> Shape:
+        """The output of the layer's node in Netscope's graph (one per layer, whatever its tops): its first
+        top, or for a layer without tops its first bottom (Netscope passes such a node's input through)."""
+        return outs[0] if outs else ins[0]
+
+    def paper_activations(self, layer: Layer, ins: list[Shape], outs: list[Shape]) -> int:
+        """Activations as Netscope counts them: the elements of the node's output."""
+        return count(self.paper_output(layer, ins, outs))
+
+    def notes(self, layer: Layer, ins: list[Shape], outs: list[Shape], conv: Convention) -> list[str]:
+        """What the user should know about how this layer was counted in ``conv`` (where the count departs
+        from Netscope's, or honours a field of a Caffe fork); printed as warnings naming the layer."""
+        return []
+
     def workspace(self, layer: Layer, ins: list[Shape], outs: list[Shape]) -> int:
         """Elements of internal buffers Caffe allocates in a forward pass (e.g. im2col)."""
         return 0
+
+    def fork_fields(self, layer: Layer) -> list[str]:
+        """The fields of Caffe forks (not in BVLC's caffe.proto) this layer sets and the caffe convention honours
+        when it counts the forks' way, e.g. ``pooling_param.ceil_mode: false``."""
+        return []
+
+    def unsupported(self, layer: Layer) -> str | None:
+        """Why this layer of the type cannot be counted (a Python layer of an unknown module), else None."""
+        return None
 
 
 _REGISTRY: dict[str, LayerHandler] = {}
@@ -112,14 +148,15 @@ class PassThrough(LayerHandler):
 
 
 def handler_for(layer: Layer, allow_unknown: bool = False) -> LayerHandler:
-    try:
-        return _REGISTRY[layer.type]
-    except KeyError:
-        if allow_unknown:
-            return PassThrough()
-        raise UnknownLayerError(
-            f"{layer.where()}: unknown layer type {excerpt(layer.type, NAME_CHARS)} "
-            "(use --allow-unknown to treat it as a zero-cost pass-through)") from None
+    handler = _REGISTRY.get(layer.type)
+    reason = f"unknown layer type {excerpt(layer.type, NAME_CHARS)}" if handler is None \
+        else handler.unsupported(layer)
+    if reason is None:
+        return handler
+    if allow_unknown:
+        return PassThrough()
+    raise UnknownLayerError(f"{layer.where()}: {reason} (use --allow-unknown to treat it as a zero-cost "
+                            "pass-through)", reason)
 
 
 def canonical_type(name: str) -> str:
@@ -177,6 +214,27 @@ def bool_field(layer: Layer, block: Message, name: str, default: bool) -> bool:
     if isinstance(value, int) and value in (0, 1):
         return bool(value)
     raise _bad(layer, block, name, "true or false (or 1 or 0)", value)
+
+
+def given_false(layer: Layer, block: str, name: str) -> bool:
+    """The bool field is written out as false. Netscope's reader turns the word into the string "false",
+    which JavaScript takes as true: a bug the paper convention does not reproduce, and says so."""
+    return layer.param(block).has(name) and not bool_field(layer, layer.param(block), name, True)
+
+
+def netscope_reading_notes(layer: Layer, block: str, repeated: tuple[str, ...] = (),
+                           bias: bool = False) -> list[str]:
+    """Where Netscope reads a hyperparameter block otherwise than Caffe (paper-convention notes): a field given
+    more than once is a list to Netscope's reader, which turns its formulas' results into NaN; and a
+    ``bias_term`` given as the number 0 is a bias to Netscope, which tests for the word false."""
+    p = layer.param(block)
+    notes = [f"{block}.{name} is given {len(p.all(name))} times: Netscope's totals are NaN then; read as Caffe reads "
+             "it" for name in repeated if len(p.all(name)) > 1]
+    f = p.field("bias_term")
+    if bias and f is not None and not isinstance(f.value, str) and f.value == 0:
+        notes.append("Netscope counts a bias unless bias_term is the word false: bias_term: 0 counted without one, "
+                     "as Caffe builds it")
+    return notes
 
 
 def enum_field(layer: Layer, block: Message, name: str, default: str, allowed: tuple[str, ...]) -> str:

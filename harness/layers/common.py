@@ -12,9 +12,11 @@ from harness.layers.base import (
     LayerHandler,
     bool_field,
     canonical_axis,
+    count,
     enum_field,
     int_field,
     int_list,
+    netscope_reading_notes,
     register,
     require,
 )
@@ -51,6 +53,9 @@ class InnerProduct(LayerHandler):
         n = int_field(layer, layer.param("inner_product_param"), "num_output", minimum=1)
         axis, k = ip_axis_and_k(layer, ins)
         return math.prod(ins[0][:axis]) * k * n
+
+    def notes(self, layer: Layer, ins: list[Shape], outs: list[Shape], conv: Convention) -> list[str]:
+        return netscope_reading_notes(layer, "inner_product_param", bias=True) if conv is Convention.PAPER else []
 
 
 @register
@@ -104,6 +109,9 @@ class Reshape(LayerHandler):
         require(all(d > 0 for d in new), layer, f"reshape dims must be positive, got {dims}")
         return [(*ins[0][:start], *new, *ins[0][end:])]
 
+    def paper_activations(self, layer: Layer, ins: list[Shape], outs: list[Shape]) -> int:
+        return 0  # Netscope: "just permute dimensions, assume on-the-fly operation"
+
 
 @register
 class Concat(LayerHandler):
@@ -113,11 +121,16 @@ class Concat(LayerHandler):
     fields = frozenset({"axis", "concat_dim"})
     bottoms = (1, None)
 
-    def compute_outputs(self, layer: Layer, ins: list[Shape], conv: Convention) -> list[Shape]:
+    def _axis(self, layer: Layer, ins: list[Shape]) -> int:
         p = layer.param("concat_param")
         axis = int_field(layer, p, "concat_dim", minimum=0) if p.has("concat_dim") \
             else int_field(layer, p, "axis", 1, minimum=None)
-        axis = canonical_axis(layer, axis, len(ins[0]))
+        return canonical_axis(layer, axis, len(ins[0]))
+
+    def compute_outputs(self, layer: Layer, ins: list[Shape], conv: Convention) -> list[Shape]:
+        axis = self._axis(layer, ins)
+        if conv is Convention.PAPER and not self._caffe_like(ins, axis):
+            return [self._netscope_output(ins)]
         for name, shape in zip(layer.bottoms[1:], ins[1:], strict=True):
             same = len(shape) == len(ins[0]) and all(
                 a == b for i, (a, b) in enumerate(zip(shape, ins[0], strict=True)) if i != axis)
@@ -126,6 +139,31 @@ class Concat(LayerHandler):
         out = list(ins[0])
         out[axis] = sum(s[axis] for s in ins)
         return [tuple(out)]
+
+    @staticmethod
+    def _caffe_like(ins: list[Shape], axis: int) -> bool:
+        """Netscope's concatenation (channels summed, the rest of the first input) is Caffe's here: axis 1,
+        and every input like the first outside it."""
+        return axis == 1 and all(len(s) == len(ins[0]) and s[:1] + s[2:] == ins[0][:1] + ins[0][2:] for s in ins)
+
+    @staticmethod
+    def _netscope_output(ins: list[Shape]) -> Shape:
+        out = list(ins[0]) + [1] * (2 - len(ins[0]))
+        out[1] = sum(s[1] if len(s) > 1 else 1 for s in ins)
+        return tuple(out)
+
+    def notes(self, layer: Layer, ins: list[Shape], outs: list[Shape], conv: Convention) -> list[str]:
+        if conv is not Convention.PAPER:
+            return []
+        axis = self._axis(layer, ins)
+        notes = [] if self._caffe_like(ins, axis) else [
+            f"Netscope concatenates channels whatever the axis ({axis} here) and keeps the first input's other "
+            f"dimensions (inputs {', '.join(map(str, ins))}): counted its way, output {outs[0]}"]
+        twice = sorted({b for b in layer.bottoms if layer.bottoms.count(b) > 1})
+        if twice:
+            notes.append(f"bottom {excerpt(twice[0], NAME_CHARS)} is given twice: Netscope's graph links it once and "
+                         "counts its channels once; counted as Caffe concatenates, each time")
+        return notes
 
 
 @register
@@ -195,6 +233,18 @@ class Eltwise(LayerHandler):
                                             f"{excerpt(layer.bottoms[0], NAME_CHARS)} has {ins[0]}")
         return [ins[0]]
 
+    def _product(self, layer: Layer) -> bool:
+        return enum_field(layer, layer.param("eltwise_param"), "operation", "SUM", ELTWISE_OPS) == "PROD"
+
+    def paper_macs(self, layer: Layer, ins: list[Shape], outs: list[Shape]) -> int:
+        return count(outs[0]) if self._product(layer) else 0  # Netscope's rule for PROD: one MAC per element
+
+    def notes(self, layer: Layer, ins: list[Shape], outs: list[Shape], conv: Convention) -> list[str]:
+        if conv is Convention.PAPER and self._product(layer):
+            return [f"Netscope reads every Eltwise as SUM (a bug: it looks for eltwise_param in the wrong place), "
+                    f"so it counts 0 MACs here; its own rule for PROD, one MAC per element, gives {count(outs[0])}"]
+        return []
+
 
 @register
 class Crop(LayerHandler):
@@ -213,10 +263,17 @@ class Crop(LayerHandler):
         for i in range(axis, len(ins[0])):
             off = offsets[0] if len(offsets) == 1 else (offsets[i - axis] if offsets else 0)
             require(len(ins[1]) == len(ins[0]), layer, "both bottoms must have the same number of axes")
-            require(ins[1][i] + off <= ins[0][i], layer,
+            # Netscope takes the reference's size whatever the input's: a "crop" that grows is counted so.
+            require(conv is Convention.PAPER or ins[1][i] + off <= ins[0][i], layer,
                     f"crop of {ins[1][i]}+{off} exceeds the input size {ins[0][i]} on axis {i}")
             out[i] = ins[1][i]
         return [tuple(out)]
+
+    def notes(self, layer: Layer, ins: list[Shape], outs: list[Shape], conv: Convention) -> list[str]:
+        if conv is Convention.PAPER and any(o > i for o, i in zip(outs[0], ins[0], strict=True)):
+            return [f"the crop to {outs[0]} is larger than its input {ins[0]} (Caffe refuses it): counted as Netscope "
+                    "counts it"]
+        return []
 
 
 @register
@@ -271,11 +328,15 @@ class SoftmaxWithLoss(LayerHandler):
     param_block = "loss_param"
     fields = frozenset({"ignore_label", "normalization", "normalize"})
     bottoms = (2, 3)
+    paper_bottoms = (1, 3)  # Netscope does not need the label
     tops = (0, 2)
     input_rank = (2, None)  # the softmax axis (1) must exist
 
     def compute_outputs(self, layer: Layer, ins: list[Shape], conv: Convention) -> list[Shape]:
-        return [()] + ([ins[0]] if len(layer.tops) > 1 else [])
+        return [(), ins[0]][:len(layer.tops)]  # the loss, and the probabilities as a second top
+
+    def paper_output(self, layer: Layer, ins: list[Shape], outs: list[Shape]) -> Shape:
+        return ins[0]  # Netscope: a softmax, its input's shape
 
 
 @register
@@ -285,7 +346,14 @@ class Accuracy(LayerHandler):
     param_block = "accuracy_param"
     fields = frozenset({"top_k", "axis", "ignore_label"})
     bottoms = (2, 2)
+    paper_bottoms = (1, 2)  # Netscope does not need the label
     tops = (1, 2)
+
+    def paper_output(self, layer: Layer, ins: list[Shape], outs: list[Shape]) -> Shape:
+        return ins[0]  # Netscope passes the input through
+
+    def paper_activations(self, layer: Layer, ins: list[Shape], outs: list[Shape]) -> int:
+        return 0  # Netscope: no memory
 
     def compute_outputs(self, layer: Layer, ins: list[Shape], conv: Convention) -> list[Shape]:
         # accuracy_layer.cpp: the class axis is CanonicalAxisIndex(axis); the second top, per-class

@@ -13,6 +13,7 @@ from harness.layers.base import (
     register,
     require,
 )
+from harness.layers.vision import netscope_lrn_macs
 
 
 def channels(ins: list[Shape]) -> int:
@@ -96,13 +97,20 @@ class Bias(LayerHandler):
 
 @register
 class Normalize(LayerHandler):
-    """SSD's L2 normalisation (weiliu89/caffe); not in BVLC Caffe 1.0."""
+    """SSD's L2 normalisation (weiliu89/caffe); not in BVLC Caffe 1.0. Netscope counts it as an LRN."""
 
     type = "Normalize"
     param_block = "norm_param"
     fields = frozenset({"across_spatial", "scale_filler", "channel_shared", "eps"})
     input_rank = (2, None)  # normalize_layer.cpp: "Number of axes of bottom blob must be >=2."
+    fork = "the SSD fork of Caffe (weiliu89/caffe)"
 
     def compute_params(self, layer: Layer, ins: list[Shape]) -> list[Shape]:
         shared = bool_field(layer, layer.param("norm_param"), "channel_shared", True)
         return [(1,)] if shared else [(channels(ins),)]
+
+    def paper_params(self, layer: Layer, ins: list[Shape], outs: list[Shape]) -> int:
+        return 2  # Netscope's LRN branch: alpha and beta
+
+    def paper_macs(self, layer: Layer, ins: list[Shape], outs: list[Shape]) -> int:
+        return netscope_lrn_macs(layer, ins)

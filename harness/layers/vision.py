@@ -12,7 +12,9 @@ from harness.layers.base import (
     bool_field,
     count,
     enum_field,
+    given_false,
     int_field,
+    netscope_reading_notes,
     register,
     require,
     spatial_triplet,
@@ -30,6 +32,8 @@ class ConvGeometry:
     bias: bool
 
 
+# The spatial fields Netscope reads as one number each (a repeated one is a list to it: NaN).
+NETSCOPE_SCALARS = ("kernel_size", "stride", "pad", "dilation")
 _CONV_FIELDS = frozenset({
     "num_output", "bias_term", "pad", "kernel_size", "stride", "dilation", "pad_h", "pad_w", "kernel_h",
     "kernel_w", "stride_h", "stride_w", "group", "weight_filler", "bias_filler", "engine", "axis",
@@ -91,6 +95,11 @@ class Convolution(LayerHandler):
         geo = conv_geometry(layer, ins)
         return math.prod(geo.kernel) * count(outs[0]) * (ins[0][1] // geo.group)
 
+    def notes(self, layer: Layer, ins: list[Shape], outs: list[Shape], conv: Convention) -> list[str]:
+        if conv is not Convention.PAPER:
+            return []
+        return netscope_reading_notes(layer, "convolution_param", NETSCOPE_SCALARS, bias=True)
+
     def workspace(self, layer: Layer, ins: list[Shape], outs: list[Shape]) -> int:
         # Caffe's im2col buffer (col_buffer_): C_in*k*k rows by the output's spatial size, for one
         # image at a time; a 1x1, stride-1, unpadded convolution skips im2col and never allocates it.
@@ -126,6 +135,30 @@ class Deconvolution(LayerHandler):
         geo = conv_geometry(layer, ins)
         return math.prod(geo.kernel) * count(ins[0]) * (geo.num_output // geo.group)
 
+    def paper_params(self, layer: Layer, ins: list[Shape], outs: list[Shape]) -> int:
+        # Netscope: k_h*k_w*C_in*C_out, whatever the group and the bias.
+        return math.prod(conv_geometry(layer, ins).kernel) * ins[0][1] * outs[0][1]
+
+    def paper_macs(self, layer: Layer, ins: list[Shape], outs: list[Shape]) -> int | float:
+        # Netscope: C_in*C_out*H_out*W_out*(k_w/s_w)*(k_h/s_h)*B, in doubles and in its order, so that a
+        # fraction (a kernel that the stride does not divide) comes out as Netscope shows it.
+        geo = conv_geometry(layer, ins)
+        macs = float(ins[0][1] * outs[0][1] * count(outs[0][2:]))
+        for k, s in zip(reversed(geo.kernel), reversed(geo.stride), strict=True):
+            macs *= k / s
+        macs *= ins[0][0]
+        return int(macs) if macs.is_integer() else macs
+
+    def notes(self, layer: Layer, ins: list[Shape], outs: list[Shape], conv: Convention) -> list[str]:
+        if conv is not Convention.PAPER:
+            return []
+        geo = conv_geometry(layer, ins)
+        notes = netscope_reading_notes(layer, "convolution_param", NETSCOPE_SCALARS)
+        if any(d != 1 for d in geo.dilation):
+            notes.append(f"Netscope ignores a Deconvolution's dilation {geo.dilation} in its output size; the output "
+                         f"{outs[0]} is Caffe's")
+        return notes
+
     def workspace(self, layer: Layer, ins: list[Shape], outs: list[Shape]) -> int:
         geo = conv_geometry(layer, ins)
         return geo.num_output * math.prod(geo.kernel) * count(ins[0][2:])
@@ -141,6 +174,8 @@ class PoolGeometry:
     stride: list[int]
     pad: list[int]
     global_pooling: bool
+    # False: the output size is rounded down (BVLC's ``round_mode: FLOOR``, or a fork's ``ceil_mode: false``).
+    ceil: bool = True
 
 
 def pool_geometry(layer: Layer, ins: list[Shape]) -> PoolGeometry:
@@ -148,6 +183,9 @@ def pool_geometry(layer: Layer, ins: list[Shape]) -> PoolGeometry:
     method = enum_field(layer, p, "pool", "MAX", POOL_METHODS)
     if bool_field(layer, p, "global_pooling", False):
         return PoolGeometry(method, list(ins[0][2:]), [1, 1], [0, 0], True)
+    # BVLC's own round_mode (CEIL or FLOOR, caffe.proto since 2018) and the forks' ceil_mode say the same.
+    ceil = enum_field(layer, p, "round_mode", "CEIL", ("CEIL", "FLOOR")) == "CEIL" and \
+        bool_field(layer, p, "ceil_mode", True)
     kernel = spatial_triplet(layer, p, "kernel", 0, 2, minimum=1) if p.has("kernel_h") \
         else [int_field(layer, p, "kernel_size", minimum=1)] * 2
     stride = spatial_triplet(layer, p, "stride", 1, 2, minimum=1) if p.has("stride_h") \
@@ -155,10 +193,14 @@ def pool_geometry(layer: Layer, ins: list[Shape]) -> PoolGeometry:
     pad = spatial_triplet(layer, p, "pad", 0, 2) if p.has("pad_h") else [int_field(layer, p, "pad", 0)] * 2
     for k, pd in zip(kernel, pad, strict=True):
         require(pd < k, layer, f"pad {pd} must be smaller than the kernel {k}")
-    return PoolGeometry(method, kernel, stride, pad, False)
+    return PoolGeometry(method, kernel, stride, pad, False, ceil)
 
 
-def pooled_size(size: int, k: int, s: int, p: int, conv: Convention) -> int:
+def pooled_size(size: int, k: int, s: int, p: int, conv: Convention, ceil: bool = True) -> int:
+    """Netscope (paper): always ceil, never clipped. Caffe: ceil, or floor where a fork's ``ceil_mode: false``
+    says so (as the fork's Caffe and OpenCV do), and a last window that would start in the padding dropped."""
+    if conv is Convention.CAFFE and not ceil:
+        return (size + 2 * p - k) // s + 1
     out = math.ceil((size + 2 * p - k) / s) + 1
     # BVLC Caffe: the last window must start inside the (left-)padded input, else it is dropped.
     if conv is Convention.CAFFE and p > 0 and (out - 1) * s >= size + p:
@@ -172,7 +214,8 @@ class Pooling(LayerHandler):
     v1_names = ("POOLING",)
     param_block = "pooling_param"
     fields = frozenset({"pool", "pad", "pad_h", "pad_w", "kernel_size", "kernel_h", "kernel_w", "stride",
-                        "stride_h", "stride_w", "engine", "global_pooling"})
+                        "stride_h", "stride_w", "engine", "global_pooling", "round_mode"})
+    fork_params = frozenset({"ceil_mode"})
     tops = (1, 2)
     input_rank = (4, 4)  # pooling_layer.cpp: "Input must have 4 axes, corresponding to (num, channels, height, width)"
 
@@ -181,9 +224,40 @@ class Pooling(LayerHandler):
         spatial = []
         for size, k, s, p in zip(ins[0][2:], geo.kernel, geo.stride, geo.pad, strict=True):
             require(size + 2 * p >= k, layer, f"kernel {k} is larger than the padded input {size}+2*{p}")
-            spatial.append(pooled_size(size, k, s, p, conv))
+            spatial.append(pooled_size(size, k, s, p, conv, geo.ceil))
         out = (ins[0][0], ins[0][1], *spatial)
         return [out] * len(layer.tops)
+
+    def fork_fields(self, layer: Layer) -> list[str]:
+        p = layer.param("pooling_param")
+        return [] if bool_field(layer, p, "ceil_mode", True) or bool_field(layer, p, "global_pooling", False) \
+            else ["pooling_param.ceil_mode: false"]
+
+    def notes(self, layer: Layer, ins: list[Shape], outs: list[Shape], conv: Convention) -> list[str]:
+        geo = pool_geometry(layer, ins)
+        notes = netscope_reading_notes(layer, "pooling_param", NETSCOPE_SCALARS) if conv is Convention.PAPER else []
+        if conv is Convention.PAPER and given_false(layer, "pooling_param", "global_pooling"):
+            notes.append("Netscope reads 'global_pooling: false' as true (a bug): pooled with the kernel, as Caffe "
+                         "does")
+        if not geo.ceil:
+            out = "x".join(map(str, outs[0][2:]))
+            fork = not bool_field(layer, layer.param("pooling_param"), "ceil_mode", True)
+            field = "ceil_mode: false" if fork else "round_mode: FLOOR"
+            if conv is Convention.PAPER:
+                floor = "x".join(str(pooled_size(n, k, s, p, Convention.CAFFE, False))
+                                 for n, k, s, p in zip(ins[0][2:], geo.kernel, geo.stride, geo.pad, strict=True))
+                notes.append(f"{field} ignored, as Netscope ignores it: pooled with ceil to {out} (Caffe, OpenCV and "
+                             f"the networks the harness runs pool with floor, to {floor})")
+            elif fork:
+                notes.append(f"ceil_mode: false, a field of Caffe forks (BVLC Caffe has round_mode instead), "
+                             f"honoured: pooled with floor to {out}, as the fork's Caffe and OpenCV do")
+        return notes
+
+
+def netscope_lrn_macs(layer: Layer, ins: list[Shape]) -> int:
+    """Netscope's LRN (and Normalize) MACs: the input's elements times ``local_size``, 1 when not given
+    (Netscope's default, not Caffe's 5)."""
+    return count(ins[0]) * int_field(layer, layer.param("lrn_param"), "local_size", 1, minimum=1)
 
 
 @register
@@ -200,6 +274,9 @@ class LRN(LayerHandler):
     def macs(self, layer: Layer, ins: list[Shape], outs: list[Shape]) -> int:
         size = int_field(layer, layer.param("lrn_param"), "local_size", 5, minimum=1)
         return count(ins[0]) * size
+
+    def paper_macs(self, layer: Layer, ins: list[Shape], outs: list[Shape]) -> int:
+        return netscope_lrn_macs(layer, ins)
 
     def compute_outputs(self, layer: Layer, ins: list[Shape], conv: Convention) -> list[Shape]:
         p = layer.param("lrn_param")

@@ -127,20 +127,20 @@ def generated_files() -> dict[str, str]:
     return {f"{name}.prototxt": zoo_prototxt(name) for name in [*NETWORKS, *EXTRAS]}
 
 
-def zoo_graph(name: str) -> Graph:
+def zoo_graph(name: str, phase: str = "TEST") -> Graph:
     """The graph of a zoo network. Its source is the checkout's prototxts/ file when that file holds exactly
     the generated text (backends that hand Caffe or OpenCV a file need one), else ``zoo:<name>``."""
     text = zoo_prototxt(name)
     path = PROTOTXT_DIR / f"{name}.prototxt"
     committed = path.is_file() and path.read_text(encoding="utf-8") == text
-    return load_graph(str(path) if committed else f"zoo:{name}", text=text)
+    return load_graph(str(path) if committed else f"zoo:{name}", text=text, phase=phase)
 
 
-def resolve(name_or_path: str) -> Graph:
-    """A zoo network (or Fig. 2 file) by name, else a prototxt file by path."""
+def resolve(name_or_path: str, phase: str = "TEST") -> Graph:
+    """A zoo network (or Fig. 2 file) by name, else a prototxt file by path, with ``phase``'s layers."""
     if name_or_path in NETWORKS or name_or_path in EXTRAS:
-        return zoo_graph(name_or_path)
+        return zoo_graph(name_or_path, phase)
     if Path(name_or_path).is_file():
-        return load_graph(name_or_path)
+        return load_graph(name_or_path, phase=phase)
     raise HarnessError(f"{name_or_path[:200]!r} is neither a zoo network ({', '.join(NETWORKS)}, "
                        f"{', '.join(EXTRAS)}) nor a prototxt file")
