@@ -6,6 +6,12 @@ This module imports nothing from the harness, so that every other module can imp
 from __future__ import annotations
 
 
+def one_line(text: str) -> str:
+    """A message as ONE printable line: control characters (a newline, an escape sequence from a damaged
+    file or a command-line value) are shown escaped, never acted on by the terminal."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 class HarnessError(Exception):
     """An error the user can act on: the message says what is wrong and where."""
 

@@ -197,8 +197,9 @@ def test_damaged_lines_are_counted_kept_and_isolated(tmp_path: Path, capsys) -> 
     capsys.readouterr()
     assert store.records() == [first]
     err = capsys.readouterr().err
-    assert err == (f"warning: {store.path}: skipped 4 unreadable line(s), kept on disk (first: line 2: "
-                   "UnicodeDecodeError: 'utf-8' codec can't decode byte 0xff in position 0: invalid start byte)\n")
+    assert err == (f"warning: {store.path}: skipped 4 unreadable line(s), kept on disk (line 2: not UTF-8: "
+                   "'utf-8' codec can't decode byte 0xff in position 0: invalid start byte; line 3: a record is a "
+                   "JSON object, not list; line 4: a record is a JSON object, not str; and 1 more)\n")
     size = store.path.stat().st_size
     store.append(second)
     assert store.path.stat().st_size > size  # nothing rewritten, nothing dropped

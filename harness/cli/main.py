@@ -9,7 +9,7 @@ import signal
 import sys
 
 from harness import __version__
-from harness.errors import HarnessError
+from harness.errors import HarnessError, one_line
 
 # name -> (module, one-line help). A module defines add_arguments(parser) and run(args) -> int.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -23,12 +23,6 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "kernels": ("harness.cli.kernels", "kernel families of profiler files, Table V, Caffe BLAS calls"),
     "doctor": ("harness.cli.doctor", "which backends and GPUs are available here, and how to fix what is missing"),
 }
-
-
-def one_line(text: str) -> str:
-    """An error message as ONE printable line: control characters (a newline, an escape sequence from a
-    damaged file) are shown escaped, never acted on by the terminal."""
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 class Terminated(BaseException):

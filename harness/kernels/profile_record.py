@@ -14,17 +14,33 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 from harness.errors import HarnessError
 from harness.results.records import Config
+from harness.results.schema import SchemaError, StrictFloat, build, loads
 
 PROFILES_DIR = "profiles"
 CAPTURES_DIR = "captures"
 KIND = "kernel-profile"
 SCHEMA = 1
+
+
+class FamilyShareJson(TypedDict):
+    family: str
+    pct: StrictFloat
+
+
+class AttributionJson(TypedDict):
+    """harness.kernels.attribution.Attribution.to_json(): the keys a reader computes with are typed."""
+
+    families: list[FamilyShareJson]
+
+
+class TableVRow(TypedDict):
+    family: str  # then the Table V attributes of harness.kernels.metrics.FamilyMetrics
 
 
 @dataclass
@@ -39,8 +55,8 @@ class ProfileRecord:
     iterations: int | None  # forward passes inside the capture range
     iterations_in_capture: int | None  # counted in the capture itself (Kineto steps), where it can be
     gpu_kernels: int  # kernel executions (or summary calls) the capture holds
-    attribution: dict[str, Any]  # harness.kernels.attribution.Attribution.to_json()
-    table_v: list[dict[str, Any]] | None = None  # per family (harness.kernels.metrics.FamilyMetrics); None: no metrics
+    attribution: AttributionJson  # harness.kernels.attribution.Attribution.to_json()
+    table_v: list[TableVRow] | None = None  # per family (harness.kernels.metrics.FamilyMetrics); None: no metrics
     cpu_ops: list[dict[str, Any]] = field(default_factory=list)  # longest host ops (Kineto): name, inclusive_ns, calls
     gpu_uuid: str | None = None
     tool_version: str | None = None
@@ -76,18 +92,10 @@ class ProfileRecord:
                                "write one with `harness profile NET ... --out RESULTS_DIR`")
         if doc.get("schema") != SCHEMA:
             raise HarnessError(f"{where}: kernel-profile schema {doc.get('schema')!r}, this harness reads {SCHEMA}")
-        known = {f.name for f in fields(cls)}
         try:
-            config = doc["config"]
-            config = Config(**{k: v for k, v in config.items() if k in {f.name for f in fields(Config)}})
-            kwargs = {k: v for k, v in doc.items() if k in known and k != "config"}
-            record = cls(config=config, **kwargs)
-            if not isinstance(record.attribution.get("families"), list):
-                raise TypeError("attribution without a 'families' list")
-            record.family_pct()
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise HarnessError(f"{where}: malformed kernel-profile record ({type(exc).__name__}: {exc})") from None
-        return record
+            return build(cls, doc)  # every value's type checked (harness.results.schema)
+        except SchemaError as exc:
+            raise HarnessError(f"{where}: malformed kernel-profile record ({exc})") from None
 
 
 def profile_stem(config: Config, tool: str) -> str:
@@ -109,8 +117,8 @@ def check_replaceable(results_dir: str | os.PathLike[str], config: Config, tool:
     if not path.exists():
         return
     try:
-        old = ProfileRecord.from_json(json.loads(path.read_text(encoding="utf-8")), str(path))
-    except (HarnessError, ValueError):
+        old = read_profile(path)
+    except HarnessError:
         return
     if old.device_model != config.hardware:
         raise HarnessError(f"{path}: holds a profile of {old.device_model!r}, this one is of {config.hardware!r}: "
@@ -129,13 +137,27 @@ def write_profile(results_dir: str | os.PathLike[str], record: ProfileRecord) ->
     return path
 
 
-def read_profiles(results_dir: str | os.PathLike[str]) -> list[ProfileRecord]:
-    """Every kernel-profile record of a results directory (none when it has no profiles folder)."""
+def read_profiles(results_dir: str | os.PathLike[str], skipped: list[str] | None = None) -> list[ProfileRecord]:
+    """Every kernel-profile record of a results directory (none when it has no profiles folder). A file that
+    is not a readable record is a HarnessError naming it, or, where ``skipped`` is given, named there (one
+    line each) and left out, the file left as it is."""
     out = []
     for path in sorted(profiles_dir(results_dir).glob("*.json")):
         try:
-            doc = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise HarnessError(f"{path}: cannot read kernel-profile record ({exc})") from None
-        out.append(ProfileRecord.from_json(doc, str(path)))
+            out.append(read_profile(path))
+        except HarnessError as exc:
+            if skipped is None:
+                raise
+            skipped.append(str(exc))
     return out
+
+
+def read_profile(path: Path) -> ProfileRecord:
+    """One kernel-profile record file, every value's type checked; HarnessError naming the file otherwise."""
+    if not path.is_file():  # a FIFO would block the read
+        raise HarnessError(f"{path}: not a regular file, so not a kernel-profile record")
+    try:
+        doc = loads(path.read_bytes())
+    except (OSError, ValueError) as exc:
+        raise HarnessError(f"{path}: cannot read kernel-profile record ({' '.join(str(exc).split())[:200]})") from None
+    return ProfileRecord.from_json(doc, str(path))

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from harness.errors import HarnessError
+from harness.errors import HarnessError, one_line
 from harness.kernels.profile_record import PROFILES_DIR, ProfileRecord, read_profiles
 
 MIB = 2**20
@@ -101,7 +101,8 @@ def load(dirs: Sequence[Path]) -> Measured:
     frame = without_short_energy(pd.DataFrame([r.flat() for r in merged.records]))
     if not frame.empty:  # made-up records (tests/data/synthetic-*) say so in their metadata
         frame["synthetic"] = _column(frame, "meta.synthetic").fillna(False).astype(bool)
-    profiles = [p for d in dirs for p in read_profiles(d)]
+    skipped: list[str] = []  # damaged kernel-profile records: named, left out, kept on disk
+    profiles = [p for d in dirs for p in read_profiles(d, skipped)]
     frame, shares = assign_devices(frame, profile_rows(profiles))
     shares = one_profile_each(shares, profiles)
     if not frame.empty:
@@ -109,7 +110,8 @@ def load(dirs: Sequence[Path]) -> Measured:
         contended, frame = frame[flagged].reset_index(drop=True), frame[~flagged].reset_index(drop=True)
     else:
         contended = pd.DataFrame()
-    return Measured(frame, contended, profiles, shares, merged.warnings())
+    warnings = merged.warnings() + [one_line(f"warning: {why}; left out, kept on disk") for why in skipped]
+    return Measured(frame, contended, profiles, shares, warnings)
 
 
 def without_short_energy(frame: pd.DataFrame) -> pd.DataFrame:

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import datetime, timezone
-from typing import Any, Literal
+from typing import Any, Literal, TypedDict
 
 from harness.results.median import median_interval
+from harness.results.schema import SchemaError, Timestamp, build
 
 Status = Literal["ok", "oom", "unsupported", "failed", "unavailable"]
 STATUSES: tuple[str, ...] = ("ok", "oom", "unsupported", "failed", "unavailable")
@@ -156,6 +157,25 @@ class PollerFigures:
     power_update_interval_s: float | None  # median time between changes of the power reading
 
 
+class ContendedFlag(TypedDict):
+    """A record's ``contended``: why its window was disturbed, with what was observed beside the reasons
+    (harness.measure.contention)."""
+
+    reasons: list[str]
+
+
+class RunMetadata(TypedDict, total=False):
+    """The metadata keys readers compute with (the report's device groups and flags); every other key is
+    kept as recorded (harness.results.metadata.run_metadata)."""
+
+    host: str | None
+    cpu: str | None
+    gpu_name: str | None
+    gpu_uuid: str | None
+    memory_total_bytes: int | None
+    synthetic: bool
+
+
 @dataclass
 class Record:
     config: Config
@@ -169,13 +189,13 @@ class Record:
     poller: PollerFigures | None = None
     #: raw samples, column-wise: {"t": [...], "power_w": [...], "memory_used_bytes": [...], ...}
     timeline: dict[str, list[Any]] = field(default_factory=dict)
-    metadata: dict[str, Any] = field(default_factory=dict)
-    started_at: str | None = None  # ISO 8601, UTC
-    finished_at: str | None = None
+    metadata: RunMetadata = field(default_factory=dict)  # type: ignore[assignment]
+    started_at: Timestamp | None = None  # ISO 8601, UTC
+    finished_at: Timestamp | None = None
     #: an ``oom`` not measured but inferred: the key of the measured ``oom`` at a smaller batch
     inferred_from: str | None = None
     #: what disturbed the window (other GPU processes, CPU load), or None; a flag, not a status
-    contended: dict[str, Any] | None = None
+    contended: ContendedFlag | None = None
     placement: Placement | None = None
     schema: int = SCHEMA_VERSION
 
@@ -191,24 +211,13 @@ class Record:
         return {"key": self.key, **asdict(self)}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Record:
-        """A record from its JSON form, of this schema or an older one (upgraded on the way in).
-        Raises ValueError or TypeError for data that is not a record."""
+    def from_dict(cls, data: Any) -> Record:
+        """A record from its JSON form, of this schema or an older one (upgraded on the way in), every
+        value's type checked (:mod:`harness.results.schema`). Raises SchemaError (a ValueError) naming
+        the first field that does not fit."""
         if not isinstance(data, dict):
-            raise TypeError(f"a record is a JSON object, not {type(data).__name__}")
-        data = _upgrade(data)
-        nested = {"config": Config, "latency": LatencyFigures, "memory": MemoryFigures,
-                  "energy": EnergyFigures, "poller": PollerFigures, "placement": Placement}
-        known = {f.name for f in fields(cls)}
-        kwargs = {k: v for k, v in data.items() if k in known}
-        for name, typ in nested.items():
-            if kwargs.get(name) is not None:
-                value = kwargs[name]
-                if not isinstance(value, dict):
-                    raise TypeError(f"record field '{name}' is not an object")
-                typ_fields = {f.name for f in fields(typ)}
-                kwargs[name] = typ(**{k: v for k, v in value.items() if k in typ_fields})
-        return cls(**kwargs)
+            raise SchemaError("", f"a record is a JSON object, not {type(data).__name__}")
+        return build(cls, _upgrade(data))
 
     def flat(self) -> dict[str, Any]:
         """One table row: scalars only, nested figures as ``group.name`` columns."""
@@ -236,7 +245,10 @@ def _upgrade(data: dict[str, Any]) -> dict[str, Any]:
     """Schema 1 -> 2: the bootstrap "95%" interval of the median is recomputed from the stored
     iterations with order statistics (its real coverage); the memory figure read at window start
     kept its value under its new name."""
-    if data.get("schema", 1) >= SCHEMA_VERSION:
+    schema = build(int, data.get("schema", 1), "schema")
+    if schema < 1:
+        raise SchemaError("schema", f"record schema {schema} does not exist (the first is 1)")
+    if schema >= SCHEMA_VERSION:
         return data
     data = dict(data)
     latency = data.get("latency")
@@ -244,8 +256,8 @@ def _upgrade(data: dict[str, Any]) -> dict[str, Any]:
         latency = dict(latency)
         low, high = latency.pop("ci95_low_s"), latency.pop("ci95_high_s", None)
         coverage = None
-        samples = data.get("latencies_s") or []
-        if samples and all(isinstance(x, int | float) for x in samples):
+        samples = build(list[float], data.get("latencies_s") or [], "latencies_s")
+        if samples and all(x == x for x in samples):  # null iterations (NaN) leave the stored interval
             low, high, coverage = median_interval(samples)
         latency.update(ci_low_s=low, ci_high_s=high, ci_coverage=coverage)
         data["latency"] = latency

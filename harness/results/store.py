@@ -18,7 +18,6 @@ final one. Superseded records are counted as duplicates and reported.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import tempfile
@@ -29,8 +28,9 @@ from pathlib import Path
 from typing import Any
 
 from harness import jsonout
-from harness.errors import HarnessError
+from harness.errors import HarnessError, one_line
 from harness.results.records import Record
+from harness.results.schema import SchemaError, loads, parse_timestamp
 
 RESULTS_FILE = "results.jsonl"
 SHARD_GLOB = "results*.jsonl"
@@ -38,6 +38,8 @@ SHARD_GLOB = "results*.jsonl"
 FINAL = frozenset({"ok", "oom", "unsupported"})
 #: where a record goes when its results directory cannot be written (named in the error)
 FALLBACK_DIR_ENV = "HARNESS_FALLBACK_DIR"
+#: unreadable lines a warning names one by one per file (the rest are counted)
+NAMED_PER_FILE = 3
 
 
 class StoreWriteError(HarnessError):
@@ -81,8 +83,10 @@ class Merged:
         for bad in self.unreadable:
             per_file.setdefault(bad.path, []).append(bad)
         for path, bad in per_file.items():
-            lines.append(f"warning: {path}: skipped {len(bad)} unreadable line(s), kept on disk "
-                         f"(first: line {bad[0].line}: {bad[0].reason})")
+            named = "; ".join(f"line {b.line}: {b.reason}" for b in bad[:NAMED_PER_FILE])
+            more = f"; and {len(bad) - NAMED_PER_FILE} more" if len(bad) > NAMED_PER_FILE else ""
+            lines.append(one_line(f"warning: {path}: skipped {len(bad)} unreadable line(s), kept on disk "
+                                  f"({named}{more})"))
         if self.superseded:
             keys = {r.key for r in self.superseded}
             lines.append(f"warning: {len(self.superseded)} record(s) of {len(keys)} configuration(s) superseded by "
@@ -92,7 +96,8 @@ class Merged:
 
 def merge(records: Iterable[Record]) -> tuple[list[Record], list[Record]]:
     """(winners, superseded) under the one rule: per key the newest final record, else the newest one.
-    "Newest" is by ``finished_at`` (ISO 8601 UTC, comparable as text); ties keep reading order."""
+    "Newest" is by ``finished_at`` read as a time (a record without one is the oldest); ties keep reading
+    order. Only times are compared with times, whatever a record holds."""
     groups: dict[str, list[tuple[int, Record]]] = {}
     for order, record in enumerate(records):
         groups.setdefault(record.key, []).append((order, record))
@@ -100,10 +105,15 @@ def merge(records: Iterable[Record]) -> tuple[list[Record], list[Record]]:
     for group in groups.values():
         final = [item for item in group if item[1].status in FINAL]
         pool = final or group
-        best = max(pool, key=lambda item: (item[1].finished_at or "", item[0]))
+        best = max(pool, key=lambda item: (_finished(item[1]), item[0]))
         winners.append((group[0][0], best[1]))
         superseded.extend(r for _, r in group if r is not best[1])
     return [r for _, r in sorted(winners, key=lambda item: item[0])], superseded
+
+
+def _finished(record: Record) -> datetime:
+    stamp = parse_timestamp(record.finished_at) if isinstance(record.finished_at, str) else None
+    return stamp or datetime.min.replace(tzinfo=timezone.utc)
 
 
 def results_files(directory: Path) -> list[Path]:
@@ -116,9 +126,9 @@ def read_lines(path: Path) -> Iterator[tuple[int, bytes]]:
 
 
 def parse_line(raw: bytes) -> Record:
-    """One stored line as a record; ValueError/TypeError (with the reason) for anything else."""
-    text = raw.decode("utf-8")  # UnicodeDecodeError is a ValueError
-    return Record.from_dict(json.loads(text))
+    """One stored line as a record, every value's type checked; ValueError naming the field (a
+    :class:`~harness.results.schema.SchemaError`) or the JSON fault for anything else."""
+    return Record.from_dict(loads(raw))
 
 
 def parse_lines(path: Path, lines: Iterable[tuple[int, bytes]]) -> tuple[list[Record], list[UnreadableLine]]:
@@ -129,7 +139,7 @@ def parse_lines(path: Path, lines: Iterable[tuple[int, bytes]]) -> tuple[list[Re
             continue
         try:
             records.append(parse_line(raw))
-        except (ValueError, TypeError, KeyError) as exc:
+        except ValueError as exc:
             reason = "truncated line" if not raw.endswith(b"\n") else _short(exc)
             unreadable.append(UnreadableLine(path, lineno, reason))
     return records, unreadable
@@ -157,9 +167,13 @@ def read_results(directories: Iterable[str | os.PathLike[str]]) -> Merged:
     return merged
 
 
-def _short(exc: BaseException) -> str:
+def _short(exc: ValueError) -> str:
+    """Why a line is not a record, in one line: the field and its fault for a record of the wrong shape,
+    the decoder's words otherwise."""
     text = " ".join(str(exc).split())
-    return f"{type(exc).__name__}: {text[:120]}"
+    if not isinstance(exc, SchemaError):
+        text = f"{'not UTF-8' if isinstance(exc, UnicodeDecodeError) else 'not JSON'}: {text}"
+    return text if len(text) <= 160 else text[:157] + "..."
 
 
 class ResultsStore:
