@@ -32,19 +32,48 @@ class ProfileFormatError(HarnessError):
 class CsvRow:
     line: int  # where the row ends in the file (1-based), for messages
     cells: list[str]
+    cut: bool = False  # the file ends inside this row's quoted field: skipped and counted by CsvTable
 
 
 def csv_rows(text: str, path: str) -> list[CsvRow]:
     """The CSV records of ``text`` with their line numbers. csv's own limits (a field over
-    ``csv.field_size_limit()`` characters, a NUL) are a ProfileFormatError naming the line."""
+    ``csv.field_size_limit()`` characters, a NUL) are a ProfileFormatError naming the line.
+
+    No profiler writes a line break inside a field, and a quote that is never closed makes Python's
+    reader take every following line into one field, so the rows there would be lost unseen: a field
+    that runs over several lines is a ProfileFormatError naming where it opens. A file cut short inside
+    the quoted field of its last line loses that row only: it is marked ``cut``."""
     reader = csv.reader(io.StringIO(text))
     rows = []
+    start = 1
     try:
         for cells in reader:
+            if reader.line_num > start and any("\n" in c or "\r" in c for c in cells):
+                raise ProfileFormatError(f"{path}:{start}: a quoted field opens on this line and runs to line "
+                                         f"{reader.line_num} (a quote never closed: the file is damaged)")
             rows.append(CsvRow(reader.line_num, cells))
+            start = reader.line_num + 1
     except csv.Error as exc:
         raise ProfileFormatError(f"{path}:{reader.line_num + 1}: not readable as CSV ({exc})") from None
+    if rows and _ends_inside_quotes(text[text.rfind("\n", 0, len(text.rstrip("\r\n"))) + 1:]):
+        rows[-1] = CsvRow(rows[-1].line, rows[-1].cells, cut=True)
     return rows
+
+
+def _ends_inside_quotes(line: str) -> bool:
+    """Whether one CSV line ends inside a quoted field, read as Python's lenient reader reads it (a quote
+    opens a quoted field only at a field's start; a doubled quote inside one is a quote)."""
+    state = "start"  # of a field; or "field", "quoted", "quote" (a quote seen inside a quoted field)
+    for ch in line.rstrip("\r\n"):
+        if state == "quoted":
+            state = "quote" if ch == '"' else "quoted"
+        elif state == "quote" and ch == '"':
+            state = "quoted"
+        elif ch == ",":
+            state = "start"
+        else:
+            state = "quoted" if state == "start" and ch == '"' else "field"
+    return state == "quoted"
 
 
 def find_header(rows: Sequence[CsvRow], required: Iterable[str]) -> int | None:
@@ -74,7 +103,9 @@ class CsvTable:
         """The data rows; one that is too short for the header is skipped (and counted)."""
         for row in self.rows:
             self.read += 1
-            if len(row.cells) < len(self.header):
+            if row.cut:
+                self.skip(row, "the file ends inside its quoted field (cut short?)")
+            elif len(row.cells) < len(self.header):
                 self.skip(row, f"{len(row.cells)} field(s), the header has {len(self.header)}")
             else:
                 yield row

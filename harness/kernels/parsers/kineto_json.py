@@ -39,7 +39,7 @@ class _Event:
 
     def number(self, key: str, default: float | None = None, non_negative: bool = False) -> float:
         value = self.event.get(key, default)
-        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) \
+        if isinstance(value, bool) or not isinstance(value, int | float) or not _finite(value) \
                 or (non_negative and value < 0):
             raise self._bad(key, "a finite number" + (" >= 0" if non_negative else ""), value)
         return float(value)
@@ -60,14 +60,25 @@ class _Event:
         value = args.get(key)
         if value is None:
             return None
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise self._bad(f"args.{key}", "an integer", value)
+        if not _int64(value):
+            raise self._bad(f"args.{key}", "an integer" + (" of 64 bits" if type(value) is int else ""), value)
         return value
 
 
+def _finite(value: int | float) -> bool:
+    """A JSON number that is a finite double (JSON integers have no size limit; a double has)."""
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
+
+
+def _int64(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and -2**63 <= value < 2**63
+
+
 def _dim3(value: object) -> tuple[int, int, int] | None:
-    ok = isinstance(value, list) and len(value) == 3 and all(isinstance(v, int) and not isinstance(v, bool)
-                                                              for v in value)
+    ok = isinstance(value, list) and len(value) == 3 and all(_int64(v) for v in value)
     return tuple(value) if ok else None  # type: ignore[arg-type,return-value]
 
 
