@@ -158,3 +158,33 @@ def test_caffemodel_weights_through_metric_columns(tmp_path, tiny_prototxt) -> N
     assert totals["weights_unmatched_layers"] == []
     _, totals = metric_columns(analysis, weights={**weights, "other": [np.ones((2, 2), np.float32)]})
     assert totals["weights_unmatched_layers"] == ["other"]
+
+
+def test_counts_without_encoding_equal_the_encoders() -> None:
+    """MatrixStats counts groups from one sort of the non-zeros: the encoders' arrays have those lengths,
+    also with repeated values in a row, negative zeros and NaNs."""
+    rng = np.random.default_rng(5)
+    matrix = rng.choice([0.0, -0.0, 0.5, -0.5, 1.0, 2.0, np.nan], size=(17, 29)).astype(np.float32)
+    matrix[3] = 0
+    stats = MatrixStats.of(matrix)
+    cer, cser = CER.encode(matrix), CSER.encode(matrix)
+    assert (stats.sum_k, stats.sum_d) == (len(cer.w_ptr) - matrix.shape[0], len(cser.omega_idx))
+    assert (stats.nnz, stats.distinct, stats.rows_nonzero) == (len(cer.col_idx), len(cer.omega), 16)
+
+
+def test_unquantised_weights_are_counted_in_bounded_memory() -> None:
+    """SqueezeNet's conv10 shape (1000 x 512) with nearly one distinct value per weight, as unquantised
+    trained weights have: CER's pointer array would hold about 5e8 entries (4 GiB); counting it stays within a
+    small multiple of the matrix, and building it is refused in one line."""
+    import tracemalloc
+
+    matrix = np.random.default_rng(0).normal(size=(1000, 512)).astype(np.float32)
+    tracemalloc.start()
+    stats = MatrixStats.of(matrix)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert stats.distinct > 0.99 * matrix.size and stats.sum_k > 2.5e8  # what CER's wI would have held
+    assert peak < 64 * matrix.size + 64 * 2**20, f"peak {peak / 2**20:.0f} MiB"
+    with pytest.raises(HarnessError, match=r"needs \d+ group pointers .* over the \d+ this encoder builds") as err:
+        CER.encode(matrix)
+    assert "\n" not in str(err.value)

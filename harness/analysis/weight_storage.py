@@ -39,6 +39,9 @@ from harness.errors import HarnessError
 
 FORMATS = ("dense", "csr", "cer", "cser")
 OPS = ("mul", "add", "read", "write")
+#: CER.encode refuses matrices whose pointer array (wI) would hold more entries (8 bytes each): unquantised
+#: weights have nearly one distinct value per weight, and wI approaches rows x distinct values
+CER_MAX_POINTERS = 1 << 25
 # Layer types whose first blob, reshaped to (rows, -1), is the matrix of their dot products; each output
 # position applies it once (Convolution: rows = filters; InnerProduct: rows = outputs).
 DOT_PRODUCT_TYPES = frozenset({"Convolution", "InnerProduct"})
@@ -160,6 +163,11 @@ class CER:
         k = np.zeros(n_rows, dtype=np.int64)
         nonempty = ends > starts
         k[nonempty] = g.ranks[ends[nonempty] - 1] + 1
+        pointers = int((k + 1).sum())
+        if pointers > CER_MAX_POINTERS:
+            raise HarnessError(f"the CER encoding of this {n_rows}x{g.shape[1]} matrix needs {pointers} group "
+                               f"pointers ({pointers * 8 / 2**30:.1f} GiB), over the {CER_MAX_POINTERS} this encoder "
+                               "builds; MatrixStats.of counts its storage without building it (or quantise first)")
         # Pointer j of row r = first position of row r with rank >= j, j = 0..k_r.
         row_of = np.repeat(np.arange(n_rows), k + 1)
         j = np.arange(len(row_of)) - np.repeat(np.concatenate([[0], np.cumsum(k + 1)[:-1]]), k + 1)
@@ -310,15 +318,43 @@ class MatrixStats:
 
     @classmethod
     def of(cls, matrix: np.ndarray) -> MatrixStats:
+        """The statistics, counted without building any encoding: CER's pointer array alone holds
+        sum_k + m entries, and sum_k approaches rows x distinct values for unquantised weights (5e8 for
+        SqueezeNet's conv10), while this needs one sort of the non-zeros and a few arrays of their length
+        (benchmarks/weight_storage_memory.py measures the peak)."""
         m = _as_matrix(matrix)
-        _, counts = np.unique(m, return_counts=True)
-        p = counts / m.size
-        grouped = _Grouped.of(m)
-        cer, cser = CER.encode(m, grouped), CSER.encode(m, grouped)
-        nz_rows = int(np.count_nonzero(np.diff(cer.row_ptr) > 1))
-        return cls(rows=m.shape[0], cols=m.shape[1], nnz=len(cer.col_idx), rows_nonzero=nz_rows,
-                   distinct=len(cer.omega), entropy=float(-(p * np.log2(p)).sum()) + 0.0,
-                   sum_d=len(cser.omega_idx), sum_k=len(cer.w_ptr) - m.shape[0])
+        row_nnz = np.count_nonzero(m, axis=1)
+        values = m[m != 0]  # row by row
+        nnz = len(values)
+        index = np.int32 if nnz < 2**31 else np.int64
+        perm = np.argsort(values, kind="stable")  # by value; equal values keep row order
+        ordered = values[perm]
+        same = ordered[1:] == ordered[:-1]
+        if np.issubdtype(ordered.dtype, np.floating):
+            same |= np.isnan(ordered[1:]) & np.isnan(ordered[:-1])  # NaNs are one value, as np.unique has it
+        # CSER's groups: distinct (row, value) pairs = non-zeros less the repeats of a value within a row
+        rows_sorted = np.repeat(np.arange(len(row_nnz), dtype=index), row_nnz)[perm]
+        sum_d = nnz - int(np.count_nonzero(same & (rows_sorted[1:] == rows_sorted[:-1])))
+        del rows_sorted
+        new_value = np.concatenate([[True], ~same]) if nnz else np.zeros(0, dtype=bool)
+        distinct = ordered[new_value]
+        counts = np.diff(np.append(np.flatnonzero(new_value), nnz))
+        del ordered, same
+        # frequency ranks as _frequency_ranked gives them (ties: increasing value), scattered back to row order
+        rank_of = np.empty(len(counts), dtype=index)
+        rank_of[np.argsort(-counts, kind="stable")] = np.arange(len(counts), dtype=index)
+        ranks = np.empty(nnz, dtype=index)
+        ranks[perm] = rank_of[np.cumsum(new_value, dtype=index) - 1]
+        del perm, new_value
+        # CER's groups: row r keeps one for every rank up to its highest, 1 + that rank
+        nonempty = np.flatnonzero(row_nnz)
+        starts = np.concatenate([[0], np.cumsum(row_nnz)[:-1]])[nonempty]
+        sum_k = int(np.maximum.reduceat(ranks, starts).astype(np.int64).sum()) + len(nonempty) if nnz else 0
+        zeros = m.size - nnz  # every count in np.unique's order of values, zero included
+        all_counts = np.insert(counts, int(np.searchsorted(distinct, 0)), zeros) if zeros else counts
+        p = all_counts / m.size if m.size else all_counts.astype(np.float64)
+        return cls(rows=m.shape[0], cols=m.shape[1], nnz=nnz, rows_nonzero=len(nonempty), distinct=len(counts),
+                   entropy=float(-(p * np.log2(p)).sum()) + 0.0, sum_d=sum_d, sum_k=sum_k)
 
     @property
     def elements(self) -> int:

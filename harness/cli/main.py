@@ -7,6 +7,7 @@ import argparse
 import importlib
 import signal
 import sys
+from typing import NoReturn
 
 from harness import __version__
 from harness.errors import HarnessError, one_line
@@ -33,8 +34,18 @@ def _terminated(signum: int, frame: object) -> None:
     raise Terminated()
 
 
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse refusing a bad command line as the harness refuses any input: ONE line, ``harness CMD: error:
+    ...`` with a pointer to ``--help`` and exit status 2 (argparse's own prints its usage block first).
+    Subcommands' parsers are of this class too (argparse makes them of their parent's)."""
+
+    def error(self, message: str) -> NoReturn:
+        command = " ".join(self.prog.split()[:2])  # "harness kernels", also for "harness kernels attribute"
+        self.exit(2, f"{command}: error: {one_line(message)} (see '{self.prog} --help')\n")
+
+
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="harness", description="Caffe-faithful benchmark harness for CNNs.")
+    parser = ArgumentParser(prog="harness", description="Caffe-faithful benchmark harness for CNNs.")
     parser.add_argument("--version", action="version", version=f"harness {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (module, help_text) in COMMANDS.items():
