@@ -5,6 +5,14 @@ This module imports nothing from the harness, so that every other module can imp
 
 from __future__ import annotations
 
+import unicodedata
+
+
+def control_characters(text: str) -> list[str]:
+    """The control characters of ``text`` (C0, DEL, C1, line and paragraph separators, lone surrogates),
+    sorted: what no name that reaches a file name, a script or a console line may hold."""
+    return sorted({c for c in text if unicodedata.category(c) in ("Cc", "Cs", "Zl", "Zp")})
+
 
 def one_line(text: str) -> str:
     """A message as ONE printable line: control characters (a newline, an escape sequence from a damaged

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from harness.errors import HarnessError
 
-_KINDS = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISSOCK, "a socket"),
+_KINDS = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"),
           (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"))
 
 
@@ -31,14 +31,16 @@ def read_regular_file(path: str | os.PathLike[str], what: str) -> bytes:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except OSError as exc:
         raise HarnessError(f"{path}: cannot read {what} ({exc.strerror or type(exc).__name__})") from None
-    with os.fdopen(fd, "rb") as fh:
+    try:
         kind = kind_of(os.fstat(fd).st_mode)
         if kind is not None:
             raise HarnessError(f"{path}: cannot read {what} (it is {kind}, not a regular file)")
-        try:
+        with os.fdopen(os.dup(fd), "rb") as fh:
             return fh.read()
-        except OSError as exc:
-            raise HarnessError(f"{path}: cannot read {what} ({exc.strerror or type(exc).__name__})") from None
+    except OSError as exc:
+        raise HarnessError(f"{path}: cannot read {what} ({exc.strerror or type(exc).__name__})") from None
+    finally:
+        os.close(fd)
 
 
 def check_regular_file(path: str | os.PathLike[str], what: str) -> Path:

@@ -54,7 +54,7 @@ def test_each_wrong_value_is_one_line_naming_file_and_key(tmp_path: Path, text: 
 def test_unreadable_sweep_files(tmp_path: Path) -> None:
     with pytest.raises(HarnessError, match="byte 10 is not UTF-8"):
         _load(tmp_path, b"networks: \xff\n")
-    with pytest.raises(HarnessError, match=r"cannot read sweep config \(Is a directory\)"):
+    with pytest.raises(HarnessError, match=r"cannot read sweep config \(it is a folder, not a regular file\)"):
         load_sweep_yaml(tmp_path)
 
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import argparse
 import math
+from pathlib import Path
 
-from harness.errors import HarnessError
+from harness.errors import HarnessError, control_characters
 
 
 def positive_int(text: str) -> int:
@@ -75,3 +76,13 @@ def device_name(text: str) -> str:
     except HarnessError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
     return text
+
+
+def output_path(text: str) -> Path:
+    """A file or folder the harness writes (an argparse type): any name the filesystem takes except one
+    with a control character (a line break, an escape: a paste error, and a name no log or report line
+    could show as it is). Shell characters (``;``, ``$()``, quotes) are only characters here: no shell
+    ever sees the path."""
+    if not text or control_characters(text):
+        raise argparse.ArgumentTypeError(f"expected a path without control characters, got {text!r}")
+    return Path(text)

@@ -12,7 +12,7 @@ from typing import Any
 
 from rich.markup import escape
 
-from harness.cli.argtypes import backend_names, positive_int_list
+from harness.cli.argtypes import backend_names, output_path, positive_int_list
 from harness.errors import HarnessError
 from harness.measure.contention import CONTENTION_MODES, DEFAULT_RETRIES, ContentionPolicy
 from harness.measure.sweep import CPU_BATCHES, PAPER_GPU_BATCHES, SweepSpec
@@ -45,7 +45,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "command-line options override it")
     p.add_argument("--set", dest="settings", action="append", default=[], metavar="KEY=VALUE",
                    help="measurement setting, e.g. min_s=2 warmup_iters=5 min_window_s=10 poll_hz=100")
-    p.add_argument("--out", type=Path, default=default_out(), metavar="DIR",
+    p.add_argument("--out", type=output_path, default=default_out(), metavar="DIR",
                    help=f"results directory (default: ${RESULTS_DIR_ENV} when set, else {DEFAULT_OUT}); "
                         "re-running resumes")
     p.add_argument("--force", action="store_true", help="measure configurations again even if they have results")

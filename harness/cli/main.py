@@ -39,12 +39,15 @@ class ArgumentParser(argparse.ArgumentParser):
     ...`` with a pointer to ``--help`` and exit status 2 (argparse's own prints its usage block first).
     Subcommands' parsers are of this class too (argparse makes them of their parent's)."""
 
+    #: the subcommands' parsers (the top-level parser's), so that an unknown argument is refused by its command
+    commands: dict[str, argparse.ArgumentParser]
+
     def error(self, message: str) -> NoReturn:
         command = " ".join(self.prog.split()[:2])  # "harness kernels", also for "harness kernels attribute"
         self.exit(2, f"{command}: error: {one_line(message)} (see '{self.prog} --help')\n")
 
 
-def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> ArgumentParser:
     parser = ArgumentParser(prog="harness", description="Caffe-faithful benchmark harness for CNNs.")
     parser.add_argument("--version", action="version", version=f"harness {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -52,6 +55,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_text, description=help_text)
         if name == command:
             importlib.import_module(module).add_arguments(p)
+    parser.commands = sub.choices
     return parser
 
 
@@ -59,7 +63,9 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     command = next((a for a in argv if not a.startswith("-")), None)
     parser = build_parser(command if command in COMMANDS else None)
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        parser.commands.get(args.command, parser).error(f"unrecognized arguments: {' '.join(unknown)}")
     if args.command is None:
         parser.print_help()
         return 2

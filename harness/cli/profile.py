@@ -11,7 +11,7 @@ import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from harness.cli.argtypes import backend_name, positive_int
+from harness.cli.argtypes import backend_name, output_path, positive_int
 from harness.errors import HarnessError
 
 if TYPE_CHECKING:
@@ -58,7 +58,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "synthetic, so no report ever presents it as a measurement")
     p.add_argument("--hardware", default=None, metavar="MODEL",
                    help="with --capture: the device model it was made on, when that device is not on this host")
-    p.add_argument("--out", type=Path, default=None, metavar="RESULTS_DIR",
+    p.add_argument("--out", type=output_path, default=None, metavar="RESULTS_DIR",
                    help=f"results directory (default: ${RESULTS_DIR_ENV} when set, else {DEFAULT_OUT}); the "
                         "record goes to RESULTS_DIR/profiles/, the capture to RESULTS_DIR/profiles/captures/")
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from harness.cli.argtypes import output_path
+
 DEFAULT_OUT = "report"
 
 
@@ -13,7 +15,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="results directories written by `harness bench` and `harness profile` (several machines: one "
                         "column group per device; records of one configuration in several directories are merged "
                         "by the store's rule); none: the analyzer-only report")
-    p.add_argument("-o", "--out", type=Path, default=Path(DEFAULT_OUT), metavar="OUT_DIR",
+    p.add_argument("-o", "--out", type=output_path, default=Path(DEFAULT_OUT), metavar="OUT_DIR",
                    help=f"where report.md, report.html, tables/ and figures/ go (default: {DEFAULT_OUT})")
     p.add_argument("--device-spec", action="append", default=[], metavar="DEVICE_ID=SPEC",
                    help="roofline peaks for a device the report cannot match by name, e.g. D2=cpu-epyc-zen3-2vcpu "

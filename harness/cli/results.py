@@ -7,6 +7,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from harness.cli.argtypes import output_path
 from harness.errors import HarnessError
 from harness.results.store import ResultsStore
 
@@ -16,7 +17,7 @@ FORMATS = ("csv", "parquet", "json")
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("directory", type=Path, metavar="DIR", help="a directory written by `harness bench --out`")
     p.add_argument("--format", choices=FORMATS, default="csv", help="output format (default: csv)")
-    p.add_argument("-o", "--output", type=Path, default=None, metavar="FILE",
+    p.add_argument("-o", "--output", type=output_path, default=None, metavar="FILE",
                    help="write here instead of stdout (required for parquet)")
 
 

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from harness import zoo
+from harness.cli.argtypes import output_path
 from harness.convert.cache import write_atomic
 from harness.errors import HarnessError
 
@@ -23,7 +24,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     show = sub.add_parser("show", help="print the generated prototxt of a network")
     show.add_argument("network", metavar="NET", help=f"a zoo name, or {' / '.join(zoo.EXTRAS)}")
     build = sub.add_parser("build", help="(re)write the generated prototxts")
-    build.add_argument("--out", type=Path, default=None, metavar="DIR",
+    build.add_argument("--out", type=output_path, default=None, metavar="DIR",
                        help="output folder (default: ./prototxts if present, else the checkout's prototxts/)")
     build.add_argument("--check", action="store_true",
                        help="write nothing; exit 1 if a file in the folder differs from the generator's output")

@@ -24,6 +24,7 @@ import numpy as np
 
 from harness.convert.cache import write_atomic
 from harness.errors import HarnessError
+from harness.files import read_regular_file
 from harness.ir.graph import INT_MAX
 
 # Wire types.
@@ -234,11 +235,10 @@ def read_caffemodel(path: str | Path) -> dict[str, list[np.ndarray]]:
     network's shapes (and get a clear error naming the layer when they do not fit) pass the result to
     :func:`harness.convert.weights.check_weights`.
     """
-    path = Path(path)
     try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise CaffemodelError(f"cannot read {path}: {exc.strerror or exc}") from None
+        data = read_regular_file(path, "the caffemodel")  # a FIFO would block the read forever
+    except HarnessError as exc:
+        raise CaffemodelError(str(exc)) from None
     return parse_caffemodel(data, str(path))
 
 

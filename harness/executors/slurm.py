@@ -26,13 +26,14 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, ClassVar
 
-from harness.errors import HarnessError
+from harness.errors import HarnessError, control_characters
 from harness.executors.base import Executor, SweepRequest
 from harness.executors.slurm_task import (
     SLURM_DIR,
@@ -56,6 +57,14 @@ SCHEDULER_POLL_S = 10.0
 ACTIVE_STATES = frozenset({"PENDING", "RUNNING", "CONFIGURING", "COMPLETING", "REQUEUED", "REQUEUE_HOLD",
                            "REQUEUE_FED", "RESIZING", "SUSPENDED", "SIGNALING", "STAGE_OUT", "STOPPED"})
 _TIME = re.compile(r"^(?:(\d+)-)?(\d+)(?::(\d+))?(?::(\d+))?$")
+#: a Slurm partition or account name as the harness passes it on to sbatch: submitit writes it into a
+#: "#SBATCH" line of the batch script, where a line break would end the directive and run what follows as
+#: shell commands. Partitions may be a comma-separated list.
+SLURM_NAME = re.compile(r"[A-Za-z0-9_.+-]+")
+#: characters a path must not hold where submitit writes it into the batch script ("#SBATCH --output=...")
+#: and srun's options: a line break ends the directive, and Slurm reads "%" as a file-name pattern (%j, %A)
+#: and "\" as turning the patterns off (checked against a real sbatch by tests/test_slurm.py)
+SCRIPT_PATH_FORBIDDEN = "%\\"
 
 
 def parse_time(text: str, where: str) -> int:
@@ -97,8 +106,13 @@ class SlurmOptions:
             raise HarnessError(f"{where}: unknown Slurm option(s) {', '.join(sorted(map(str, unknown)))} "
                                f"(known: {', '.join(known)})")
         for key in ("partition", "account"):
-            if options.get(key) is not None and (not isinstance(options[key], str) or not options[key].strip()):
-                raise HarnessError(f"{where}: {key} must be a name, got {options[key]!r}")
+            value = options.get(key)
+            if value is not None and (not isinstance(value, str)
+                                      or not all(map(SLURM_NAME.fullmatch, value.split(",") if key == "partition"
+                                                     else [value]))):
+                listed = ", comma-separated" if key == "partition" else ""
+                raise HarnessError(f"{where}: {key} must be a Slurm name (letters, digits, '_', '.', '+', '-'"
+                                   f"{listed}), got {_shown(value)}")
         gpus = options.get("gpus_per_task")
         if gpus is not None and (isinstance(gpus, bool) or not isinstance(gpus, int) or gpus < 0):
             raise HarnessError(f"{where}: gpus_per_task must be an integer >= 0, got {gpus!r}")
@@ -119,6 +133,21 @@ class SlurmOptions:
                                   "gres": f"gpu:{gpus}" if gpus else None,
                                   "exclusive": True if self.exclusive else None}
         return {k: v for k, v in params.items() if v is not None}
+
+
+def _shown(value: object) -> str:
+    text = repr(value)  # a control character shows escaped
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def check_script_path(path: str, what: str) -> None:
+    """Refuse a path Slurm would not take literally in the batch script: one with a control character
+    (a line break would start a shell command) or a character of :data:`SCRIPT_PATH_FORBIDDEN`."""
+    bad = sorted({*control_characters(path), *(c for c in path if c in SCRIPT_PATH_FORBIDDEN)})
+    if bad:
+        raise HarnessError(f"--executor slurm: {what} {_shown(path)} holds {', '.join(map(_shown, bad))}, which "
+                           "Slurm's batch script cannot carry as it is (a line break ends a '#SBATCH' line, "
+                           "'%' is a file-name pattern, '\\' an escape): use a path without them")
 
 
 def plan_tasks(request: SweepRequest) -> list[TaskPlan]:
@@ -253,8 +282,10 @@ class SlurmExecutor(Executor):
         return cls(SlurmOptions.parse(options, where))
 
     def run(self, request: SweepRequest) -> list[Record]:
-        submitit = _submitit()
         results = request.results_dir.resolve()
+        check_script_path(str(results), "the results directory")
+        check_script_path(sys.executable, "this Python interpreter's path")
+        submitit = _submitit()
         folder = results / SLURM_DIR
         folder.mkdir(parents=True, exist_ok=True)
         merged = read_results([results])

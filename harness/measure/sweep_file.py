@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 
 from harness.errors import HarnessError
+from harness.files import read_regular_file
 from harness.measure.devices import parse_device
 from harness.measure.settings import CPU_SETTINGS, apply_overrides
 
@@ -99,12 +100,37 @@ SWEEP_KEYS: dict[str, Validator] = {
 }
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, refusing a key given twice in one mapping (PyYAML keeps the last one silently;
+    the YAML spec requires keys to be unique)."""
+
+
+def _unique_keys_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode) -> dict[Any, Any]:
+    first: dict[Any, yaml.Mark] = {}
+    for key_node, _ in node.value:
+        if key_node.tag == "tag:yaml.org,2002:merge":  # "<<: *base": merged keys may be overridden
+            continue
+        key = loader.construct_object(key_node)
+        try:
+            earlier = first.get(key)
+        except TypeError:  # an unhashable key: construct_mapping says so
+            continue
+        if earlier is not None:
+            raise yaml.constructor.ConstructorError(None, None, f"duplicate key {_shown(key)} (first given at "
+                                                    f"{earlier.line + 1}:{earlier.column + 1})", key_node.start_mark)
+        first[key] = key_node.start_mark
+    return loader.construct_mapping(node)
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _unique_keys_mapping)
+
+
 def load_sweep_yaml(path: Path) -> dict[str, Any]:
-    """A sweep file: the keys of :data:`SWEEP_KEYS` (all optional), each value checked."""
+    """A sweep file: the keys of :data:`SWEEP_KEYS` (all optional), each value checked. Anything but a
+    regular file (a FIFO would wait for a writer forever) and a key given twice are refused in one line."""
+    raw = read_regular_file(path, "sweep config")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise HarnessError(f"{path}: cannot read sweep config ({exc.strerror or type(exc).__name__})") from None
+        data = yaml.load(raw.decode("utf-8"), Loader=_UniqueKeyLoader)
     except UnicodeDecodeError as exc:
         raise HarnessError(f"{path}: byte {exc.start} is not UTF-8 (a sweep file is YAML text)") from None
     except RecursionError:
