@@ -252,6 +252,9 @@ def test_a_missing_column_is_named(tmp_path: Path) -> None:
     ({"args": [1]}, r"'args' must be an object, got \[1\]"),
     ({"name": 5}, r"'name' must be a string, got 5"),
     ({"args": {"correlation": "x"}}, r"'args.correlation' must be an integer, got 'x'"),
+    ({"dur": 10**400}, r"'dur' must be a finite number >= 0, got 1000000000000000000000000000000000000000..."),
+    ({"ts": -(10**400)}, r"'ts' must be a finite number, got -100000000000000000000000000000000000000..."),
+    ({"args": {"stream": 2**64}}, r"'args.stream' must be an integer of 64 bits, got 18446744073709551616"),
 ])
 def test_wrongly_typed_kineto_fields(tmp_path: Path, change: dict, message: str) -> None:
     doc = json.loads((PROFILES / "synthetic-kineto.json").read_text())
@@ -273,4 +276,34 @@ def test_wrongly_typed_sqlite_fields(tmp_path: Path, update: str, message: str) 
     with sqlite3.connect(path) as db:
         db.execute(f"UPDATE CUPTI_ACTIVITY_KIND_KERNEL {update} WHERE rowid = 2")
     with pytest.raises(ProfileFormatError, match=message):
+        load_trace(path)
+
+
+CSV_CAPTURES = [p for p in CAPTURES if p.suffix == ".csv"]
+
+
+@pytest.mark.parametrize("path", CSV_CAPTURES, ids=lambda p: p.name)
+def test_a_csv_cut_inside_a_quoted_field_skips_that_row_and_says_so(tmp_path: Path, path: Path) -> None:
+    """A capture cut short in the middle of its last row's quoted field (a kernel name): that row is skipped
+    and counted in the trace's note, never read as a kernel with half a name or half its fields."""
+    text = path.read_text().rstrip("\n")
+    cut = tmp_path / path.name
+    cut.write_text(text[: text.rindex('"') - 3])  # inside the last quoted field
+    trace = load_trace(cut)
+    lines = text.count("\n") + 1
+    assert any("skipped 1 of " in note and f"(line {lines}: the file ends inside its quoted field (cut short?))"
+               in note for note in trace.notes), trace.notes
+
+
+def test_a_quote_never_closed_mid_file_is_one_error_naming_its_line(tmp_path: Path) -> None:
+    """A quote opened in the third data row and closed nowhere: Python's reader would take the rest of the
+    file as one field, and the rows there would be lost unseen."""
+    text = (PROFILES / "synthetic-nsys-cuda_gpu_trace.csv").read_text()
+    lines = text.splitlines(keepends=True)
+    row = next(i for i, line in enumerate(lines) if line.startswith("1000056000,"))
+    start = len("".join(lines[:row])) + len("1000056000,")
+    path = tmp_path / "trace.csv"
+    path.write_text(text[:start] + '"' + text[start:].replace('"', ""))
+    with pytest.raises(ProfileFormatError, match=rf"trace.csv:{row + 1}: a quoted field opens on this line and runs "
+                                                 rf"to line \d+ \(a quote never closed: the file is damaged\)"):
         load_trace(path)
