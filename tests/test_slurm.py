@@ -243,6 +243,25 @@ def test_sweep_file_slurm_options_reach_sbatch_and_the_command_line_wins(slurm: 
     assert executor_options(local, load_sweep_yaml(sweep)) == ({}, "--slurm-*")  # other executors ignore it
 
 
+def test_hostile_characters_never_run_in_the_batch_script(slurm: SlurmCluster, tmp_path: Path, capsys) -> None:
+    """A partition with a line break (submitit would write the next line into the batch script as a shell
+    command) is refused in one line before anything is submitted; a results folder with a space, ';',
+    '$()', backticks, quotes and '#' runs for real: sbatch and srun take the quoted path as it is (the logs
+    and the records land there) and nothing in it is executed."""
+    (net,) = tiny_nets(tmp_path, 1)
+    marker = tmp_path / "INJECTED"
+    assert main(bench(net, "--backend", "pytorch", "--batch", "1", "--out", str(tmp_path / "refused"),
+                      "--slurm-partition", f"debug\ntouch {marker}")) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "partition must be a Slurm name" in err and "\\n" in err
+    assert not list((tmp_path / "refused").glob("slurm/*"))  # nothing was submitted
+    out = tmp_path / f"res ;touch {marker.name};$(touch {marker})`touch {marker}`'\"#x"
+    assert main(bench(net, "--backend", "pytorch", "--batch", "1", "--out", str(out))) == 0, capsys.readouterr().err
+    assert [r.status for r in read_results([out]).records] == ["ok"]
+    assert list((out / "slurm").glob("*_0_log.out")) and list((out / "slurm").glob("*_0_log.err"))
+    assert not marker.exists() and not (Path.cwd() / marker.name).exists()
+
+
 def test_options_and_planning_without_a_cluster(tmp_path: Path) -> None:
     assert parse_time("90", "t") == 90 and parse_time("1:30", "t") == 2 and parse_time("2:00:00", "t") == 120
     assert parse_time("1-0", "t") == 1440 and parse_time("1-2:30", "t") == 1590

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import io
 import os
-import re
 import shutil
 import tempfile
 import warnings
@@ -31,6 +30,7 @@ from harness.convert.blobs import output_blob, probe_blobs
 from harness.convert.cache import CacheError, cache_dir, cache_key, graph_fingerprint, intact, record
 from harness.convert.weights import WeightSource
 from harness.errors import BackendFailed, HarnessError
+from harness.files import name_part
 
 OPSET = 17
 
@@ -56,7 +56,7 @@ def export_onnx(source: WeightSource) -> OnnxModels:
     key = cache_key(graph_fingerprint(graph), source.key(), torch.__version__, onnx.__version__, OPSET,
                     output, probes)
     folder = cache_dir("onnx")
-    stem = f"{re.sub(r'[^A-Za-z0-9_.-]+', '_', graph.name)}-b{batch}-{key}"
+    stem = f"{name_part(graph.name)}-b{batch}-{key}"
     models = OnnxModels(folder / f"{stem}.probe.onnx", folder / f"{stem}.onnx", [s.name for s in graph.inputs],
                         output, probes)
     if intact(models.timing):  # the manifest covers the probe model, the timing model and the weights

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, TypedDict
 
 from harness.errors import HarnessError
+from harness.files import name_part
 from harness.results.records import Config
 from harness.results.schema import SchemaError, StrictFloat, build, loads
 
@@ -101,8 +102,7 @@ class ProfileRecord:
 def profile_stem(config: Config, tool: str) -> str:
     """``<network>-<backend>-<mode>-<device kind>-b<batch>-<tool>``, safe as a file name."""
     c = config
-    stem = f"{c.network}-{c.backend}-{c.mode or 'default'}-{c.device_kind}-b{c.batch}-{tool}"
-    return "".join(ch if ch.isalnum() or ch in "-_.+" else "_" for ch in stem)
+    return name_part(f"{c.network}-{c.backend}-{c.mode or 'default'}-{c.device_kind}-b{c.batch}-{tool}", 200)
 
 
 def profiles_dir(results_dir: str | os.PathLike[str]) -> Path:

@@ -29,6 +29,7 @@ from typing import Any
 
 from harness import jsonout
 from harness.errors import HarnessError, one_line
+from harness.files import name_part
 from harness.results.records import Record
 from harness.results.schema import SchemaError, loads, parse_timestamp
 
@@ -185,7 +186,7 @@ class ResultsStore:
 
     def __init__(self, directory: str | os.PathLike[str], writer: str | None = None) -> None:
         self.dir = Path(directory)
-        self.path = self.dir / (RESULTS_FILE if writer is None else f"results-{_safe(writer)}.jsonl")
+        self.path = self.dir / (RESULTS_FILE if writer is None else f"results-{name_part(writer)}.jsonl")
 
     # ---- reading -------------------------------------------------------------------------------
 
@@ -276,5 +277,3 @@ def save_fallback(line: bytes) -> Path:
     raise HarnessError("no writable place for the record: results directory, temp dir and home all failed")
 
 
-def _safe(name: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_.+" else "_" for c in name)
