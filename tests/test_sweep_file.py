@@ -43,6 +43,9 @@ def test_a_good_file(tmp_path: Path) -> None:
     ("settings: {min_s: abc}", "settings.min_s: expected a number, got 'abc'"),
     ("networks: [alexnet]\nbatchez: [1]", "unknown sweep key(s) batchez"),
     ("[" * 5000, "nested too deeply to be a sweep file"),
+    ("batches: [1]\nnetworks: [a]\nbatches: [8]", ":3:1: duplicate key 'batches' (first given at 1:1) (not valid YAML)"),
+    ("settings: {min_s: 1, min_s: 2}", ":1:22: duplicate key 'min_s' (first given at 1:12)"),
+    ("slurm:\n  partition: a\n  partition: b", ":3:3: duplicate key 'partition' (first given at 2:3)"),
 ])
 def test_each_wrong_value_is_one_line_naming_file_and_key(tmp_path: Path, text: str, message: str) -> None:
     with pytest.raises(HarnessError) as err:
@@ -62,3 +65,9 @@ def test_every_key_has_a_validator_that_rejects_a_wrong_type(tmp_path: Path) -> 
     for key, check in SWEEP_KEYS.items():
         with pytest.raises(HarnessError, match=f"^x: '{key}'"):
             check(object(), f"x: '{key}'")
+
+
+def test_merge_keys_may_be_overridden(tmp_path: Path) -> None:
+    """YAML's "<<: *base" then a key of the base given again is an override, not a duplicate."""
+    data = _load(tmp_path, "settings: &base {min_s: 1, warmup_iters: 2}\nslurm:\n  <<: {time: '5'}\n  time: '9'\n")
+    assert data["slurm"] == {"time": "9"} and data["settings"] == {"min_s": 1, "warmup_iters": 2}
