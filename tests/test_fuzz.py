@@ -381,3 +381,193 @@ def _damaged(tmp: Path, name: str, insert: str) -> Path:
     path = tmp / name
     path.write_text(text[:len(text) // 2] + insert + text[len(text) // 2:], encoding="utf-8")
     return path
+
+
+# ---- damaged results stores, profiler numbers and cut quotes, command-line values (issue 23, items 4-6) ----
+# Kept apart from the prototxt generators above. Every case: exit 0 or 2, no traceback, one error line; a
+# store's good records are all exported and each damaged line is either a record of the right types or
+# counted as skipped (0 lost, none exported silently).
+
+STORE_VALUES = [None, True, 0, -1, 1.5, 10**400, -(10**400), 2**63, "", "x", "NaN", "2026-13-45T99:00", [], [1],
+                {}, {"a": None}, "\x1b[2J", "a\nb"]
+
+
+def _paths(doc: Any, prefix: tuple = ()) -> Iterator[tuple]:
+    """Every place in a JSON document (key paths into objects, indexes into lists)."""
+    if isinstance(doc, dict):
+        for key, value in doc.items():
+            yield (*prefix, key)
+            yield from _paths(value, (*prefix, key))
+    elif isinstance(doc, list):
+        for i, value in enumerate(doc[:3]):
+            yield (*prefix, i)
+            yield from _paths(value, (*prefix, i))
+
+
+def damage_record_line(rng: random.Random, doc: dict) -> tuple[str, str]:
+    """A damaged JSON line of a record (its own network name, so that its key is its own) and how."""
+    op = rng.choice(("value", "value", "value", "drop", "text", "deep", "constant"))
+    if op == "deep":
+        depth = rng.choice((900, 5000, 100_000))
+        return json.dumps(doc)[:-1] + ', "metadata": ' + "[" * depth + "]" * depth + "}", f"nesting {depth}"
+    if op == "constant":
+        return json.dumps(doc).replace("0.01", rng.choice(("NaN", "Infinity", "-Infinity")), 1), "NaN token"
+    if op == "text":
+        text, how = mutate_text(rng, json.dumps(doc))
+        return text.replace("\n", " "), how
+    *parents, last = rng.choice(list(_paths(doc)))
+    node = doc
+    for key in parents:
+        node = node[key]
+    if op == "drop" and isinstance(node, dict):
+        del node[last]
+        return json.dumps(doc), f"drop {'.'.join(map(str, (*parents, last)))}"
+    node[last] = rng.choice(STORE_VALUES)
+    return json.dumps(doc), f"{'.'.join(map(str, (*parents, last)))} = {node[last]!r:.30}"
+
+
+def _store_record(network: str) -> dict:
+    from harness.results.records import Config, LatencyFigures, Placement, Record
+
+    latency = LatencyFigures(3, 0.03, 0.01, 0.01, 0.012, 0.009, 0.012, 0.001, 0.009, 0.012, 0.75, 1, 0.01, 100.0)
+    record = Record(config=Config(network, "pytorch", 1, "cpu", "eager-fp32", hardware="CPU X"), status="ok",
+                    latency=latency, latencies_s=[0.01, 0.011, 0.012], metadata={"host": "h", "memory_total_bytes": 8},
+                    contended={"reasons": ["cpu load"]}, started_at="2026-01-01T00:00:00.000+00:00",
+                    finished_at="2026-01-01T00:00:01.000+00:00", placement=Placement("local", "h", 7))
+    return record.to_dict()
+
+
+def test_damaged_results_stores(tmp_path: Path) -> None:
+    from harness.results.store import read_results
+
+    rng = random.Random(SEED + 10)
+    failures = []
+    for case in range(max(1, CASES // 40)):
+        folder = tmp_path / f"store{case}"
+        folder.mkdir()
+        goods = [f"good{i}" for i in range(rng.choice((1, 3)))]
+        lines, hows = [json.dumps(_store_record(n)) for n in goods], []
+        for i in range(rng.choice((1, 5, 20))):
+            line, how = damage_record_line(rng, _store_record(f"bad{i}"))
+            lines.insert(rng.randrange(len(lines) + 1), line)
+            hows.append(how)
+        (folder / "results.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8", errors="surrogatepass")
+
+        def check(folder: Path, goods: list[str] = goods, total: int = len(lines)) -> None:
+            argv = ["results", str(folder), "--format", "json"]
+            rc, out, err = run_cli(argv)
+            check_outcome(argv, rc, err)
+            assert rc == 0, err[-500:]
+            exported = {json.loads(line)["network"] for line in out.splitlines() if line.strip()}
+            assert set(goods) <= exported, f"lost {set(goods) - exported}"
+            merged = read_results([folder])
+            skipped = re.search(r"skipped (\d+) unreadable line", err)
+            assert len(merged.unreadable) == (int(skipped.group(1)) if skipped else 0), err[-500:]
+            assert len(merged.records) + len(merged.superseded) + len(merged.unreadable) == total
+
+        _case(failures, f"case {case} ({'; '.join(hows)[:300]})", folder / "results.jsonl", check, folder)
+    _report(failures)
+
+
+def _ends_inside_quotes(text: str) -> bool:
+    """Whether a cut of a committed profiler CSV (no quote inside a quoted field there) ends inside the quotes
+    of a row that holds something (a row of empty fields is no row to lose)."""
+    last = text.rsplit("\n", 1)[-1]
+    return last.count('"') % 2 == 1 and bool(last.replace('"', "").replace(",", "").strip())
+
+
+def test_profiler_numbers_and_cut_quotes(tmp_path: Path) -> None:
+    rng = random.Random(SEED + 11)
+    texts = [p for p in PROFILES if p.suffix in (".csv", ".json")]
+    failures = []
+    for case in range(max(1, CASES // 20)):
+        source = rng.choice(texts)
+        text = source.read_text(encoding="utf-8")
+        numbers = list(re.finditer(r"(?<![\w.])-?\d+(?:\.\d+)?(?![\w.])", text))
+        cut = None
+        if source.suffix == ".csv" and rng.random() < 0.5:
+            cut = rng.randrange(len(text) // 2, len(text))
+            text, how = text[:cut], f"cut at {cut}"
+        elif rng.random() < 0.3:
+            at = rng.randrange(len(text))
+            text, how = text[:at] + '"' + text[at:], f"a quote at {at}"
+        else:
+            m = rng.choice(numbers)
+            value = rng.choice(("9" * 401, "-" + "9" * 401, "1e400", "-1e999", "1" + "0" * 320, str(2**64)))
+            text, how = text[:m.start()] + value + text[m.end():], f"number at {m.start()} -> {value[:12]}..."
+        path = tmp_path / f"case{case}-{source.name}"
+        path.write_text(text, encoding="utf-8")
+
+        def check(path: Path, cut_inside: bool = cut is not None and _ends_inside_quotes(text)) -> None:
+            argv = ["kernels", "metrics" if "metrics" in path.name else "attribute", "--format", "json", str(path)]
+            rc, out, err = run_cli(argv)
+            check_outcome(argv, rc, err)
+            if rc == 0 and cut_inside:  # the cut row is skipped and said so (attribute: in the JSON; metrics: stderr)
+                notes = err if "metrics" in path.name else " ".join(n for doc in json.loads(out) for n in doc["notes"])
+                assert "the file ends inside its quoted field" in notes, notes[:300]
+
+        _case(failures, f"case {case} ({source.name}: {how})", path, check, path)
+    _report(failures)
+
+
+#: values a user may type by mistake, or an attacker on purpose, for any option
+CLI_VALUES = ["", "0", "-1", "1e999", "nan", "99999999999999999999", "x", "all", "cpu", "cuda:99", "a,,b",
+              "a\nb", "a;touch x", "$(touch x)", "`id`", "'", '"', "\x1b[2J", "--", "-", "=", "..", "/dev/zero"]
+
+
+class WouldRun(BaseException):
+    """The command got past its checks and would now measure or write: the case ends here (not a finding)."""
+
+
+def _would_run(*args: object, **kwargs: object) -> None:
+    raise WouldRun()
+
+
+def test_bad_command_line_values(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Random command lines of every command with hostile values: parsed and checked for real; the commands
+    that would then measure (bench, profile, verify) or build a report stop where their work begins."""
+    import argparse
+
+    from harness.cli import main as cli_main
+    from harness.results.store import ResultsStore
+
+    monkeypatch.setattr(ResultsStore, "check_writable", _would_run)  # bench: after every check, before measuring
+    for module in ("harness.cli.profile", "harness.cli.verify", "harness.cli.report", "harness.cli.doctor"):
+        monkeypatch.setattr(f"{module}.run", _would_run)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "prototxts").mkdir()  # where `zoo build` writes by default from here, never the checkout's
+    rng = random.Random(SEED + 12)
+    def option_strings(parser: argparse.ArgumentParser) -> list[str]:  # nested actions' options too
+        found = []
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                found += [o for sub in action.choices.values() for o in option_strings(sub)]
+            elif action.option_strings and not isinstance(action, argparse._HelpAction):
+                found.append(action.option_strings[-1])
+        return sorted(set(found))
+
+    options = {command: option_strings(cli_main.build_parser(command).commands[command])
+               for command in cli_main.COMMANDS}
+    failures = []
+    for case in range(max(1, CASES // 10)):
+        command = rng.choice(list(cli_main.COMMANDS))
+        argv = [command]
+        if command in ("kernels", "zoo"):
+            argv.append(rng.choice(["attribute", "classify", "show", "list", rng.choice(CLI_VALUES)]))
+        argv += rng.sample([str(PROTOTXTS[0]), "alexnet", rng.choice(CLI_VALUES)], rng.choice((0, 1, 2)))
+        for _ in range(rng.choice((1, 2, 3))):
+            argv += [rng.choice(options[command]), rng.choice(CLI_VALUES)]
+
+        def check(argv: list[str]) -> None:
+            try:
+                rc, _, err = run_cli(argv)
+            except WouldRun:
+                return
+            check_outcome(argv, rc, err)
+            if rc == 2 and "error: argument" in err:
+                assert err.rstrip().endswith("--help')"), err  # argparse's refusals point to --help
+
+        kept = tmp_path / f"case{case}.argv"
+        kept.write_text(repr(argv), encoding="utf-8", errors="surrogatepass")
+        _case(failures, f"case {case} ({argv!r:.300})", kept, check, argv)
+    _report(failures)

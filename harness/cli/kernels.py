@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from harness import jsonout
-from harness.errors import HarnessError
+from harness.errors import HarnessError, one_line
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -109,13 +109,16 @@ def _metrics(args: argparse.Namespace) -> int:
     from harness.kernels.parsers import load_trace
     from harness.kernels.synthetic import is_synthetic_capture
 
-    metrics = []
+    metrics, notes = [], []
     for f in args.files:
         trace = load_trace(f)
         if not trace.metrics:
             raise HarnessError(f"{f}: no kernel metrics in this {trace.source} file "
                                "(expected nvprof --metrics --csv or ncu --csv output)")
         metrics += trace.metrics
+        notes += trace.notes
+    for note in notes:  # rows skipped (and counted) by the parser: on stderr, so that the JSON stays whole
+        print(f"note: {one_line(note)}", file=sys.stderr)
     synthetic = [f for f in args.files if is_synthetic_capture(f)]
     rows = table_v(metrics)
     if args.format == "json":
