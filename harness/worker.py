@@ -32,6 +32,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
+from harness import jsonout
 from harness.backends.base import RunTarget, Session, get_backend
 from harness.convert.weights import INPUT_DISTRIBUTION
 from harness.errors import BackendUnavailable, DeviceOutOfMemory, HarnessError, UnsupportedLayer
@@ -208,7 +209,7 @@ def main() -> int:
             print(f"harness worker: {exc}", file=sys.stderr)
             reply["not_stored"] = str(exc)
             status = EXIT_NOT_STORED
-    replies.write(json.dumps(reply, allow_nan=False, default=str) + "\n")
+    replies.write(jsonout.dumps(reply) + "\n")  # as the store writes it: the parent reads it back typed
     replies.flush()
     return status
 
