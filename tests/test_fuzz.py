@@ -426,12 +426,13 @@ def damage_record_line(rng: random.Random, doc: dict) -> tuple[str, str]:
     return json.dumps(doc), f"{'.'.join(map(str, (*parents, last)))} = {node[last]!r:.30}"
 
 
-def _store_record(network: str) -> dict:
+def _store_record(network: str, rng: random.Random) -> dict:
     from harness.results.records import Config, LatencyFigures, Placement, Record
 
     latency = LatencyFigures(3, 0.03, 0.01, 0.01, 0.012, 0.009, 0.012, 0.001, 0.009, 0.012, 0.75, 1, 0.01, 100.0)
     record = Record(config=Config(network, "pytorch", 1, "cpu", "eager-fp32", hardware="CPU X"), status="ok",
-                    latency=latency, latencies_s=[0.01, 0.011, 0.012], metadata={"host": "h", "memory_total_bytes": 8},
+                    latency=latency, latencies_s=[0.01, 0.011, 0.012],
+                    metadata={"host": "h", "memory_total_bytes": 8, "version": rng.choice(("2.1", 2.1, None, [2]))},
                     contended={"reasons": ["cpu load"]}, started_at="2026-01-01T00:00:00.000+00:00",
                     finished_at="2026-01-01T00:00:01.000+00:00", placement=Placement("local", "h", 7))
     return record.to_dict()
@@ -446,9 +447,9 @@ def test_damaged_results_stores(tmp_path: Path) -> None:
         folder = tmp_path / f"store{case}"
         folder.mkdir()
         goods = [f"good{i}" for i in range(rng.choice((1, 3)))]
-        lines, hows = [json.dumps(_store_record(n)) for n in goods], []
+        lines, hows = [json.dumps(_store_record(n, rng)) for n in goods], []
         for i in range(rng.choice((1, 5, 20))):
-            line, how = damage_record_line(rng, _store_record(f"bad{i}"))
+            line, how = damage_record_line(rng, _store_record(f"bad{i}", rng))
             lines.insert(rng.randrange(len(lines) + 1), line)
             hows.append(how)
         (folder / "results.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8", errors="surrogatepass")
@@ -464,6 +465,10 @@ def test_damaged_results_stores(tmp_path: Path) -> None:
             skipped = re.search(r"skipped (\d+) unreadable line", err)
             assert len(merged.unreadable) == (int(skipped.group(1)) if skipped else 0), err[-500:]
             assert len(merged.records) + len(merged.superseded) + len(merged.unreadable) == total
+            argv = ["results", str(folder), "--format", "parquet", "-o", str(folder / "export.parquet")]
+            rc, _, err = run_cli(argv)  # one type per column, whatever the free-form metadata holds
+            check_outcome(argv, rc, err)
+            assert rc == 0, err[-500:]
 
         _case(failures, f"case {case} ({'; '.join(hows)[:300]})", folder / "results.jsonl", check, folder)
     _report(failures)

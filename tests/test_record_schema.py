@@ -171,3 +171,17 @@ def test_a_profiles_folder_entry_that_is_not_a_file_is_named_not_waited_on(tmp_p
     os.mkfifo(tmp_path / PROFILES_DIR / "x.json")
     skipped: list[str] = []
     assert read_profiles(tmp_path, skipped) == [] and "not a regular file" in skipped[0]
+
+
+def test_parquet_export_of_free_form_metadata_of_mixed_types(tmp_path: Path) -> None:
+    """Metadata is free-form: one record's version may be text, another's a number. Parquet holds one type
+    per column, so such a column is written as text (pyarrow's ArrowTypeError was a traceback)."""
+    pandas = pytest.importorskip("pandas")
+    pytest.importorskip("pyarrow")
+    store = ResultsStore(tmp_path)
+    store.append(Record(config=Config("a", "b", 1), status="ok", metadata={"version": "2.1", "n": 1}))
+    store.append(Record(config=Config("c", "b", 1), status="ok", metadata={"version": 2.1, "n": 2}))
+    rc, _, err = run_cli(["results", str(tmp_path), "--format", "parquet", "-o", str(tmp_path / "x.parquet")])
+    assert rc == 0, err
+    frame = pandas.read_parquet(tmp_path / "x.parquet")
+    assert frame["meta.version"].tolist() == ["2.1", "2.1"] and frame["meta.n"].tolist() == [1, 2]

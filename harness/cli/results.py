@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
 from harness.cli.argtypes import output_path
 from harness.errors import HarnessError
@@ -34,9 +35,11 @@ def run(args: argparse.Namespace) -> int:
         if args.output is None:
             raise HarnessError("--format parquet writes a binary file: give -o FILE")
         try:
-            frame.to_parquet(args.output, index=False)
+            one_type_per_column(frame).to_parquet(args.output, index=False)
         except ImportError as exc:
             raise HarnessError(f"parquet export needs pyarrow: pip install 'harness[report]' ({exc})") from None
+        except (TypeError, ValueError) as exc:  # pyarrow's ArrowTypeError and ArrowInvalid
+            raise HarnessError(f"-o {args.output}: cannot write parquet ({' '.join(str(exc).split())[:300]})") from None
         return 0
     target = args.output if args.output is not None else sys.stdout
     if args.format == "csv":
@@ -46,3 +49,14 @@ def run(args: argparse.Namespace) -> int:
         if args.output is None:
             sys.stdout.write("\n")
     return 0
+
+
+def one_type_per_column(frame: Any) -> Any:
+    """The table with one type per column, as parquet stores it: metadata is free-form, so one record may
+    hold a key as a number and another as text (a version "2.1" and 2.1); such a column is written as text."""
+    frame = frame.copy()
+    for name in frame.select_dtypes(include="object").columns:
+        kinds = {type(v) for v in frame[name] if v is not None and v == v}
+        if len(kinds) > 1:
+            frame[name] = frame[name].map(lambda v: v if v is None or v != v else str(v))
+    return frame

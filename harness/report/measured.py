@@ -103,6 +103,8 @@ def load(dirs: Sequence[Path]) -> Measured:
         frame["synthetic"] = _column(frame, "meta.synthetic").fillna(False).astype(bool)
     skipped: list[str] = []  # damaged kernel-profile records: named, left out, kept on disk
     profiles = [p for d in dirs for p in read_profiles(d, skipped)]
+    if skipped and not profiles and not merged.records:  # nothing left to report: the first reason is the error
+        raise HarnessError(skipped[0] + (f" (and {len(skipped) - 1} more such file(s))" if len(skipped) > 1 else ""))
     frame, shares = assign_devices(frame, profile_rows(profiles))
     shares = one_profile_each(shares, profiles)
     if not frame.empty:
