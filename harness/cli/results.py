@@ -54,8 +54,10 @@ def run(args: argparse.Namespace) -> int:
 def one_type_per_column(frame: Any) -> Any:
     """The table with one type per column, as parquet stores it: metadata is free-form, so one record may
     hold a key as a number and another as text (a version "2.1" and 2.1); such a column is written as text."""
+    from pandas.api.types import is_object_dtype
+
     frame = frame.copy()
-    for name in frame.select_dtypes(include="object").columns:
+    for name in [n for n in frame.columns if is_object_dtype(frame[n])]:
         kinds = {type(v) for v in frame[name] if v is not None and v == v}
         if len(kinds) > 1:
             frame[name] = frame[name].map(lambda v: v if v is None or v != v else str(v))
