@@ -576,3 +576,44 @@ def test_bad_command_line_values(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
         kept.write_text(repr(argv), encoding="utf-8", errors="surrogatepass")
         _case(failures, f"case {case} ({argv!r:.300})", kept, check, argv)
     _report(failures)
+
+
+def test_sweep_files_with_repeated_keys_and_hostile_slurm_values(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """A key written twice at any level is refused in one line (YAML would keep the last silently); Slurm
+    names from a sweep file that a batch script would act on are refused before anything is submitted."""
+    from harness.executors import slurm as slurm_executor
+    from harness.results.store import ResultsStore
+
+    monkeypatch.setattr(ResultsStore, "check_writable", _would_run)
+    monkeypatch.setattr(slurm_executor, "_submitit", _would_run)
+    rng = random.Random(SEED + 13)
+    lines = [f"networks: [{PROTOTXTS[0]}]", "backends: [pytorch]", "batches: [1, 4]", "seed: 3",
+             "settings:", "  min_s: 2", "  warmup_iters: 5", "slurm:", "  time: '10'", "  partition: debug"]
+    failures = []
+    for case in range(max(1, CASES // 40)):
+        text, repeated = list(lines), None
+        if rng.random() < 0.6:  # a line again, in the same mapping: first in the file, or right after itself
+            i = rng.randrange(len(text))
+            repeated = text[i].split(":")[0].strip()
+            text.insert(i + 1 if text[i].startswith("  ") else 0, text[i])
+        else:  # the slurm block is last: the account goes into it
+            value = rng.choice([*CLI_VALUES, "gpu\n  account: x", "a b"])
+            text.append(f"  account: {json.dumps(value)}")
+        path = tmp_path / f"case{case}.yaml"
+        path.write_text("\n".join(text) + "\n", encoding="utf-8")
+
+        def check(path: Path, repeated: str | None = repeated) -> None:
+            argv = ["bench", "--config", str(path), "--executor", "slurm", "--out", str(tmp_path / "out")]
+            try:
+                rc, _, err = run_cli(argv)
+            except WouldRun:
+                assert repeated is None, f"key {repeated!r} given twice was taken"
+                return
+            check_outcome(argv, rc, err)
+            assert rc == 2, err
+            if repeated is not None:
+                assert "duplicate key" in err, err
+
+        _case(failures, f"case {case} ({' | '.join(text)!r:.300})", path, check, path)
+    _report(failures)
