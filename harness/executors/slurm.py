@@ -63,7 +63,8 @@ _TIME = re.compile(r"^(?:(\d+)-)?(\d+)(?::(\d+))?(?::(\d+))?$")
 SLURM_NAME = re.compile(r"[A-Za-z0-9_.+-]+")
 #: characters a path must not hold where submitit writes it into the batch script ("#SBATCH --output=...")
 #: and srun's options: a line break ends the directive, and Slurm reads "%" as a file-name pattern (%j, %A)
-#: and "\" as turning the patterns off (checked against a real sbatch by tests/test_slurm.py)
+#: and "\" as an escape (Debian's Slurm 22.05 wrote no log for a folder with either; spaces, ";", "$()",
+#: quotes and "#" reach it quoted and are taken as they are: tests/test_slurm.py runs a job in such a folder)
 SCRIPT_PATH_FORBIDDEN = "%\\"
 
 
