@@ -91,6 +91,8 @@ export PYTHONPATH="$REPO${PYTHONPATH:+:$PYTHONPATH}"
 export PYTHONUNBUFFERED=1
 mkdir -p "$OUT" || exit 2
 OUT=$(cd "$OUT" && pwd)
+# an earlier run's files in OUT would pass for this run's evidence (its doctor.json, its energy.txt): gone first
+rm -f "$OUT"/{summary.md,acceptance.log,doctor.json,energy.txt,results.tar.gz,captures.tar.gz}{,.partial}
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/gpu-acceptance.XXXXXX")
 RESULTS=$WORK/results
 mkdir -p "$RESULTS/profiles/captures"

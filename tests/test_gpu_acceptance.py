@@ -101,13 +101,17 @@ def wrapper(tmp_path: Path, body: str) -> str:
 def test_an_interpreter_without_the_dependencies_stops_the_run_in_one_line(tmp_path: Path) -> None:
     bare = wrapper(tmp_path, f'exec {sys.executable} -I -S "$@"')  # no site-packages: no torch, rich, pynvml
     out = tmp_path / "out"
-    proc = subprocess.run(["bash", str(SCRIPT), str(out), "--dry-run"], env={**os.environ, "PYTHON": bare},
+    out.mkdir()
+    (out / "energy.txt").write_text("  energy counter   812.00 J\n")  # an earlier run's: not this run's evidence
+    # run as the README says (benchmarks/gpu_acceptance.sh OUT_DIR): the script is executable
+    proc = subprocess.run([str(SCRIPT), str(out), "--dry-run"], env={**os.environ, "PYTHON": bare},
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2
     assert proc.stderr.count("gpu_acceptance:") == 1 and "cannot run" in proc.stderr and "no torch" in proc.stderr
     summary = (out / "summary.md").read_text()
     assert "- **preflight**: FAILED" in summary and "no torch" in summary and "no rich" in summary
     assert "- **env**" not in summary  # nothing after it ran
+    assert not (out / "energy.txt").exists()
 
 
 @pytest.mark.slow
