@@ -113,3 +113,8 @@ def test_the_report_leaves_out_energies_of_short_windows(tmp_path: Path) -> None
     assert row["latency.median_s"] > 0  # the record's latency stays
     others = frame[(frame["batch"] == measured.ENERGY_BATCH) & (frame["key"] != marked[0])]
     assert others["energy.gmacs_per_joule"].notna().sum() >= 11
+    # and the report says so, rather than leaving a blank cell unexplained
+    from harness.report.build import build
+
+    intro = build([results], tmp_path / "report").markdown.read_text().split("## Summary")[0]
+    assert "Energy left out: 1 record(s) whose window was too short" in intro

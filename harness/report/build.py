@@ -522,6 +522,10 @@ def build(dirs: Sequence[Path], out: Path, spec_overrides: dict[str, str] | None
     if not data.contended.empty:
         intro.append(f"Left out: {len(data.contended)} record(s) whose measurement window was disturbed "
                      "(listed under 'Records left out').")
+    short = measured.short_energy_windows(frame)
+    if short:
+        intro.append(f"Energy left out: {short} record(s) whose window was too short for its energy to be evidence "
+                     "(their latency and memory stay; each record's energy.window_too_short says why).")
     intro += [w.removeprefix("warning: ") for w in data.warnings]
     synthetic = bool(style.synthetic_setups) or any(p.synthetic for p in data.profiles)
     banner = SYNTHETIC_BANNER if synthetic else ""

@@ -127,6 +127,11 @@ def without_short_energy(frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
+def short_energy_windows(frame: pd.DataFrame) -> int:
+    """How many records had their energy left out by :func:`without_short_energy` (the report says so)."""
+    return int(frame["energy.window_too_short"].notna().sum()) if "energy.window_too_short" in frame else 0
+
+
 #: which capture speaks for a network on a setup when there are several: the one that times kernels as they
 #: run (nsys, then the PyTorch profiler) before ncu, which replays each kernel alone, then nvprof's
 TOOL_PREFERENCE = ("nsys", "torch", "ncu", "nvprof")
