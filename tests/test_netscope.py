@@ -349,6 +349,13 @@ def test_hdf5_data_shapes_come_from_the_file(tmp_path: Path) -> None:
         h5["label"] = [0.0] * 10
     (tmp_path / "list.txt").write_text("train.h5\n")
     assert {s.name: s.shape for s in load_graph(net).inputs} == {"data": (4, 2, 5, 6), "label": (4,)}
+    # a group, or a scalar, where a top's dataset belongs: one line, as Caffe cannot load it either
+    for make in (lambda h5: h5.create_group("data"), lambda h5: h5.create_dataset("data", data=1.0)):
+        with h5py.File(tmp_path / "train.h5", "w") as h5:
+            make(h5)
+            h5["label"] = [0.0] * 10
+        with pytest.raises(GraphError, match=r"train.h5 has no dataset 'data' with a first axis of samples"):
+            load_graph(net)
 
 
 def test_public_training_files_analyse_without_edits() -> None:

@@ -287,12 +287,16 @@ def _hdf5_inputs(lay: Layer, block: Message, source: str) -> list[InputSpec]:
         raise GraphError(f"{where}; reading them needs h5py (pip install 'harness[hdf5]')") from None
     try:
         with h5py.File(first, "r") as h5:
-            shapes = {top: tuple(h5[top].shape) for top in lay.tops if top in h5}
+            # A name may lead to a group (".", "/") rather than a dataset: only a dataset has a shape.
+            shapes = {top: tuple(h5[top].shape) for top in lay.tops
+                      if top in h5 and isinstance(h5[top], h5py.Dataset)}
     except OSError as exc:
         raise GraphError(f"{where}; {first} cannot be read ({exc})") from None
+    # hdf5_data_layer.cpp loads each top with at least one axis, the samples.
     missing = [top for top in lay.tops if top not in shapes or not shapes[top]]
     if missing:
-        raise GraphError(f"{where}; {first} has no dataset {excerpt(missing[0], NAME_CHARS)}")
+        raise GraphError(f"{where}; {first} has no dataset {excerpt(missing[0], NAME_CHARS)} with a first axis of "
+                         "samples")
     return [InputSpec(top, (batch, *shapes[top][1:]), lay.loc, lay.name, lay.type) for top in lay.tops]
 
 
