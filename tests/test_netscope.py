@@ -258,6 +258,24 @@ def test_a_type_neither_knows_is_counted_0_where_nothing_reads_it_and_refused_wh
         caffe("unknown_type_last")
 
 
+@pytest.mark.parametrize("params, said", [
+    ("min_size: -4 aspect_ratio: 2", "min_size must be a positive number, got -4"),
+    ("min_size: 'a' min_size: 4 aspect_ratio: 2", "min_size must be a positive number, got the string 'a'"),
+    ("aspect_ratio: 2", "min_size is required"),
+    ("min_size: 4 max_size: 2 aspect_ratio: 2", r"max_size \[2.0\] must be given once per min_size \[4.0\]"),
+    ("min_size: 4 min_size: 8 max_size: 9 aspect_ratio: 2", "must be given once per min_size"),
+    ("min_size: 4 aspect_ratio: 0", "aspect_ratio must be a positive number, got 0"),
+])
+def test_priorbox_sizes_ssd_refuses_are_refused_in_either_convention(params: str, said: str) -> None:
+    """SSD's set-up checks its sizes (prior_box_layer.cpp); Netscope would multiply a negative min_size into
+    a negative width. A GraphError (one line, exit 2 at the CLI) in the paper convention and in the caffe
+    convention's fork counting."""
+    text = (DATA / "priorbox.prototxt").read_text().replace("min_size: 4 aspect_ratio: 2", params)
+    for convention, allow in (("paper", False), ("caffe", True)):
+        with pytest.raises(GraphError, match=said):
+            analyze(load_graph("prior.prototxt", text=text, phase="TRAIN"), convention, allow_unknown=allow)
+
+
 def test_a_python_layer_of_another_module_is_refused_or_passed_through() -> None:
     text = (DATA / "roi_pooling.prototxt").read_text().replace("rpn.proposal_layer", "my.layer")
     graph = load_graph("py.prototxt", text=text, phase="TRAIN")

@@ -63,13 +63,32 @@ class Permute(LayerHandler):
         return []
 
 
+def _positive_numbers(layer: Layer, name: str) -> list[float]:
+    """A repeated float field of ``prior_box_param``, every value a positive number, as SSD's set-up checks
+    min_size and max_size (and a ratio must be, to have an inverse)."""
+    values = []
+    for value in layer.param("prior_box_param").all(name):
+        number = float(value) if isinstance(value, int | float) and not isinstance(value, bool) else math.nan
+        require(math.isfinite(number) and number > 0, layer, f"{name} must be a positive number, got {describe(value)}")
+        values.append(number)
+    return values
+
+
+def _prior_sizes(layer: Layer) -> tuple[list[float], list[float]]:
+    """min_size and max_size as SSD's prior_box_layer.cpp checks them: at least one min_size; max_size, where
+    given, once per min_size and greater than it."""
+    mins, maxs = _positive_numbers(layer, "min_size"), _positive_numbers(layer, "max_size")
+    require(bool(mins), layer, "min_size is required")
+    require(not maxs or (len(maxs) == len(mins) and all(b > a for a, b in zip(mins, maxs, strict=True))), layer,
+            f"max_size {maxs} must be given once per min_size {mins}, each greater than it")
+    return mins, maxs
+
+
 def _prior_aspect_ratios(layer: Layer) -> list[float]:
     """SSD's aspect ratios of one location: 1, then each given ratio once (and its inverse with flip)."""
     p = layer.param("prior_box_param")
     ratios = [1.0]
-    for value in p.all("aspect_ratio"):
-        ar = float(value) if isinstance(value, int | float) and not isinstance(value, bool) else math.nan
-        require(math.isfinite(ar) and ar > 0, layer, f"aspect_ratio must be a positive number, got {describe(value)}")
+    for ar in _positive_numbers(layer, "aspect_ratio"):
         if all(abs(ar - r) >= 1e-6 for r in ratios):
             ratios.append(ar)
             if bool_field(layer, p, "flip", True):
@@ -103,12 +122,12 @@ class PriorBox(LayerHandler):
         return priors if priors.is_integer() and priors > 0 else None
 
     def compute_outputs(self, layer: Layer, ins: list[Shape], conv: Convention) -> list[Shape]:
+        mins, maxs = _prior_sizes(layer)  # checked in either convention: sizes SSD refuses are no network
+        ratios = _prior_aspect_ratios(layer)
         netscope = self._netscope_priors(layer)
         if conv is Convention.PAPER and netscope is not None:
             return [(ins[0][0], 2, 4, int(netscope))]
-        p = layer.param("prior_box_param")
-        require(bool(p.all("min_size")), layer, "min_size is required")
-        priors = len(_prior_aspect_ratios(layer)) * len(p.all("min_size")) + len(p.all("max_size"))
+        priors = len(ratios) * len(mins) + len(maxs)
         return [(1, 2, ins[0][2] * ins[0][3] * priors * 4)]
 
     def paper_activations(self, layer: Layer, ins: list[Shape], outs: list[Shape]) -> int:
