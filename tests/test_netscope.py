@@ -413,6 +413,14 @@ def test_phase_defaults_to_train_for_paper_and_test_for_caffe(capsys: pytest.Cap
     assert "paper convention, test phase" in out
 
 
+def test_netscopes_phase_rule_is_said_in_the_paper_convention_only() -> None:
+    """Where Netscope's one-include rule selects otherwise than Caffe's, only the count that follows Netscope
+    says so; the caffe convention, reading the same TRAIN layers, has nothing to say about Netscope."""
+    graph = load_graph(DATA / "phase_exclude.prototxt", phase="TRAIN")
+    assert any("Netscope, which reads one include" in w for w in analyze(graph, "paper").warnings)
+    assert not any("Netscope" in w for w in analyze(graph, "caffe").warnings)
+
+
 def test_phase_is_checked(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_:
         main(["analyze", str(DATA / "phases.prototxt"), "--phase", "deploy"])

@@ -115,7 +115,7 @@ def analyze(graph: Graph, convention: Convention | str = Convention.PAPER, batch
     if not paper and graph.bvlc_refusals:
         raise GraphError(graph.bvlc_refusals[0])
     blobs: dict[str, Shape] = {spec.name: spec.shape for spec in graph.inputs}
-    warnings = [*graph.warnings, *graph.assumptions()]
+    warnings = [*graph.warnings, *(graph.netscope_warnings if paper else []), *graph.assumptions()]
     nodes = netscope.NetscopeNodes.of(graph) if paper else None
     activations_total = _paper_input_activations(graph, nodes, warnings) if nodes \
         else sum(count(s) for s in blobs.values())

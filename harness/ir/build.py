@@ -344,7 +344,8 @@ def _build_graph(net: Message, source: str, phase: str) -> Graph:
     inputs = _net_inputs(net)
     state = NetState.of(net, phase)
     layer_fields: list[Field] = [f for f in net.fields if f.name in ("layer", "layers")]
-    refusals = []
+    refusals: list[str] = []
+    netscope_warnings: list[str] = []
     if any(f.name == "layer" for f in layer_fields) and any(f.name == "layers" for f in layer_fields):
         # upgrade_proto.cpp: "Refusing to upgrade inconsistent NetParameter input; the definition includes
         # both 'layer' and 'layers' fields." Netscope reads such a file (its VGG-16 preset is one).
@@ -367,9 +368,10 @@ def _build_graph(net: Message, source: str, phase: str) -> Graph:
         bottoms, tops = _strings(spec, "bottom", where), _strings(spec, "top", where)
         included = state.includes(spec, where)
         if included != _netscope_includes(spec, phase):
-            warnings.append(f"{f.loc}: {where}{'kept' if included else 'left out'} in the {phase} phase by Caffe's "
-                            f"include/exclude rules; Netscope, which reads one include {{ phase }} only (no exclude, "
-                            f"stage or level), would {'leave it out' if included else 'keep it'}")
+            netscope_warnings.append(f"{f.loc}: {where}{'kept' if included else 'left out'} in the {phase} phase by "
+                                     f"Caffe's include/exclude rules; Netscope, which reads one include {{ phase }} "
+                                     f"only (no exclude, stage or level), would "
+                                     f"{'leave it out' if included else 'keep it'}")
         if included:
             layers.append(Layer(name=name, type=_type_name(type_, where, type_field, warnings, refusals),
                                 bottoms=bottoms, tops=tops, spec=spec, loc=f.loc))
@@ -397,7 +399,7 @@ def _build_graph(net: Message, source: str, phase: str) -> Graph:
     name_field = net.field("name")
     name = _string(name_field) if name_field is not None else Path(source).stem
     return Graph(name=name, source=source, inputs=inputs, layers=graph_layers, warnings=warnings, spec=net,
-                 phase=phase, bvlc_refusals=refusals)
+                 phase=phase, netscope_warnings=netscope_warnings, bvlc_refusals=refusals)
 
 
 def _type_name(type_: str, where: str, f: Field, warnings: list[str], refusals: list[str]) -> str:

@@ -80,6 +80,9 @@ class Graph:
     spec: Message = field(default_factory=Message)
     # The phase whose layers the graph holds (Caffe's include/exclude rules): "TRAIN" or "TEST".
     phase: str = "TEST"
+    # Where Netscope's reader would read the file otherwise (its simpler phase rule): said in the paper
+    # convention only, which counts as Netscope does.
+    netscope_warnings: list[str] = field(default_factory=list)
     # Why BVLC Caffe would refuse the file although the harness reads it (a file mixing V1 'layers' with V2
     # 'layer', which Netscope reads): the caffe convention refuses the graph with the first of these.
     bvlc_refusals: list[str] = field(default_factory=list)
