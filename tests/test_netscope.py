@@ -425,6 +425,8 @@ def test_phase_is_checked(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_:
         main(["analyze", str(DATA / "phases.prototxt"), "--phase", "deploy"])
     assert exit_.value.code == 2 and "invalid choice: 'deploy'" in capsys.readouterr().err
+    assert main(["analyze", str(DATA / "phases.prototxt"), "--phase", "TEST", "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)[0]["phase"] == "TEST"  # Caffe's spelling of the phase is taken
     with pytest.raises(HarnessError, match="phase must be TRAIN or TEST"):
         load_graph(DATA / "phases.prototxt", phase="deploy")
 

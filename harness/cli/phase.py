@@ -12,7 +12,8 @@ PHASES = ("train", "test")
 
 
 def add_phase_argument(p: argparse.ArgumentParser, help: str) -> None:
-    p.add_argument("--phase", choices=PHASES, default=None, help=help)
+    # Caffe spells the phases TRAIN and TEST (its Phase enum): either case is taken.
+    p.add_argument("--phase", type=str.lower, choices=PHASES, default=None, help=help)
 
 
 def phase_of(args: argparse.Namespace, convention: str = "caffe") -> str:
