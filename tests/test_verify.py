@@ -116,15 +116,18 @@ def test_ceil_mode_false_is_run_as_the_fork_and_opencv_run_it(tmp_path: Path) ->
     """A Caffe fork's ceil_mode: false pools with floor (12 -> 6 -> 2 here; BVLC's ceil would give 7 -> 3):
     the PyTorch conversion and its ONNX export follow it as OpenCV does, and say so."""
     from harness.ir.build import load_graph
+    from harness.results.metadata import run_metadata
 
     path = tmp_path / "floor.prototxt"
     path.write_text(CEIL_MODE_NET)
     result = verify(load_graph(path), "floor", FRAMEWORKS, batch=2)
     assert result.ok, [e for e in result.errors if not e.ok] + [r for r in result.runs if r.status != "ok"]
     assert {e.blob for e in result.errors} >= {"prob", "fc"}
+    forks = ["pool1: pooling_param.ceil_mode: false", "pool2: pooling_param.ceil_mode: false"]
     for run in result.runs:
-        assert run.info["fork_features"] == ["pool1: pooling_param.ceil_mode: false",
-                                             "pool2: pooling_param.ceil_mode: false"]
+        assert run.info["fork_features"] == forks
+        # ... kept with a benchmark record of that engine (its metadata is made from the session's info)
+        assert run_metadata(run.info, {}, {})["backend_fork_features"] == forks
 
 
 def _zoo_names() -> list[str]:
