@@ -118,6 +118,22 @@ def test_pooling_matches_caffe(size: int, k: int, s: int, p: int, method: str) -
     np.testing.assert_allclose(y, ref_pool(x, k, s, p, method, out), rtol=1e-6, atol=1e-6)
 
 
+@pytest.mark.parametrize(("size", "k", "s", "p"), [(9, 2, 2, 0), (14, 3, 2, 1), (8, 5, 3, 2), (8, 3, 2, 0)])
+@pytest.mark.parametrize("method", ["MAX", "AVE"])
+def test_pooling_with_a_forks_ceil_mode_false_floors_as_that_fork(size: int, k: int, s: int, p: int,
+                                                                  method: str) -> None:
+    """``ceil_mode: false`` (Caffe forks): floor((size + 2p - k)/s) + 1 windows, each pooled as Caffe's loops
+    pool it (the same loops, fewer windows), as the fork's Caffe and OpenCV do."""
+    x = rand(2, 3, size, size)
+    text = net(f'layer {{ name: "pool" type: "Pooling" bottom: "data" top: "pool" pooling_param {{ pool: {method} '
+               f'kernel_size: {k} stride: {s} pad: {p} ceil_mode: false }} }}', x.shape)
+    out = (size + 2 * p - k) // s + 1
+    assert out < caffe_pooled(size, k, s, p)  # each case differs from BVLC's ceil
+    y = run(text, x)
+    assert y.shape == (2, 3, out, out)
+    np.testing.assert_allclose(y, ref_pool(x, k, s, p, method, out), rtol=1e-6, atol=1e-6)
+
+
 @pytest.mark.parametrize(("size", "k", "s", "p"), [(8, 3, 2, 0), (6, 3, 2, 1), (8, 5, 3, 2), (5, 1, 3, 0)])
 @pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
 def test_max_pooling_padding_fits_half_precision(size: int, k: int, s: int, p: int, dtype: str) -> None:
@@ -347,6 +363,12 @@ def test_elementwise_activations(layer: str, fn) -> None:
     np.testing.assert_allclose(run(text, x), fn(x.astype(np.float64)), rtol=1e-5, atol=1e-6)
 
 
+def test_relu6_caps_at_six() -> None:
+    x = rand(2, 3, 4, 4) * 5  # both sides of 0 and of 6
+    text = net('layer { name: "a" type: "ReLU6" bottom: "data" top: "y" }', x.shape)
+    np.testing.assert_array_equal(run(text, x), np.clip(x, 0, 6))
+
+
 @pytest.mark.parametrize("shared", [False, True])
 def test_prelu(shared: bool) -> None:
     x = rand(2, 3, 4, 4)
@@ -386,6 +408,15 @@ def test_slice_concat_split_flatten_reshape() -> None:
     expect = cat.reshape(2, 5, 12).reshape(2, 30, 2)
     np.testing.assert_array_equal(run(text, x), expect)
     np.testing.assert_array_equal(run(text, x, blob="b"), x[:, 1:4])
+
+
+@pytest.mark.parametrize(("order", "axes"), [("0 3 1 2", (0, 3, 1, 2)), ("0 2", (0, 2, 1, 3))])
+def test_permute_follows_ssds_order(order: str, axes: tuple[int, ...]) -> None:
+    """SSD's Permute: the axes in ``order``, the ones it leaves out after them in their order."""
+    x = rand(2, 3, 4, 5)
+    given = " ".join(f"order: {a}" for a in order.split())
+    text = net(f'layer {{ name: "p" type: "Permute" bottom: "data" top: "y" permute_param {{ {given} }} }}', x.shape)
+    np.testing.assert_array_equal(run(text, x), np.transpose(x, axes))
 
 
 def test_crop() -> None:
