@@ -203,7 +203,23 @@ def test_deconvolution_keeps_netscopes_fraction() -> None:
     assert layer.output_shapes == [(2, 4, 17, 17)] and layer.macs == 15606  # a whole number here
     text = (DATA / "deconv_fraction.prototxt").read_text().replace("dim: 2 dim: 3", "dim: 1 dim: 1")
     odd = analyze(load_graph("odd.prototxt", text=text, phase="TRAIN"), "paper").layers[0]
-    assert odd.macs == 1 * 4 * 289 * 1.5 * 1.5 * 1  # 2600.25: Netscope's doubles, kept
+    assert odd.macs == 1 * 4 * 289 * 1.5 * 1.5 * 1  # Netscope's doubles, whole here by chance
+
+
+def test_a_fractional_mac_count_is_kept_and_a_benchmark_record_of_it_reads_back(tmp_path: Path) -> None:
+    """1 filter of 3x3, stride 2, on 1x1x8x8: 17x17 outputs, 289 * 1.5 * 1.5 = 650.25 MACs as Netscope counts
+    them. A benchmark record carries the paper convention's MACs per forward; the store must read it back."""
+    from harness.results.records import Config, Record
+    from harness.results.store import ResultsStore
+
+    text = ('input: "data"\ninput_shape { dim: 1 dim: 1 dim: 8 dim: 8 }\nlayer { name: "up" type: "Deconvolution" '
+            'bottom: "data" top: "up" convolution_param { num_output: 1 kernel_size: 3 stride: 2 } }\n')
+    macs = analyze(load_graph("up.prototxt", text=text, phase="TRAIN"), "paper").totals.macs
+    assert macs == 650.25
+    store = ResultsStore(tmp_path)
+    store.append(Record(config=Config("up", "pytorch", 1), status="ok", macs_per_forward=macs))
+    merged = store.read()
+    assert [r.macs_per_forward for r in merged.records] == [650.25] and not merged.warnings()
 
 
 def test_unknown_types_count_zero_but_pass_their_real_shape_on() -> None:

@@ -181,7 +181,9 @@ class Record:
     config: Config
     status: Status
     message: str | None = None  # why it is not ok (one line)
-    macs_per_forward: int | None = None  # analyzer MACs (paper convention) at this batch
+    # Analyzer MACs (paper convention) at this batch: a float only where Netscope's Deconvolution rule gives a
+    # fraction (a kernel its stride does not divide), as the analyzer's totals do.
+    macs_per_forward: int | float | None = None
     latency: LatencyFigures | None = None
     latencies_s: list[float] = field(default_factory=list)  # every timed iteration
     memory: MemoryFigures = field(default_factory=MemoryFigures)
