@@ -115,6 +115,7 @@ layer { name: "prob" type: "Softmax" bottom: "fc" top: "prob" }
 def test_ceil_mode_false_is_run_as_the_fork_and_opencv_run_it(tmp_path: Path) -> None:
     """A Caffe fork's ceil_mode: false pools with floor (12 -> 6 -> 2 here; BVLC's ceil would give 7 -> 3):
     the PyTorch conversion and its ONNX export follow it as OpenCV does, and say so."""
+    from harness.cli.verify import format_verification
     from harness.ir.build import load_graph
     from harness.results.metadata import run_metadata
 
@@ -128,6 +129,8 @@ def test_ceil_mode_false_is_run_as_the_fork_and_opencv_run_it(tmp_path: Path) ->
         assert run.info["fork_features"] == forks
         # ... kept with a benchmark record of that engine (its metadata is made from the session's info)
         assert run_metadata(run.info, {}, {})["backend_fork_features"] == forks
+    # ... and said in verify's output
+    assert f"run as the Caffe fork builds it: {'; '.join(forks)}" in format_verification(result)
 
 
 def _zoo_names() -> list[str]:
