@@ -12,7 +12,6 @@ import sys
 from harness import jsonout
 from harness.backends.base import get_backend, runs_on
 from harness.cli.argtypes import backend_list, device_name, positive_float, positive_int
-from harness.cli.phase import add_phase_argument, phase_of
 from harness.convert.verify import DEFAULT_TOLERANCE, Verification, verify
 from harness.errors import BackendUnavailable
 
@@ -31,8 +30,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tol", type=positive_float, default=DEFAULT_TOLERANCE,
                    help=f"largest allowed error relative to the blob's scale (default {DEFAULT_TOLERANCE:g})")
     p.add_argument("--format", choices=("table", "json"), default="table")
-    add_phase_argument(p, "the layers of this phase (Caffe's include/exclude rules; default test, the network "
-                          "Caffe builds for inference)")
 
 
 def _backends(names: list[str] | None, device: str) -> list[str]:
@@ -60,7 +57,9 @@ def run(args: argparse.Namespace) -> int:
     backends = _backends(args.backends, args.device)
     results: list[Verification] = []
     for name in args.networks:
-        graph = zoo.resolve(name, phase_of(args))
+        # Every engine runs the network Caffe builds for inference: Caffe and OpenCV read the file itself in
+        # TEST, so the converted engines must read the same layers (no --phase here, unlike analyze).
+        graph = zoo.resolve(name, "TEST")
         result = verify(graph, name, backends, args.batch, args.seed, args.tol, device=args.device)
         results.append(result)
         if args.format == "table":
