@@ -61,6 +61,10 @@ class UnsupportedLayer(HarnessError):
         super().__init__(f"unsupported: {layer} {type_}" + (f" ({detail})" if detail else ""))
 
 
+class LayerTimingUnsupported(HarnessError):
+    """An engine (or a mode of it) that cannot time its layers, e.g. compiled code: recorded 'unsupported'."""
+
+
 class DeviceOutOfMemory(HarnessError):
     """The device ran out of memory for this configuration: recorded with status 'oom'."""
 

@@ -4,7 +4,8 @@
 measures it in one window and appends the record to the results directory itself; it also sends the
 record back on its stdout. Every configuration of every backend gets a fresh worker, so no cached
 allocator pool, CUDA context, cuDNN autotuning, dynamo cache or crashed state of one configuration
-can reach the next one's measurement.
+can reach the next one's measurement. A job's kind says what it measures, with which record and store:
+``timing`` (here) or ``layers`` (per-layer times, :mod:`harness.layertime.measure`).
 
 The parent side is :func:`spawn_worker`, which executors (``harness.executors``: local, multi-GPU,
 Slurm) call wherever they decide a worker runs. It starts the worker under the interpreter the
@@ -17,6 +18,7 @@ This module is imported under pycaffe's interpreter too: standard library and nu
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import resource
@@ -35,7 +37,13 @@ from typing import Any
 from harness import jsonout
 from harness.backends.base import RunTarget, Session, get_backend
 from harness.convert.weights import INPUT_DISTRIBUTION
-from harness.errors import BackendUnavailable, DeviceOutOfMemory, HarnessError, UnsupportedLayer
+from harness.errors import (
+    BackendUnavailable,
+    DeviceOutOfMemory,
+    HarnessError,
+    LayerTimingUnsupported,
+    UnsupportedLayer,
+)
 from harness.ir.graph import Graph
 from harness.measure.contention import ContentionPolicy
 from harness.measure.timer import TimingProtocol
@@ -66,6 +74,7 @@ class Job:
     poller_python: str | None = None  # the interpreter with nvidia-ml-py, for the NVML poller
     placement: Placement | None = None
     contention: ContentionPolicy | None = None  # None: flagged windows are kept (warn)
+    kind: str = "timing"  # what the job measures: "timing" or a key of JOB_KINDS
 
     def to_json(self) -> str:
         data = asdict(self)
@@ -81,6 +90,30 @@ class Job:
         return cls(**{**data, "config": Config(**data["config"]), "settings": WindowSettings(**settings),
                       "placement": Placement(**placement) if placement else None,
                       "contention": ContentionPolicy(**contention) if contention else None})
+
+
+@dataclass(frozen=True)
+class JobKind:
+    """What a job measures: the function that measures a configuration in the worker (as :func:`run_config`:
+    every failure becomes a record), the record type it makes (with ``from_dict``, ``to_dict``, ``key``
+    and the fields ``config``, ``status``, ``message``, ``started_at``, ``finished_at``, ``metadata``,
+    ``contended``, ``placement``) and the store that keeps such records in a results directory."""
+
+    measure: Callable[[Config, WindowSettings, str | None, GpuTarget | None], Any]
+    record: Any  # the record class
+    store: Callable[[str, str | None], Any]  # (results dir, writer) -> a store with .append(record) and .path
+
+
+#: job kinds besides "timing" (:data:`TIMING`): name -> "module:attribute" of its JobKind, imported when a
+#: job of that kind runs
+JOB_KINDS = {"layers": "harness.layertime.measure:LAYERS"}
+
+
+def job_kind(name: str) -> JobKind:
+    if name == "timing":
+        return TIMING
+    module, attribute = JOB_KINDS[name].split(":")
+    return getattr(importlib.import_module(module), attribute)
 
 
 # ---- in the worker ------------------------------------------------------------------------------
@@ -131,18 +164,8 @@ def run_config(config: Config, settings: WindowSettings, device: str | None = No
             record.metadata["notes"] = result.notes
         if result.contention is not None:  # what the guard saw, flagged or not
             record.metadata["contention"] = result.contention.observed
-    except DeviceOutOfMemory as exc:
-        _fail(record, "oom", exc)
-    except MemoryError as exc:  # host memory ran out outside a backend's own mapping (weights, input)
-        _fail(record, "oom", HarnessError(f"out of host memory: {type(exc).__name__} {exc}".strip()))
-    except UnsupportedLayer as exc:
-        _fail(record, "unsupported", exc)
-    except BackendUnavailable as exc:
-        _fail(record, "unavailable", exc)
-    except HarnessError as exc:
-        _fail(record, "failed", exc)
-    except Exception as exc:  # a backend bug must not end the sweep: record where it happened
-        _fail(record, "failed", exc, detail="".join(traceback.format_exception(exc)[-3:]))
+    except Exception as exc:  # every failure becomes the record's status (KeyboardInterrupt is no Exception)
+        record_failure(record, exc)
     finally:
         if window is not None:
             window.abort()
@@ -162,7 +185,24 @@ def _fill(record: Record, result: WindowResult) -> None:
         record.contended = result.contention.flag()
 
 
-def _fail(record: Record, status: str, exc: BaseException, detail: str | None = None) -> None:
+def record_failure(record: Any, exc: Exception) -> None:
+    """The status and one-line message of a configuration that failed with ``exc``, in its record (a timing
+    record or any record of a job kind)."""
+    if isinstance(exc, DeviceOutOfMemory):
+        _fail(record, "oom", exc)
+    elif isinstance(exc, MemoryError):  # host memory ran out outside a backend's own mapping (weights, input)
+        _fail(record, "oom", HarnessError(f"out of host memory: {type(exc).__name__} {exc}".strip()))
+    elif isinstance(exc, UnsupportedLayer | LayerTimingUnsupported):
+        _fail(record, "unsupported", exc)
+    elif isinstance(exc, BackendUnavailable):
+        _fail(record, "unavailable", exc)
+    elif isinstance(exc, HarnessError):
+        _fail(record, "failed", exc)
+    else:  # a backend bug must not end the sweep: record where it happened
+        _fail(record, "failed", exc, detail="".join(traceback.format_exception(exc)[-3:]))
+
+
+def _fail(record: Any, status: str, exc: BaseException, detail: str | None = None) -> None:
     record.status = status  # type: ignore[assignment]  # one of STATUSES by construction
     record.message = one_line(str(exc) if isinstance(exc, HarnessError) else f"{type(exc).__name__}: {exc}")
     if detail:
@@ -176,17 +216,18 @@ def one_line(text: str, limit: int = 500) -> str:
     return flat if len(flat) <= limit else flat[: limit - 3] + "..."
 
 
-def run_job(job: Job) -> Record:
+def run_job(job: Job) -> Any:
     """The worker's whole life: limits, measurement, placement, the record appended to the store."""
     limit = job.settings.worker_address_space_bytes
     if limit:
         resource.setrlimit(resource.RLIMIT_AS, (int(limit), int(limit)))
     gpu = GpuTarget(job.gpu_uuid, job.poller_python) if job.gpu_uuid else None
-    record = run_config(job.config, job.settings, job.device, gpu)
+    kind = job_kind(job.kind)
+    record = kind.measure(job.config, job.settings, job.device, gpu)
     if job.contention is not None and job.contention.earlier:
         record.metadata["contention_attempts"] = job.contention.earlier  # what disturbed discarded attempts
     placement = job.placement or Placement(executor="direct", host=socket.gethostname())
-    shard = ResultsStore(job.results_dir, job.writer).path.name
+    shard = kind.store(job.results_dir, job.writer).path.name
     record.placement = replace(placement, worker_pid=os.getpid(), shard=shard)
     return record
 
@@ -204,7 +245,7 @@ def main() -> int:
         reply["retry"] = True  # disturbed: not stored, the parent measures again in a fresh worker
     else:
         try:
-            ResultsStore(job.results_dir, job.writer).append(record)
+            job_kind(job.kind).store(job.results_dir, job.writer).append(record)
         except StoreWriteError as exc:
             print(f"harness worker: {exc}", file=sys.stderr)
             reply["not_stored"] = str(exc)
@@ -266,7 +307,7 @@ def spawn_worker(job: Job, env_extra: dict[str, str] | None = None) -> WorkerOut
         text = log.read().decode(errors="replace")
     tail = [line for line in text.strip().splitlines() if line.strip()][-LOG_TAIL_LINES:]
     if reply is not None and "record" in reply:
-        record = Record.from_dict(reply["record"])
+        record = job_kind(job.kind).record.from_dict(reply["record"])
         retry = bool(reply.get("retry"))
         return WorkerOutcome(record, stored="not_stored" not in reply and not retry, log_tail=tail, retry=retry)
     if timed_out:
@@ -326,12 +367,13 @@ def describe_exit(code: int | None, tail: list[str]) -> str:
 
 def _parent_record(job: Job, status: str, message: str, tail: list[str] | None = None) -> WorkerOutcome:
     now = utc_now()
-    record = Record(config=job.config, status=status, message=one_line(message),  # type: ignore[arg-type]
-                    started_at=now, finished_at=now, metadata={**host_metadata(), "recorded_by": "parent"})
+    kind = job_kind(job.kind)
+    record = kind.record(config=job.config, status=status, message=one_line(message), started_at=now,
+                         finished_at=now, metadata={**host_metadata(), "recorded_by": "parent"})
     if tail:
         record.metadata["worker_log_tail"] = tail
     placement = job.placement or Placement(executor="direct", host=socket.gethostname())
-    record.placement = replace(placement, shard=ResultsStore(job.results_dir, job.writer).path.name)
+    record.placement = replace(placement, shard=kind.store(job.results_dir, job.writer).path.name)
     return WorkerOutcome(record, stored=False, log_tail=tail or [])
 
 
@@ -346,9 +388,12 @@ def spawn_and_store(job: Job, env_extra: dict[str, str] | None = None) -> Record
         time.sleep(job.contention.wait_s)
         outcome = spawn_worker(job, env_extra)
     if not outcome.stored:
-        ResultsStore(job.results_dir, job.writer).append(outcome.record)
+        job_kind(job.kind).store(job.results_dir, job.writer).append(outcome.record)
     return outcome.record
 
+
+#: the harness's own measurement: latency, throughput, memory, power and energy in one window
+TIMING = JobKind(measure=run_config, record=Record, store=ResultsStore)
 
 if __name__ == "__main__":
     sys.exit(main())

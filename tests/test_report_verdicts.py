@@ -78,7 +78,7 @@ def test_contended_records_are_left_out_and_counted(synthetic):
     used = {k for c in synthetic.claims for k in c.records}
     assert not used & contended
     measured_claims = [c for c in synthetic.claims if c.scope == claims.GPU and "gemv" not in c.claim
-                       and "cuBLAS" not in c.claim]
+                       and "cuBLAS" not in c.claim and "1x1 convolutions" not in c.claim]  # not layer profiles
     assert all("1 contended record(s)" in c.left_out for c in measured_claims)
     table = pd.read_csv(synthetic.out / "tables" / "contended.csv")
     assert list(table["key"]) == sorted(contended) and "another process" in table["disturbed by"].iloc[0]

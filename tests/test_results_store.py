@@ -363,7 +363,7 @@ def test_bench_set_of_a_wrong_type_is_one_line(tmp_path: Path, capsys) -> None:
     ("networks: [alexnet]\nsettings: {min_s: abc}\n", "sweep.yaml: settings.min_s: expected a number, got 'abc'"),
     ("networks: [alexnet\nbatches: [1]\n", "sweep.yaml:2:8: "),
     ("- alexnet\n- googlenet\n", "sweep.yaml: must be a mapping of networks/backends/batches/devices/modes/seed/"
-                                 "settings/slurm, got a list"),
+                                 "settings/slurm/layer_profiles, got a list"),
 ])
 def test_bad_sweep_yaml_is_one_line(tmp_path: Path, text: str, message: str) -> None:
     path = tmp_path / "sweep.yaml"

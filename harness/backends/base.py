@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from harness.errors import BackendUnavailable, HarnessError
+from harness.errors import BackendUnavailable, HarnessError, LayerTimingUnsupported
 from harness.ir.graph import Graph
 
 if TYPE_CHECKING:
@@ -50,6 +50,49 @@ class BackendInfo:
     details: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class EngineLayer:
+    """One unit of work as the engine runs it, for per-layer timing: a Caffe layer, a group of layers the
+    engine fused into one (``conv1+relu1``), or a step the engine added that no prototxt layer names."""
+
+    name: str  # as the engine names it; a fused group joins its prototxt layers with '+'
+    layers: tuple[str, ...]  # the prototxt layers it ran, in file order (empty: added by the engine)
+    ops: tuple[str, ...]  # what the engine ran: Caffe layer type, ONNX Runtime op types, torch module class
+    note: str = ""  # how it relates to the prototxt, where that is not one layer run as written
+
+
+class LayerTimer(ABC):
+    """Per-layer timing by the engine's own mechanism (:meth:`Session.layer_timer`).
+
+    ``forward`` runs one instrumented pass; ``passes`` gives, per pass run so far, the seconds of each of
+    :meth:`units` (same order). ``attach`` and ``detach`` bracket the instrumented passes, so that an engine
+    whose instruments would slow the plain forward (PyTorch's hooks) carries them only then."""
+
+    #: what a per-layer time means for this engine, recorded with every layer profile
+    mechanism: str
+
+    @abstractmethod
+    def units(self) -> list[EngineLayer]:
+        """The units the engine runs, in the order it runs them."""
+
+    @abstractmethod
+    def forward(self) -> None:
+        """One instrumented forward pass, synchronised like :meth:`Session.forward`."""
+
+    @abstractmethod
+    def passes(self) -> list[list[float]]:
+        """Seconds per unit of every instrumented pass so far, oldest first."""
+
+    def attach(self) -> None:  # noqa: B027 - optional hook
+        """Put the instruments on (before instrumented passes)."""
+
+    def detach(self) -> None:  # noqa: B027 - optional hook
+        """Take them off again: plain forwards run as they always do."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release what the timer holds (a profiling session, its files)."""
+
+
 class Session(ABC):
     """A network loaded in a backend, with a fixed input, ready to run forward passes."""
 
@@ -77,6 +120,12 @@ class Session(ABC):
         ``nvtx`` on CUDA) for per-layer kernel attribution; False where the engine runs no per-layer
         host code the harness could wrap. For profiling runs only, never for timing runs."""
         return False
+
+    def layer_timer(self) -> LayerTimer:
+        """Per-layer timing of this session (``harness layers``); LayerTimingUnsupported where the engine
+        (or this mode of it) cannot time its layers."""
+        raise LayerTimingUnsupported(f"{self.info.get('backend') or self.info.get('framework')} has no per-layer "
+                                     "timing")
 
     def run_timed(self, protocol: TimingProtocol) -> Timing:
         """Run the timing protocol; a backend living in another process runs it there."""
@@ -112,6 +161,11 @@ class Backend(ABC):
     @abstractmethod
     def load(self, target: RunTarget) -> Session:
         """Load the network; raises UnsupportedLayer, DeviceOutOfMemory, BackendUnavailable or BackendFailed."""
+
+    def no_layer_timing(self, mode: str | None) -> str | None:
+        """Why ``mode`` cannot time its layers, known before anything is loaded (None: it can, as far as the
+        backend knows before loading; :meth:`Session.layer_timer` has the last word)."""
+        return None
 
     def load_in_worker(self, target: RunTarget) -> Session:
         """Load inside the per-configuration worker (:mod:`harness.worker`). A backend whose ``load``

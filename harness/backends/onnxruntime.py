@@ -28,7 +28,8 @@ from typing import Any
 
 import numpy as np
 
-from harness.backends.base import Backend, BackendInfo, RunTarget, Session
+from harness.backends.base import Backend, BackendInfo, EngineLayer, LayerTimer, RunTarget, Session
+from harness.backends.onnxruntime_layers import node_units, profile_passes, read_profile
 from harness.backends.oom import OutOfMemoryAs, out_of_memory_cause
 from harness.cuda_driver import cuda_driver_uuids
 from harness.errors import BackendFailed, BackendUnavailable, HarnessError
@@ -142,12 +143,12 @@ class OnnxRuntimeSession(Session):
         from harness.convert.onnx_export import OPSET, export_onnx
         from harness.convert.weights import WeightSource, network_inputs
 
-        graph = target.graph.with_inputs(batch=target.batch)
+        self.graph = graph = target.graph.with_inputs(batch=target.batch)
         self.models = export_onnx(WeightSource(graph, target.seed, target.weights))
         self.feed = network_inputs(graph, target.seed)
         self.cuda = target.device.startswith("cuda")
         self.provider = CUDA_EP if self.cuda else CPU_EP
-        device_id = int(target.device.split(":")[1]) if ":" in target.device else 0
+        self.device_id = device_id = int(target.device.split(":")[1]) if ":" in target.device else 0
         self.providers: list[Any] = [(CUDA_EP, cuda_provider_options(device_id))] if self.cuda else [CPU_EP]
         self.level = getattr(ort.GraphOptimizationLevel, OPT_LEVELS[mode])
         self._profile_dir = tempfile.TemporaryDirectory(prefix="harness-ort-profile-")
@@ -168,12 +169,7 @@ class OnnxRuntimeSession(Session):
         else:
             self.info["tf32"] = "not applicable on cpu"
         self._out: np.ndarray | None = None
-        self.binding = None
-        if self.cuda:
-            self.binding = self.session.io_binding()
-            for name, value in self.feed.items():
-                self.binding.bind_ortvalue_input(name, ort.OrtValue.ortvalue_from_numpy(value, "cuda", device_id))
-            self.binding.bind_output(self.models.output, "cuda", device_id)
+        self.binding = self.bind(self.session) if self.cuda else None
         self.forward()  # the profiled run
         ran, shapes = self._end_profiling()
         self.info["node_providers"] = {p: len(nodes) for p, nodes in sorted(ran.items())}
@@ -185,7 +181,9 @@ class OnnxRuntimeSession(Session):
         if problem:
             raise BackendUnavailable(f"onnxruntime: {problem}")
 
-    def _session(self, path: Path, profile_prefix: Path | None = None) -> Any:
+    def _session(self, path: Path, profile_prefix: Path | None = None, optimized_to: Path | None = None) -> Any:
+        """A session of ``path`` in this configuration's mode and provider; profiled with ``profile_prefix``;
+        with ``optimized_to``, the graph it runs after optimisation is saved there (weights beside it)."""
         import onnxruntime as ort
 
         options = ort.SessionOptions()
@@ -193,6 +191,12 @@ class OnnxRuntimeSession(Session):
         if profile_prefix is not None:
             options.enable_profiling = True
             options.profile_file_prefix = str(profile_prefix)
+        if optimized_to is not None:
+            options.optimized_model_filepath = str(optimized_to)
+            options.add_session_config_entry("session.optimized_model_external_initializers_file_name",
+                                             optimized_to.name + ".weights")
+            options.add_session_config_entry("session.optimized_model_external_initializers_min_size_in_bytes",
+                                             "1024")
         try:
             return ort.InferenceSession(str(path), options, providers=self.providers)
         except Exception as exc:  # a model ORT rejects: this backend's failure, the sweep goes on
@@ -200,6 +204,16 @@ class OnnxRuntimeSession(Session):
                 raise
             message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise BackendFailed(f"onnxruntime could not load {path.name}: {message}") from None
+
+    def bind(self, session: Any) -> Any:
+        """``session``'s inputs and output bound on the GPU, so that a run copies nothing to or from the host."""
+        import onnxruntime as ort
+
+        binding = session.io_binding()
+        for name, value in self.feed.items():
+            binding.bind_ortvalue_input(name, ort.OrtValue.ortvalue_from_numpy(value, "cuda", self.device_id))
+        binding.bind_output(self.models.output, "cuda", self.device_id)
+        return binding
 
     def _end_profiling(self) -> tuple[dict[str, list[str]], frozenset[str]]:
         """Stop profiling (later runs are not profiled) and read which provider ran each node, and which
@@ -227,9 +241,59 @@ class OnnxRuntimeSession(Session):
             self.forward()
         return np.asarray(self._out, dtype=np.float32)
 
+    def layer_timer(self) -> LayerTimer:
+        return OrtLayerTimer(self)
+
     def blobs(self) -> dict[str, np.ndarray]:
         """The probe blobs, from the probe model (same graph, extra outputs), run once."""
         with self._oom_forward:  # the probe session's own allocation too
             session = self._session(self.models.probe)
             values = session.run(self.models.probe_names, self.feed)
         return {name: np.asarray(v, dtype=np.float32) for name, v in zip(self.models.probe_names, values, strict=True)}
+
+
+class OrtLayerTimer(LayerTimer):
+    """A second session of the same model, mode and provider with ONNX Runtime's profiler on (the timed
+    session stays unprofiled); its node events become per-row times when :meth:`passes` ends profiling."""
+
+    def __init__(self, timed: OnnxRuntimeSession) -> None:
+        import onnx
+
+        self.timed = timed
+        self._folder = tempfile.TemporaryDirectory(prefix="harness-ort-layers-")
+        folder = Path(self._folder.name)
+        optimized_path = folder / "optimized.onnx"
+        self.session = timed._session(timed.models.timing, profile_prefix=folder / "layers",
+                                      optimized_to=optimized_path)
+        exported = onnx.load(str(timed.models.timing), load_external_data=False)
+        optimized = onnx.load(str(optimized_path), load_external_data=False)
+        self._units, self._row_of = node_units(timed.graph, exported, optimized)
+        self.binding = timed.bind(self.session) if timed.cuda else None
+        self.mechanism = ("ONNX Runtime's profiler: the duration of each executed node of the optimised graph "
+                          "(<node>_kernel_time events, microseconds), summed over the nodes a row's layers became"
+                          + ("; on CUDA a node event times the host side of the node (its launches), not its "
+                             "kernels" if timed.cuda else ""))
+        self._passes: list[list[float]] | None = None
+
+    def units(self) -> list[EngineLayer]:
+        return list(self._units)
+
+    def forward(self) -> None:
+        if self._passes is not None:
+            raise RuntimeError("onnxruntime's profiling has ended: no more instrumented passes")
+        with self.timed._oom_forward:
+            if self.binding is not None:
+                self.session.run_with_iobinding(self.binding)
+            else:
+                self.session.run([self.timed.models.output], self.timed.feed)
+
+    def passes(self) -> list[list[float]]:
+        """Every profiled run's seconds per row; ends profiling (the profile is read from its file)."""
+        if self._passes is None:
+            self._passes = profile_passes(read_profile(self.session.end_profiling()), self._row_of,
+                                          len(self._units))
+        return self._passes
+
+    def close(self) -> None:
+        self.session = self.binding = None
+        self._folder.cleanup()

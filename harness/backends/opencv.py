@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from harness.backends.base import Backend, BackendInfo, RunTarget, Session
+from harness.backends.base import Backend, BackendInfo, EngineLayer, LayerTimer, RunTarget, Session
 from harness.backends.oom import OutOfMemoryAs, out_of_memory_cause
 from harness.errors import BackendFailed, BackendUnavailable, HarnessError
 
@@ -117,7 +117,7 @@ class OpenCVSession(Session):
         from harness.convert.cache import prototxt_file
         from harness.convert.weights import WeightSource, network_inputs
 
-        graph = target.graph.with_inputs(batch=target.batch)
+        self.graph = graph = target.graph.with_inputs(batch=target.batch)
         prototxt = prototxt_file(graph, "opencv")
         caffemodel = WeightSource(graph, target.seed, target.weights).caffemodel()
         self.files, self.mode = (prototxt, caffemodel), mode
@@ -178,6 +178,9 @@ class OpenCVSession(Session):
             self.forward()
         return np.asarray(self._out, dtype=np.float32)
 
+    def layer_timer(self) -> LayerTimer:
+        return OpenCVLayerTimer(self)
+
     def blobs(self) -> dict[str, np.ndarray]:
         import cv2
 
@@ -193,6 +196,53 @@ class OpenCVSession(Session):
             except cv2.error as exc:
                 raise BackendFailed(f"opencv forward failed: {_cv_message(exc)}") from exc
         return {n: np.asarray(v, dtype=np.float32) for n, v in zip(names, values, strict=True)}
+
+
+class OpenCVLayerTimer(LayerTimer):
+    """OpenCV's own per-layer clock: after every forward, ``Net.getPerfProfile()`` holds the ticks of each
+    layer of that pass. Layers OpenCV fused (``Net.dump()`` groups them) report 0 ticks and their work is in
+    the group's first layer, so a fused group is one row."""
+
+    def __init__(self, session: OpenCVSession) -> None:
+        import cv2
+
+        self.session, self.tick_s = session, 1.0 / cv2.getTickFrequency()
+        net = session.net
+        names = list(net.getLayerNames())  # layer ids 1..n; 0 is OpenCV's input layer
+        types = {name: net.getLayer(i + 1).type for i, name in enumerate(names)}
+        prototxt = {layer.name for layer in session.graph.layers}
+        group_of = {layer: group.split("+") for group in layer_placement(net.dump()) for layer in group.split("+")}
+        self._units: list[EngineLayer] = []
+        self._row: list[int] = []  # perf-profile index -> row
+        rows: dict[str, int] = {}
+        for name in names:
+            members = group_of.get(name, [name])
+            key = "+".join(members)
+            if key not in rows:
+                rows[key] = len(self._units)
+                known = tuple(m for m in members if m in prototxt)
+                note = ("fused by OpenCV" if len(members) > 1 else "") if known else "added by OpenCV"
+                self._units.append(EngineLayer(key, known, tuple(types.get(m, "?") for m in members), note))
+            self._row.append(rows[key])
+        self.mechanism = ("cv2.dnn.Net.getPerfProfile() after each forward: OpenCV's tick count of every layer it "
+                          "ran (a fused group's work is in its first layer)"
+                          + ("; with the CUDA backend a layer's ticks are the host's, around launches that "
+                             "need not have finished" if session.mode != "cpu" else ""))
+        self._passes: list[list[float]] = []
+
+    def units(self) -> list[EngineLayer]:
+        return list(self._units)
+
+    def forward(self) -> None:
+        self.session.forward()
+        _, ticks = self.session.net.getPerfProfile()
+        seconds = [0.0] * len(self._units)
+        for index, value in enumerate(np.asarray(ticks, dtype=np.float64).ravel()):
+            seconds[self._row[index]] += value * self.tick_s
+        self._passes.append(seconds)
+
+    def passes(self) -> list[list[float]]:
+        return self._passes
 
 
 def _cv_message(exc: Exception) -> str:

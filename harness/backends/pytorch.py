@@ -25,10 +25,10 @@ from typing import Any
 
 import numpy as np
 
-from harness.backends.base import Backend, BackendInfo, RunTarget, Session
+from harness.backends.base import Backend, BackendInfo, EngineLayer, LayerTimer, RunTarget, Session
 from harness.backends.oom import OutOfMemoryAs
 from harness.cuda_driver import cuda_capability
-from harness.errors import BackendFailed, BackendUnavailable, HarnessError
+from harness.errors import BackendFailed, BackendUnavailable, HarnessError, LayerTimingUnsupported
 
 #: modes on every device, first the default
 BASE_MODES = ["eager-fp32", "channels_last", "compile"]
@@ -107,6 +107,9 @@ class PyTorchBackend(Backend):
         where that variable would silently switch TF32 off again inside cuBLAS and cuDNN."""
         return {} if mode == TF32_MODE else super().worker_env(device, mode)
 
+    def no_layer_timing(self, mode: str | None) -> str | None:
+        return no_layer_modules(mode or BASE_MODES[0])
+
     def load(self, target: RunTarget) -> Session:
         import torch
 
@@ -127,6 +130,14 @@ class PyTorchBackend(Backend):
             raise BackendUnavailable(f"pytorch mode 'tf32': {TF32_OVERRIDE}=0 in the environment keeps cuBLAS "
                                      "and cuDNN from using TF32")
         return PyTorchSession(target, mode)
+
+
+def no_layer_modules(mode: str) -> str | None:
+    """Why a mode runs no layer module that per-layer timing could time (None: it runs them all)."""
+    # A compiled module runs inductor's fused code and a CUDA graph replays kernels: no layer module runs.
+    if mode in ("compile", CUDA_GRAPHS_MODE):
+        return f"pytorch mode '{mode}' runs no layer module to time: per-layer timing needs an eager mode"
+    return None
 
 
 def set_fp32_precision(tf32: bool) -> None:
@@ -362,3 +373,71 @@ class PyTorchSession(Session):
         if self.device.type != "cuda":
             return None
         return int(self.torch.cuda.max_memory_allocated(self.device))
+
+    def layer_timer(self) -> LayerTimer:
+        why = no_layer_modules(self.info["mode"])
+        if why is not None:
+            raise LayerTimingUnsupported(why)
+        return TorchLayerTimer(self)
+
+
+class TorchLayerTimer(LayerTimer):
+    """A timer around every layer module of the eager forward: a forward pre-hook starts it, a forward hook
+    stops it. On the CPU a timer is ``perf_counter``: torch's CPU operators return when their work is done.
+    On a GPU it is a pair of CUDA events on the current stream, read once the pass has synchronised."""
+
+    def __init__(self, session: PyTorchSession) -> None:
+        self.session, self.torch = session, session.torch
+        net = session.module
+        self.modules = list(net.layer_modules)
+        self._units = [EngineLayer(name, (name,), (type(module).__name__,))
+                       for name, module in zip(net.layer_names, self.modules, strict=True)]
+        self.cuda = session.device.type == "cuda"
+        self.mechanism = ("CUDA events recorded on the current stream before and after each layer module "
+                          "(forward pre-hook and hook), read after the synchronised pass" if self.cuda else
+                          "perf_counter before and after each layer module (forward pre-hook and hook)")
+        n = len(self.modules)
+        if self.cuda:
+            self._events = [(self.torch.cuda.Event(enable_timing=True), self.torch.cuda.Event(enable_timing=True))
+                            for _ in range(n)]
+        self._started = [0.0] * n
+        self._current = [0.0] * n
+        self._passes: list[list[float]] = []
+        self._handles: list[Any] = []
+
+    def units(self) -> list[EngineLayer]:
+        return list(self._units)
+
+    def attach(self) -> None:
+        for i, module in enumerate(self.modules):
+            self._handles.append(module.register_forward_pre_hook(functools.partial(self._start, i)))
+            self._handles.append(module.register_forward_hook(functools.partial(self._stop, i)))
+
+    def detach(self) -> None:
+        for handle in self._handles:
+            handle.remove()
+        self._handles.clear()
+
+    def _start(self, i: int, module: Any, args: Any) -> None:
+        if self.cuda:
+            self._events[i][0].record()
+        else:
+            self._started[i] = time.perf_counter()
+
+    def _stop(self, i: int, module: Any, args: Any, output: Any) -> None:
+        if self.cuda:
+            self._events[i][1].record()
+        else:
+            self._current[i] = time.perf_counter() - self._started[i]
+
+    def forward(self) -> None:
+        session = self.session
+        with session._oom_forward:
+            session._out = session._eager()
+            session._sync()
+        if self.cuda:  # synchronised: every event has completed
+            self._current = [start.elapsed_time(end) / 1e3 for start, end in self._events]
+        self._passes.append(list(self._current))
+
+    def passes(self) -> list[list[float]]:
+        return self._passes

@@ -151,6 +151,9 @@ def run(args: argparse.Namespace) -> int:
     executor = get_executor(args.executor).configure(options, where)
     if args.no_wait and not executor.detaches:
         raise HarnessError(f"--no-wait applies to --executor slurm, not {args.executor}")
+    if data.get("layer_profiles") and args.executor != "local":
+        raise HarnessError(f"{args.config}: 'layer_profiles' runs with --executor local (layer profiles are taken "
+                           f"one after another on this machine), not {args.executor}")
     if args.contention_retries < 0:
         raise HarnessError(f"--contention-retries must be >= 0, got {args.contention_retries}")
     spec = build_spec(args, data)
@@ -192,6 +195,8 @@ def run(args: argparse.Namespace) -> int:
         executor.run(request)
     if not request.wait:
         return 0
+    if data.get("layer_profiles"):
+        _layer_profiles(spec, args, console)
     elapsed = time.monotonic() - started
     records = [r for r in store.records() if r.key in keys]
     stdout_console().print(summary_table(records))
@@ -206,6 +211,22 @@ def run(args: argparse.Namespace) -> int:
     attempted = sum(n for status, n in counts.items() if status != "skipped")
     # Exit 1 only when configurations ran and none was measured; an OOM at a large batch is a result.
     return 1 if attempted and not counts.get("ok") else 0
+
+
+def _layer_profiles(spec: SweepSpec, args: argparse.Namespace, console: Any) -> None:
+    """The sweep file's ``layer_profiles: true``: a layer profile of every configuration of the sweep, each in
+    its own worker after the timing runs, into the same results directory (``harness layers`` reads them)."""
+    from harness.layertime.record import LayerProfile
+    from harness.layertime.run import run_profiles
+
+    def on_done(profile: LayerProfile | None, config: Config) -> None:
+        if profile is not None and profile.status != "ok":
+            console.print(f"{config.key()} (layer profile): {profile.status}: {profile.message}", markup=False,
+                          soft_wrap=True)
+
+    run = run_profiles(spec, args.out, args.force, on_done=on_done)
+    console.print(f"layer profiles: {len(run.profiles)} taken, {len(run.skipped)} already in {args.out} "
+                  "(`harness layers` or `harness report` shows them)", markup=False)
 
 
 def summary_table(records: list[Record]):  # -> rich.table.Table

@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "results": ("harness.cli.results", "export a results directory as csv, parquet or json"),
     "report": ("harness.cli.report", "the replication report: paper vs ours, correlations, figures, verdicts"),
     "profile": ("harness.cli.profile", "profile a network with nsys / ncu / torch.profiler, print its kernel families"),
+    "layers": ("harness.cli.layers", "per-layer time on every engine beside per-layer MACs: where the time goes"),
     "kernels": ("harness.cli.kernels", "kernel families of profiler files, Table V, Caffe BLAS calls"),
     "doctor": ("harness.cli.doctor", "which backends and GPUs are available here, and how to fix what is missing"),
 }

@@ -59,6 +59,12 @@ def device(value: Any, where: str) -> str:
     return name
 
 
+def boolean(value: Any, where: str) -> bool:
+    if not isinstance(value, bool):
+        raise HarnessError(f"{where} must be true or false, got {_shown(value)}")
+    return value
+
+
 def mapping(value: Any, where: str) -> dict[str, Any]:
     if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
         raise HarnessError(f"{where} must be a mapping of names to values, got {_shown(value)}")
@@ -97,6 +103,7 @@ SWEEP_KEYS: dict[str, Validator] = {
     "seed": seed,
     "settings": settings,
     "slurm": mapping,  # --executor slurm's options: harness.executors.slurm.SlurmOptions checks each one
+    "layer_profiles": boolean,  # also a layer profile of every configuration (harness.layertime; local executor)
 }
 
 

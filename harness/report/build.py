@@ -20,7 +20,7 @@ from harness import __version__
 from harness.analysis.paper import TABLE2_COLUMNS, TABLE2_RULE
 from harness.analysis.roofline import DeviceSpec, device_spec
 from harness.errors import HarnessError
-from harness.report import claims, correlations, design, figures, measured, tables
+from harness.report import claims, correlations, design, figures, measured, tables, where_time_goes
 from harness.report.render import (
     Block,
     Link,
@@ -491,9 +491,16 @@ def evidence_blocks(ctx: Context) -> list[Block]:
     return blocks
 
 
+def where_time_goes_section(ctx: Context) -> Section:
+    """Layer profiles (``harness layers --out``): :mod:`harness.report.where_time_goes`."""
+    return where_time_goes.section(ctx.data, ctx.devices, ctx.style, ctx.figdir, ctx.figure,
+                                   lambda d: match_spec(d.kind, d.name, ctx.spec_overrides, d.id))
+
+
 #: the report's sections in reading order; a new section is a function of the Context put in its place here
 SECTIONS: tuple[Callable[[Context], Section], ...] = (
-    summary_section, tables_section, figures_section, kernels_section, analyzer_section, details_section)
+    summary_section, tables_section, figures_section, kernels_section, where_time_goes_section, analyzer_section,
+    details_section)
 
 
 def build(dirs: Sequence[Path], out: Path, spec_overrides: dict[str, str] | None = None) -> Report:
@@ -512,8 +519,9 @@ def build(dirs: Sequence[Path], out: Path, spec_overrides: dict[str, str] | None
     series = {s: correlations.measured_xy(frame, design_xy, s) for s in measured.setup_order(frame["setup"])} \
         if not frame.empty else {}
     checklist = claims.checklist(claims.Inputs(t2, fact, frame, data.contended, t4, series, shares, names))
+    checklist += where_time_goes.claim_one_by_one(data)
     style = figures.Style(names, frozenset(measured.synthetic_setups(frame, shares)))
-    ctx = Context(data, names, measured.devices(frame, shares), checklist, t2, fact, t4, series, style,
+    ctx = Context(data, names, measured.devices(frame, shares, data.layers), checklist, t2, fact, t4, series, style,
                   out / "figures", spec_overrides or {})
     sections = [make(ctx) for make in SECTIONS]
 

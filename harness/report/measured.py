@@ -21,6 +21,8 @@ import pandas as pd
 
 from harness.errors import HarnessError, one_line
 from harness.kernels.profile_record import PROFILES_DIR, ProfileRecord, read_profiles
+from harness.layertime.record import LayerProfile
+from harness.layertime.store import PROFILES_GLOB, read_layer_profiles
 
 MIB = 2**20
 # The paper's batches: Table II and inference time at B=1, energy efficiency at B=4.
@@ -88,6 +90,9 @@ class Measured:
     profiles: list[ProfileRecord]
     shares: pd.DataFrame  # one row per (profile, kernel family): setup, network, family, pct, device_kind, tool
     warnings: list[str] = field(default_factory=list)  # the store's merge warnings (duplicates, bad lines)
+    #: the layer profiles (``harness layers --out``), and one row per profile with its key, setup and device
+    layer_profiles: list[LayerProfile] = field(default_factory=list)
+    layers: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 def load(dirs: Sequence[Path]) -> Measured:
@@ -95,25 +100,40 @@ def load(dirs: Sequence[Path]) -> Measured:
     from harness.results.store import read_results, results_files
 
     for d in map(Path, dirs):
-        if not d.is_dir() or not (results_files(d) or (d / PROFILES_DIR).is_dir()):
-            raise HarnessError(f"{d}: not a results directory (no results*.jsonl, no {PROFILES_DIR}/)")
+        if not d.is_dir() or not (results_files(d) or (d / PROFILES_DIR).is_dir() or any(d.glob(PROFILES_GLOB))):
+            raise HarnessError(f"{d}: not a results directory (no results*.jsonl, no {PROFILES_DIR}/, no "
+                               f"{PROFILES_GLOB})")
     merged = read_results(dirs)
     frame = without_short_energy(pd.DataFrame([r.flat() for r in merged.records]))
     if not frame.empty:  # made-up records (tests/data/synthetic-*) say so in their metadata
         frame["synthetic"] = _column(frame, "meta.synthetic").fillna(False).astype(bool)
     skipped: list[str] = []  # damaged kernel-profile records: named, left out, kept on disk
     profiles = [p for d in dirs for p in read_profiles(d, skipped)]
-    if skipped and not profiles and not merged.records:  # nothing left to report: the first reason is the error
+    layered = read_layer_profiles(dirs)
+    if skipped and not profiles and not merged.records and not layered.records:
+        # nothing left to report: the first reason is the error
         raise HarnessError(skipped[0] + (f" (and {len(skipped) - 1} more such file(s))" if len(skipped) > 1 else ""))
-    frame, shares = assign_devices(frame, profile_rows(profiles))
+    frame, shares, layers = assign_devices(frame, profile_rows(profiles), layer_rows(layered.records))
     shares = one_profile_each(shares, profiles)
     if not frame.empty:
         flagged = frame["contended"].notna()
         contended, frame = frame[flagged].reset_index(drop=True), frame[~flagged].reset_index(drop=True)
     else:
         contended = pd.DataFrame()
-    warnings = merged.warnings() + [one_line(f"warning: {why}; left out, kept on disk") for why in skipped]
-    return Measured(frame, contended, profiles, shares, warnings)
+    warnings = merged.warnings() + layered.warnings() + [one_line(f"warning: {why}; left out, kept on disk")
+                                                         for why in skipped]
+    return Measured(frame, contended, profiles, shares, warnings, layered.records, layers)
+
+
+def layer_rows(profiles: Sequence[LayerProfile]) -> pd.DataFrame:
+    """One row per layer profile, laid out with the columns device assignment reads (a profile of the device a
+    bench ran on shares its device id)."""
+    rows = [{"key": p.key, "network": p.config.network, "backend": p.config.backend, "device": p.config.device,
+             "mode": p.config.mode, "batch": p.config.batch, "hardware": p.config.hardware, "status": p.status,
+             "placement.host": p.placement.host if p.placement else (p.metadata.get("host") or None),
+             "placement.gpu_uuid": p.placement.gpu_uuid if p.placement else None, "synthetic": False}
+            for p in profiles]
+    return pd.DataFrame(rows)
 
 
 def without_short_energy(frame: pd.DataFrame) -> pd.DataFrame:

@@ -231,17 +231,23 @@ class ResultsStore:
             raise HarnessError(f"{self.path}: cannot write results here ({exc.strerror})") from None
 
     def append(self, record: Record) -> Path:
-        """Append one record as one line. On any failure the record goes to a fallback file and
-        :class:`StoreWriteError` names it: a measurement already taken is never lost."""
-        line = (jsonout.dumps(record.to_dict()) + "\n").encode()
-        try:
-            self.dir.mkdir(parents=True, exist_ok=True)
-            _append_line(self.path, line)
-        except OSError as exc:
-            fallback = save_fallback(line)
-            raise StoreWriteError(f"{self.path}: cannot append the record of {record.key} ({exc.strerror}); "
-                                  f"it was saved to {fallback}") from None
-        return self.path
+        """Append one record as one line (:func:`append_record`)."""
+        return append_record(self.path, record)
+
+
+def append_record(path: Path, record: Any) -> Path:
+    """Append one record (a results record or another kind: anything with ``to_dict`` and ``key``) as one line
+    of ``path``. On any failure the record goes to a fallback file and :class:`StoreWriteError` names it: a
+    measurement already taken is never lost."""
+    line = (jsonout.dumps(record.to_dict()) + "\n").encode()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _append_line(path, line)
+    except OSError as exc:
+        fallback = save_fallback(line)
+        raise StoreWriteError(f"{path}: cannot append the record of {record.key} ({exc.strerror}); "
+                              f"it was saved to {fallback}") from None
+    return path
 
 
 def _append_line(path: Path, line: bytes) -> None:

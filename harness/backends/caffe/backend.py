@@ -43,7 +43,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 import harness
-from harness.backends.base import Backend, BackendInfo, RunTarget, Session
+from harness.backends.base import Backend, BackendInfo, EngineLayer, LayerTimer, RunTarget, Session
 from harness.backends.caffe.protocol import HEADER_LENGTH, decode_arrays, encode
 from harness.convert.blobs import output_blob
 from harness.convert.cache import prototxt_file
@@ -368,6 +368,9 @@ class RemoteNet:
     def blobs(self, names: list[str] | None) -> dict[str, np.ndarray]:
         return self.worker.request({"op": "blobs", "names": names})[1]
 
+    def layer_pass(self) -> list[float]:
+        return self.worker.request({"op": "layer_pass"})[0]["times"]
+
     def close(self) -> None:
         self.worker.close()
 
@@ -387,6 +390,9 @@ class LocalNet:
     def blobs(self, names: list[str] | None) -> dict[str, np.ndarray]:
         return self.holder.blobs(names)
 
+    def layer_pass(self) -> list[float]:
+        return self.holder.layer_pass()
+
     def close(self) -> None:
         self.holder.net = None  # Caffe frees the net's memory when pycaffe drops it
 
@@ -397,9 +403,45 @@ def _with_engine(info: dict[str, Any], loaded: dict[str, Any]) -> dict[str, Any]
     return info
 
 
-class CaffeSession(Session):
-    def __init__(self, net: RemoteNet | LocalNet, loaded: dict[str, Any], output: str, info: dict[str, Any]) -> None:
+class CaffeLayerTimer(LayerTimer):
+    """Caffe's layers timed one by one in the net's own process (:meth:`NetHolder.layer_pass`)."""
+
+    mechanism = ("each layer's Forward run alone (pycaffe net._forward(i, i), i.e. Net::ForwardFromTo(i, i)) and "
+                 "timed with perf_counter, as `caffe time` times each layer; on a GPU each layer ends with "
+                 "cudaDeviceSynchronize")
+
+    def __init__(self, net: RemoteNet | LocalNet, layer_types: dict[str, str], graph: Graph) -> None:
         self.net = net
+        prototxt = {layer.name: layer for layer in graph.layers}
+        inputs = {spec.name for spec in graph.inputs}
+        self._units = []
+        for name, type_ in layer_types.items():
+            layer = prototxt.get(name)
+            if layer is not None:
+                note = f"in place (writes {', '.join(layer.tops)})" if layer.in_place else ""
+                self._units.append(EngineLayer(name, (name,), (type_,), note))
+            elif type_ == "Input" or name in inputs:
+                self._units.append(EngineLayer(name, (), (type_,), "the network's input"))
+            else:  # a Split Caffe inserts where several layers read one blob
+                self._units.append(EngineLayer(name, (), (type_,), "added by Caffe"))
+        self._passes: list[list[float]] = []
+
+    def units(self) -> list[EngineLayer]:
+        return list(self._units)
+
+    def forward(self) -> None:
+        self._passes.append(self.net.layer_pass())
+
+    def passes(self) -> list[list[float]]:
+        return self._passes
+
+
+class CaffeSession(Session):
+    def __init__(self, net: RemoteNet | LocalNet, loaded: dict[str, Any], output: str, info: dict[str, Any],
+                 graph: Graph) -> None:
+        self.net = net
+        self.graph = graph
+        self.layer_types: dict[str, str] = loaded["layer_types"]
         self.blob_shapes = {k: tuple(v) for k, v in loaded["blob_shapes"].items()}
         self.param_shapes = {k: [tuple(s) for s in v] for k, v in loaded["param_shapes"].items()}
         self.memory = {"blob_bytes": loaded["blob_bytes"], "param_bytes": loaded["param_bytes"]}
@@ -424,6 +466,9 @@ class CaffeSession(Session):
         from harness.measure.timer import Timing
 
         return Timing.from_dict(self.net.timed(protocol.__getstate__()))
+
+    def layer_timer(self) -> LayerTimer:
+        return CaffeLayerTimer(self.net, self.layer_types, self.graph)
 
     def close(self) -> None:
         self.net.close()
@@ -482,7 +527,7 @@ class CaffeBackend(Backend):
             worker.close()
             raise
         info["pid"] = worker.pid  # the measurement window reads this process's peak RSS
-        return CaffeSession(RemoteNet(worker), loaded, request["output"], _with_engine(info, loaded))
+        return CaffeSession(RemoteNet(worker), loaded, request["output"], _with_engine(info, loaded), target.graph)
 
     def load_in_worker(self, target: RunTarget) -> Session:
         """The network in this very process: the per-configuration worker, already under pycaffe's
@@ -494,7 +539,7 @@ class CaffeBackend(Backend):
         request, arrays, info = self._prepare(target)
         holder = NetHolder(caffe)
         loaded = holder.load(request, arrays)
-        return CaffeSession(LocalNet(holder), loaded, request["output"], _with_engine(info, loaded))
+        return CaffeSession(LocalNet(holder), loaded, request["output"], _with_engine(info, loaded), target.graph)
 
     def _prepare(self, target: RunTarget) -> tuple[dict[str, Any], dict[str, np.ndarray], dict[str, Any]]:
         """The load request, the input arrays and the record's info for ``target`` (checks first)."""

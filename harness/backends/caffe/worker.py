@@ -16,6 +16,7 @@ Requests (``op``) and replies:
   memory, the engine rewrite
 - ``forward``: one forward pass
 - ``timed``: a TimingProtocol's fields -> the Timing, measured here around forward passes
+- ``layer_pass``: one forward pass layer by layer -> each layer's seconds (``harness layers``)
 - ``blobs``: names -> those blobs' data (all blobs when names is null)
 - ``close``: exit
 """
@@ -24,7 +25,9 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 import traceback
+from collections.abc import Callable
 from typing import Any, BinaryIO
 
 import numpy as np
@@ -72,15 +75,35 @@ def rewrite_engine(prototxt: str, engine: str) -> tuple[str, int]:
     return out.name, changed
 
 
+def cuda_synchronizer() -> Callable[[], None]:
+    """``cudaDeviceSynchronize`` of the CUDA runtime this process has loaded (a GPU build of Caffe links
+    it; pycaffe exposes no synchronisation of its own), found among the process's mapped libraries."""
+    import ctypes
+
+    with open("/proc/self/maps", encoding="utf-8") as fh:
+        runtimes = sorted({line.split()[-1] for line in fh if "/libcudart" in line})
+    if not runtimes:
+        raise RuntimeError("no CUDA runtime is loaded in this process: cannot synchronise Caffe's GPU work")
+    synchronize = ctypes.CDLL(runtimes[0]).cudaDeviceSynchronize
+
+    def checked() -> None:
+        status = synchronize()
+        if status != 0:
+            raise RuntimeError(f"cudaDeviceSynchronize failed with CUDA error {status}")
+    return checked
+
+
 class NetHolder:
     def __init__(self, caffe: Any) -> None:
         self.caffe = caffe
         self.net: Any = None
         self.output_name = ""
+        self.device = "cpu"
+        self._sync: Callable[[], None] | None = None  # a GPU's, at the first layer-by-layer pass
 
     def load(self, req: dict[str, Any], inputs: dict[str, np.ndarray]) -> dict[str, Any]:
         caffe = self.caffe
-        device = req["device"]
+        self.device = device = req["device"]
         if device == "cpu":
             caffe.set_mode_cpu()
         else:
@@ -126,6 +149,23 @@ class NetHolder:
         net._forward(0, len(net.layers) - 1)
         _ = net.blobs[self.output_name].data
 
+    def layer_pass(self) -> list[float]:
+        """One forward pass layer by layer, each layer's Forward alone (``Net::ForwardFromTo(i, i)``) timed
+        with ``perf_counter``, as ``caffe time`` times each layer; on a GPU each layer ends with a device
+        synchronisation, so that its time holds its kernels. Seconds per layer of ``net.layers``."""
+        net, clock = self.net, time.perf_counter
+        if self.device != "cpu" and self._sync is None:
+            self._sync = cuda_synchronizer()
+        sync = self._sync
+        times = []
+        for i in range(len(net.layers)):
+            start = clock()
+            net._forward(i, i)
+            if sync is not None:
+                sync()
+            times.append(clock() - start)
+        return times
+
     def timed(self, fields: dict[str, Any]) -> dict[str, Any]:
         from harness.measure.timer import TimingProtocol
 
@@ -152,6 +192,8 @@ def serve(caffe: Any, requests: BinaryIO, replies: BinaryIO) -> None:
                 send(replies, {"ok": True})
             elif op == "timed":
                 send(replies, {"ok": True, "timing": holder.timed(req["protocol"])})
+            elif op == "layer_pass":
+                send(replies, {"ok": True, "times": holder.layer_pass()})
             elif op == "blobs":
                 send(replies, {"ok": True}, holder.blobs(req.get("names")))
             elif op == "close":

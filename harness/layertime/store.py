@@ -1,0 +1,90 @@
+"""Layer profiles in a results directory: ``layer-profiles.jsonl`` (and ``layer-profiles-<writer>.jsonl``
+shards), beside the timing records' ``results*.jsonl`` and never among them.
+
+The files follow the results store's rules (:mod:`harness.results.store`): one writer per file, one
+record per line appended with fsync, a truncated or unreadable line kept on disk and counted, and the
+ONE merge rule (per configuration key, the newest final record wins), so that ``harness layers --out``
+resumes as ``harness bench`` does.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from harness.errors import HarnessError
+from harness.layertime.record import LayerProfile
+from harness.results.store import Merged, UnreadableLine, _safe, append_record, merge, read_lines
+
+PROFILES_FILE = "layer-profiles.jsonl"
+PROFILES_GLOB = "layer-profiles*.jsonl"
+
+
+class LayerProfileStore:
+    """The layer profiles of one results directory; ``writer`` names this writer's own shard."""
+
+    def __init__(self, directory: str | os.PathLike[str], writer: str | None = None) -> None:
+        self.dir = Path(directory)
+        stem = PROFILES_FILE.removesuffix(".jsonl")
+        self.path = self.dir / (PROFILES_FILE if writer is None else f"{stem}-{_safe(writer)}.jsonl")
+
+    def append(self, profile: LayerProfile) -> Path:
+        return append_record(self.path, profile)
+
+    def check_writable(self) -> None:
+        """Fail now, with one line, if profiles could not be appended here (before anything runs)."""
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            with self.path.open("a", encoding="utf-8"):
+                pass
+        except OSError as exc:
+            raise HarnessError(f"{self.path}: cannot write layer profiles here ({exc.strerror})") from None
+
+    def read(self) -> Merged:
+        return read_layer_profiles([self.dir])
+
+
+def read_layer_profiles(directories: Iterable[str | os.PathLike[str]]) -> Merged:
+    """Every layer-profile file of ``directories``, merged by the results store's one rule (``Merged.records``
+    holds :class:`LayerProfile` records here)."""
+    merged = Merged()
+    everything: list[Any] = []
+    for directory in directories:
+        for path in sorted(p for p in Path(directory).glob(PROFILES_GLOB) if p.is_file()):
+            merged.files.append(path)
+            try:
+                lines = list(read_lines(path))
+            except OSError as exc:
+                raise HarnessError(f"{path}: cannot read layer profiles ({exc.strerror})") from None
+            for lineno, raw in lines:
+                if not raw.strip():
+                    continue
+                try:
+                    everything.append(LayerProfile.from_dict(json.loads(raw.decode("utf-8"))))
+                except (ValueError, TypeError, KeyError) as exc:
+                    reason = "truncated line" if not raw.endswith(b"\n") else f"{type(exc).__name__}: {exc}"[:160]
+                    merged.unreadable.append(UnreadableLine(path, lineno, reason))
+    merged.records, merged.superseded = merge(everything)
+    return merged
+
+
+def rows_frame(profiles: Iterable[LayerProfile]) -> Any:
+    """One pandas row per row of every ok profile: the configuration, the row and its analyzer figures
+    (``harness.layertime.join.row_figures`` adds the rates)."""
+    import pandas as pd
+
+    from harness.layertime.join import row_figures
+
+    out = []
+    for profile in profiles:
+        if profile.status != "ok":
+            continue
+        for row in profile.rows:
+            out.append({"key": profile.key, "network": profile.config.network, "backend": profile.config.backend,
+                        "mode": profile.config.mode, "device": profile.config.device, "batch": profile.config.batch,
+                        "hardware": profile.config.hardware, "contended": bool(profile.contended),
+                        **row_figures(profile, row)})
+    return pd.DataFrame(out)
