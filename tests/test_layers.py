@@ -241,13 +241,14 @@ def test_placement_names_removed_layers() -> None:
 
 def test_the_one_by_one_claim_rule() -> None:
     pytest.importorskip("matplotlib")
+    pd = pytest.importorskip("pandas")
     from harness.report import claims, measured
     from harness.report import where_time_goes as wtg
 
     def claim_one_by_one(profiles: list[LayerProfile]) -> list:
         (layers,) = measured.assign_devices(measured.layer_rows(profiles))
-        return wtg.claim_one_by_one(measured.Measured(*(measured.pd.DataFrame(),) * 2, [], measured.pd.DataFrame(),
-                                                      layer_profiles=profiles, layers=layers))
+        empty = pd.DataFrame()
+        return wtg.claim_one_by_one(measured.Measured(empty, empty, [], empty, layer_profiles=profiles, layers=layers))
 
     slow = _profile([_row("s", "1x1 convolution", 100, 1.0, 0.1), _row("l", "3x3 convolution", 900, 1.0, 0.1)])
     fast = _profile([_row("s", "1x1 convolution", 900, 1.0, 0.1), _row("l", "3x3 convolution", 100, 1.0, 0.1)])
