@@ -335,15 +335,32 @@ def optimized_rows(network: str, level: str = "ORT_ENABLE_ALL") -> tuple[list, o
     return units, graph
 
 
+@pytest.mark.parametrize("level", ["ORT_ENABLE_ALL", "ORT_ENABLE_EXTENDED"])
 @pytest.mark.parametrize("network", zoo.zoo_names())
-def test_every_layer_of_the_zoo_but_dropout_lands_in_one_onnxruntime_row(network: str) -> None:
-    units, graph = optimized_rows(network)
+def test_every_layer_of_the_zoo_but_dropout_lands_in_one_onnxruntime_row(network: str, level: str) -> None:
+    units, graph = optimized_rows(network, level)
     covered = [layer for unit in units for layer in unit.layers]
     assert len(covered) == len(set(covered))  # no layer in two rows
     missing = [layer for layer in graph.layers if layer.name not in covered]
     assert all(layer.type == "Dropout" for layer in missing), [layer.name for layer in missing]
     assert all(unit.note == "added by onnxruntime (no prototxt layer)" for unit in units if not unit.layers)
     assert all(unit.ops[0] in ("ReorderInput", "ReorderOutput") for unit in units if not unit.layers)
+    # the MACs land where they are computed: a row with a convolution or fully connected layer runs a convolution
+    # or a matrix product, and a row that runs one has such a layer, or is a BatchNorm/Scale whose per-channel
+    # multiplication ONNX Runtime runs as an NCHWc Conv
+    compute_ops = {"Conv", "FusedConv", "Gemm", "FusedGemm", "MatMul", "FusedMatMul"}
+    for unit in units:
+        types = {graph.layer(name).type for name in unit.layers}
+        if types & {"Convolution", "InnerProduct"}:
+            assert compute_ops & set(unit.ops), unit
+        elif compute_ops & set(unit.ops):
+            assert types <= {"BatchNorm", "Scale"} and set(unit.ops) & compute_ops == {"Conv"}, unit
+
+
+def test_a_fully_connected_layer_and_its_relu_are_one_onnxruntime_row() -> None:
+    units, _ = optimized_rows("alexnet")
+    fc6 = next(unit for unit in units if "fc6" in unit.layers)
+    assert fc6.layers == ("fc6", "relu6") and fc6.ops == ("Flatten", "FusedGemm") and fc6.note == "fused by onnxruntime"
 
 
 @pytest.mark.parametrize("level", ["ORT_ENABLE_EXTENDED", "ORT_ENABLE_BASIC", "ORT_DISABLE_ALL"])

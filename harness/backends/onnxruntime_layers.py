@@ -12,11 +12,12 @@ session that runs the timed passes) is traced back to the layers of the prototxt
   network (:class:`harness.convert.torch_module.CaffeNet`, one module per prototxt layer, in file order),
   and ONNX Runtime keeps those names, or the name of an original node or tensor with a suffix, in the nodes it
   derives from them;
-- an optimised node therefore names the layers whose results it produces (its *end* layers) through its own
-  name (an original node's or tensor's, suffixes stripped) or its outputs that are original tensors; it ran
-  every layer of the prototxt's data flow upstream of those that is not upstream of what its inputs (the
-  outputs of earlier nodes) already held: a Conv named after layer 3's output whose input is the network's
-  input ran layers 0 to 3.
+- an optimised node therefore names the layers it ran through its own name (an original node's or tensor's,
+  with what ONNX Runtime added around it stripped) or its outputs that are original tensors; it *finishes* a
+  layer when that tensor is the layer's result (read by another layer), else it runs a step of it. It ran
+  those layers and every layer of the prototxt's data flow upstream of them that is not upstream of the
+  layers its inputs had finished: a Conv named after layer 3's output whose input is the network's input ran
+  layers 0 to 3; a FusedGemm writing a ReLU's result after a Flatten of the fully connected layer ran both.
 
 Layers joined by a node form one row (``conv1+conv1/bn+conv1/scale+relu1``), whose time is the sum of its
 nodes' times. A node with no evidence (``ReorderInput``, a layout change ONNX Runtime adds) is a row of its
@@ -64,61 +65,81 @@ def upstream(layers: Iterable[int], writers: list[set[int]]) -> set[int]:
 
 
 class ExportedNames:
-    """What the exported (unoptimised) ONNX graph says: node -> layer, tensor -> the layer that wrote it."""
+    """What the exported (unoptimised) ONNX graph says: node -> layer, tensor -> the layer that wrote it, and
+    which tensors are a layer's result (read by another layer, or the network's output) rather than a step
+    inside it (a fully connected layer's Flatten before its Gemm)."""
 
     def __init__(self, model: Any) -> None:
         self.node_layer: dict[str, int] = {}
         self.tensor_layer: dict[str, int] = {}
+        readers: dict[str, set[int | None]] = {}
         for node in model.graph.node:
             match = MODULE_INDEX.search(node.name)
-            if match is None:
+            layer = int(match.group(1)) if match else None
+            for name in node.input:
+                readers.setdefault(name, set()).add(layer)
+            if layer is None:
                 continue
-            index = int(match.group(1))
-            self.node_layer[node.name] = index
+            self.node_layer[node.name] = layer
             for output in node.output:
-                self.tensor_layer[output] = index
+                self.tensor_layer[output] = layer
+        outputs = {o.name for o in model.graph.output}
+        self.results = {t for t, layer in self.tensor_layer.items()
+                        if t in outputs or not readers.get(t) or readers[t] - {layer}}
+        self.node_results = {node.name for node in model.graph.node if set(node.output) & self.results}
 
     @property
     def exported_layers(self) -> set[int]:
         """Layers the export has nodes for (an identity at inference, a Dropout, has none)."""
         return set(self.node_layer.values())
 
-    def of_name(self, name: str) -> int | None:
-        """The layer an optimised node's name comes from: an original node's or tensor's name, possibly
-        with suffixes ONNX Runtime appended (``_nchwc``, ``_token_3``)."""
-        candidate = name
+    def of_name(self, name: str) -> tuple[int, bool] | None:
+        """The layer an optimised node's name comes from, and whether that name is of the layer's result:
+        an original node's or tensor's name, possibly with what ONNX Runtime put before it (``fused ``) or
+        after it (``_nchwc``, ``_token_3``)."""
+        candidate = name.rpartition(" ")[2]
         while candidate:
-            for table in (self.node_layer, self.tensor_layer):
-                if candidate in table:
-                    return table[candidate]
+            if candidate in self.node_layer:
+                return self.node_layer[candidate], candidate in self.node_results
+            if candidate in self.tensor_layer:
+                return self.tensor_layer[candidate], candidate in self.results
             candidate = candidate.rpartition("_")[0]
         return None
 
-    def ends(self, node: Any) -> set[int]:
-        """The layers whose results an optimised node produces, by its name and its original outputs."""
-        found = {self.of_name(node.name), *(self.tensor_layer.get(output) for output in node.output)}
-        return {i for i in found if i is not None}
+    def evidence(self, node: Any) -> tuple[set[int], set[int]]:
+        """The layers an optimised node finishes (it produces their result) and those it works on without
+        finishing them, by its name and its original outputs."""
+        finished, partial = set(), set()
+        named = self.of_name(node.name)
+        if named is not None:
+            (finished if named[1] else partial).add(named[0])
+        for output in node.output:
+            if output in self.tensor_layer:
+                (finished if output in self.results else partial).add(self.tensor_layer[output])
+        return finished, partial - finished
 
 
 def node_units(graph: Graph, exported: Any, optimized: Any) -> tuple[list[EngineLayer], dict[str, int]]:
     """The rows of the optimised graph's nodes (in execution order of their first node), and node -> row.
 
-    A node produces the results of its *end* layers (named by its name or original outputs; a node naming
-    none, a layout change, passes its inputs' ends on) and ran every exported layer upstream of them that
-    is not upstream of what its inputs already held. Nodes that ran a layer in common are one row."""
+    A node finishes the layers whose results it produces and works on those whose steps it runs (both named by
+    its name or original outputs); it ran those and every exported layer upstream of them that is not upstream
+    of the layers its inputs had finished. A node finishing none (a layout change, a Flatten) passes its
+    inputs' finished layers on. Nodes that ran a layer in common are one row."""
     names = ExportedNames(exported)
     writers = layer_writers(graph)
     exported_layers = names.exported_layers
     producer: dict[str, Any] = {}
-    ends: dict[str, set[int]] = {}
+    done: dict[str, set[int]] = {}  # node -> the layers finished once its outputs exist
     covered: dict[str, set[int]] = {}
     for node in optimized.graph.node:  # ONNX keeps nodes in topological order
         preds = [producer[t] for t in node.input if t in producer]
-        own = names.ends(node)
-        before = set().union(*(ends[p.name] for p in preds)) if preds else set()
-        ends[node.name] = own or before
-        ran = (upstream(own, writers) - upstream(before, writers)) & exported_layers if own else set()
-        covered[node.name] = own | ran
+        finished, partial = names.evidence(node)
+        before = set().union(*(done[p.name] for p in preds)) if preds else set()
+        done[node.name] = finished or before
+        work = finished | partial
+        ran = (upstream(work, writers) - upstream(before, writers)) & exported_layers if work else set()
+        covered[node.name] = work | ran
         for output in node.output:
             producer[output] = node
     parent = list(range(len(graph.layers)))  # union-find over layers: one row per connected group
