@@ -16,8 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import HarnessError
+from harness.files import name_part
 from harness.layertime.record import LayerProfile
-from harness.results.store import Merged, UnreadableLine, _safe, append_record, merge, read_lines
+from harness.results.store import Merged, UnreadableLine, append_record, merge, read_lines
 
 PROFILES_FILE = "layer-profiles.jsonl"
 PROFILES_GLOB = "layer-profiles*.jsonl"
@@ -29,7 +30,7 @@ class LayerProfileStore:
     def __init__(self, directory: str | os.PathLike[str], writer: str | None = None) -> None:
         self.dir = Path(directory)
         stem = PROFILES_FILE.removesuffix(".jsonl")
-        self.path = self.dir / (PROFILES_FILE if writer is None else f"{stem}-{_safe(writer)}.jsonl")
+        self.path = self.dir / (PROFILES_FILE if writer is None else f"{stem}-{name_part(writer)}.jsonl")
 
     def append(self, profile: LayerProfile) -> Path:
         return append_record(self.path, profile)
