@@ -11,6 +11,7 @@ from harness.errors import GraphError, PrototxtError, UnknownLayerError
 from harness.ir.build import load_graph
 from harness.layers import known_types
 from harness.layers.base import handlers
+from harness.layers.data import InputLayer
 
 
 def net(body: str, shape: str = "dim: 1 dim: 3 dim: 8 dim: 8") -> str:
@@ -97,7 +98,7 @@ def test_flatten_reshape_crop_argmax_softmax() -> None:
     a = run(net(body), "caffe")
     assert a.blob_shapes["f"] == (1, 192)
     assert a.blob_shapes["r"] == (1, 48, 4)
-    assert a.blob_shapes["am"] == (1, 1, 3, 1)
+    assert a.blob_shapes["am"] == (1, 1, 3)  # argmax_layer.cpp: max(3, bottom axes) axes, not always 4
     # Flatten and Reshape share their bottom's memory in Caffe
     assert [s.activations for s in a.layers[:2]] == [0, 0]
 
@@ -136,7 +137,7 @@ def test_group_not_dividing_channels() -> None:
 def test_concat_of_mismatched_shapes() -> None:
     body = layer("p", "Pooling", "data", "p", "pooling_param { pool: MAX kernel_size: 2 stride: 2 }")
     body += layer("cat", "Concat", "data,p", "cat")
-    with pytest.raises(GraphError, match="bottom 'p' has shape"):
+    with pytest.raises(GraphError, match=r"all inputs must have the same shape, except at concat_axis 1"):
         run(net(body), "caffe")
     # Netscope sums the channels and keeps the first input's size: 3 + 3 channels at 8x8, and says so.
     a = run(net(body), "paper")
@@ -186,7 +187,7 @@ REQUIRED_PARAMS = {
 }
 
 
-@pytest.mark.parametrize("type_", known_types())
+@pytest.mark.parametrize("type_", [t for t in known_types() if not isinstance(handlers()[t], InputLayer)])
 @pytest.mark.parametrize("rank", range(6))
 def test_a_bottom_of_any_rank_is_a_result_or_a_graph_error(type_: str, rank: int) -> None:
     """Every handler, fed a blob of 0 to 5 axes: a result or one GraphError naming the layer, never an

@@ -7,7 +7,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness.convert.caffemodel import CaffemodelError, parse_caffemodel, read_caffemodel, write_caffemodel
+from harness.convert.caffemodel import (
+    CaffemodelError,
+    CaffemodelMismatch,
+    parse_caffemodel,
+    read_caffemodel,
+    write_caffemodel,
+)
 from harness.convert.weights import check_weights, weight_set
 from harness.errors import GraphError
 from harness.ir.build import load_graph
@@ -65,18 +71,67 @@ def test_reads_v1_layers_with_legacy_blob_dims(tmp_path: Path) -> None:
     np.testing.assert_array_equal(weights["ip"][0].ravel(), data)
 
 
-def test_legacy_shapes_are_matched_and_wrong_shapes_name_the_layer() -> None:
-    graph = _graph()
-    weights = weight_set(graph)
-    legacy = dict(weights, fc=[weights["fc"][0].reshape(1, 1, *weights["fc"][0].shape), weights["fc"][1]])
-    assert check_weights(graph, legacy)["fc"][0].shape == weights["fc"][0].shape
-    bad = dict(weights, conv1=[np.zeros((4, 3, 5, 5), np.float32), weights["conv1"][1]])
-    with pytest.raises(GraphError, match=r"layer 'conv1'.*blob 0 has shape \(4, 3, 5, 5\)"):
-        check_weights(graph, bad)
-    with pytest.raises(GraphError, match=r"layer 'bn1'.*2 blobs, Caffe expects 3"):
-        check_weights(graph, dict(weights, bn1=weights["bn1"][:2]))
-    with pytest.raises(GraphError, match=r"layer 'fc'.*no blobs"):
-        check_weights(graph, {k: v for k, v in weights.items() if k != "fc"})
+def _blob(shape: tuple[int, ...] | None = None, legacy: dict[int, int] | None = None, values: int = 0,
+          doubles: bool = False, diff: int = 0) -> bytes:
+    """A BlobProto: explicit shape (packed dims), legacy num/channels/height/width (fields 1-4), values."""
+    out = b"" if shape is None else _ld(7, _ld(1, b"".join(_varint(d) for d in shape)) if shape else b"")
+    out += b"".join(_varint(f << 3) + _varint(v) for f, v in (legacy or {}).items())
+    if values:
+        dtype, field = ("<f8", 8) if doubles else ("<f4", 5)
+        out += _ld(field, np.arange(values, dtype=dtype).tobytes())
+    if diff:
+        out += _ld(6, np.zeros(diff, "<f4").tobytes())
+    return out
+
+
+def _model(*layers: tuple[str, list[bytes]]) -> bytes:
+    return b"".join(_ld(100, _ld(1, name.encode()) + b"".join(_ld(7, b) for b in blobs)) for name, blobs in layers)
+
+
+FC = (5, 144)  # the fc layer of NET: 5 outputs of 4x6x6 inputs
+
+
+def _check(data: bytes, partial: bool = True) -> dict:
+    return check_weights(_graph(), parse_caffemodel(data, "m.caffemodel"), partial=partial)
+
+
+def test_blobs_are_matched_as_caffe_copies_trained_layers() -> None:
+    # legacy dims are the blob's last 4 axes padded with 1s; an explicit shape is never padded
+    assert _check(_model(("fc", [_blob(legacy={1: 1, 2: 1, 3: 5, 4: 144}, values=720), _blob((5,), values=5)])))[
+        "fc"][0].shape == FC
+    with pytest.raises(CaffemodelMismatch, match=r"layer 'fc' blob 0 has shape \(1, 1, 5, 144\), the net needs "
+                                                 r"\(5, 144\).*Cannot copy param 0"):
+        _check(_model(("fc", [_blob((1, 1, 5, 144), values=720), _blob((5,), values=5)])))
+    # a legacy dimension left out is caffe.proto's default 0, not 1
+    with pytest.raises(CaffemodelMismatch, match=r"blob 1 has shape \(0, 0, 0, 5\) \(legacy"):
+        _check(_model(("fc", [_blob(FC, values=720), _blob(legacy={4: 5}, values=5)])))
+    # an empty BlobShape is a 0-axis blob, not a vector
+    with pytest.raises(CaffemodelMismatch, match=r"blob 1 has shape \(\), the net needs \(5,\)"):
+        _check(_model(("fc", [_blob(FC, values=720), _blob((), values=1)])))
+    # a layer given with no blobs, or another number of them, is refused (the layers the file lacks are not)
+    for blobs in ([], [_blob(FC, values=720)]):
+        with pytest.raises(CaffemodelMismatch, match=rf"layer 'fc' has {len(blobs)} blob\(s\), the net's layer of "
+                                                     "that name 2.*Incompatible number of blobs"):
+            _check(_model(("fc", blobs)))
+    assert _check(_model(("relu-not-in-net", []), ("conv9", [_blob((1,), values=1)]))) == {}
+    # the values must fill the blob; double_data counts when given; a diff must fill it too
+    with pytest.raises(CaffemodelMismatch, match=r"blob 1 holds 4 values for its 5 elements"):
+        _check(_model(("fc", [_blob(FC, values=720), _blob((5,), values=4)])))
+    assert _check(_model(("fc", [_blob(FC, values=720, doubles=True), _blob((5,), values=5)])))["fc"][0][0, 1] == 1
+    with pytest.raises(CaffemodelMismatch, match=r"blob 0 holds 3 diff values for its 720 elements"):
+        _check(_model(("fc", [_blob(FC, values=720, diff=3), _blob((5,), values=5)])))
+    with pytest.raises(GraphError, match=r"layer 'conv1'.*no blobs for this layer"):
+        _check(_model(("fc", [_blob(FC, values=720), _blob((5,), values=5)])), partial=False)
+
+
+def test_protobuf_skips_what_it_does_not_know() -> None:
+    group = _varint(50 << 3 | 3) + _varint(1 << 3) + _varint(7) + _varint(50 << 3 | 4)  # an unknown group
+    data_as_varint = _varint(5 << 3) + _varint(1)  # a known field in a wire type its type does not have
+    blob = _blob((5,), values=5) + group + data_as_varint
+    assert _check(_model(("fc", [_blob(FC, values=720), blob])))["fc"][1].tolist() == [0, 1, 2, 3, 4]
+    both = _model(("fc", [])) + _ld(2, _ld(4, b"x"))
+    with pytest.raises(CaffemodelError, match="both 'layer' and 'layers'"):
+        parse_caffemodel(both, "m.caffemodel")
 
 
 def test_unreadable_files_raise_a_clear_error(tmp_path: Path) -> None:
@@ -136,6 +191,8 @@ def test_every_flipped_byte_and_every_truncation_is_read_or_one_clear_error(tmp_
         for data in (good[:pos] + bytes([good[pos] ^ 0xFF]) + good[pos + 1:], good[:pos]):
             try:
                 check_weights(graph, parse_caffemodel(data, "d.caffemodel"))
+            except CaffemodelMismatch as exc:  # it parsed, but Caffe would not copy a layer's blobs
+                assert "layer '" in str(exc) and "\n" not in str(exc)
             except CaffemodelError as exc:
                 assert str(exc).startswith("d.caffemodel:") and "byte" in str(exc) and "\n" not in str(exc), str(exc)
             except GraphError as exc:  # it parsed, but a blob no longer fits its layer
@@ -150,8 +207,8 @@ def test_a_damaged_blob_names_the_field_and_the_offset(tmp_path: Path) -> None:
                                               r"holds 23 bytes, not a whole number of 4-byte values"):
         read_caffemodel(path)
     path.write_bytes(_ld(100, _ld(1, b"conv1") + _ld(7, _varint(5 << 3) + _varint(1))))  # data as a varint
-    with pytest.raises(CaffemodelError, match=r"BlobProto\.data has wire type 0, not packed"):
-        read_caffemodel(path)
+    with pytest.raises(CaffemodelError, match=r"layer 'conv1': the blob at byte \d+ has shape \(\) but 0 values"):
+        read_caffemodel(path)  # protobuf keeps the varint as an unknown field: the blob has no values
 
 
 def test_weights_of_another_network_are_refused_naming_layer_and_shapes(tmp_path: Path) -> None:
@@ -160,8 +217,8 @@ def test_weights_of_another_network_are_refused_naming_layer_and_shapes(tmp_path
     other = load_graph("<other>", text=NET.replace("num_output: 4", "num_output: 6"))
     weights = weight_set(other)
     path = write_caffemodel(tmp_path / "other.caffemodel", weights, {lay.name: lay.type for lay in other.layers})
-    with pytest.raises(GraphError, match=r"layer 'conv1' \(Convolution\).*blob 0 has shape \(6, 3, 3, 3\), the "
-                                         r"layer needs \(4, 3, 3, 3\)"):
+    with pytest.raises(CaffemodelMismatch, match=r"layer 'conv1' blob 0 has shape \(6, 3, 3, 3\), the net needs "
+                                                 r"\(4, 3, 3, 3\)"):
         WeightSource(_graph(), path=path).caffemodel()  # before Caffe or OpenCV would read (and abort on) it
 
 

@@ -433,7 +433,7 @@ def test_argmax_without_axis(out_max_val: bool) -> None:
                f'argmax_param {{ top_k: 3 out_max_val: {str(out_max_val).lower()} }} }}', x.shape)
     order = np.argsort(-x, axis=1)[:, :3]
     parts = [order.astype(np.float32)] + ([np.take_along_axis(x, order, 1)] if out_max_val else [])
-    expect = np.stack(parts, axis=1)[..., None]
+    expect = np.stack(parts, axis=1)  # (N, 1 or 2, top_k): Caffe pads with 1s only up to the bottom's 2 axes + 1
     np.testing.assert_array_equal(run(text, x), expect)
 
 

@@ -4,10 +4,14 @@
 real ``python -m harness`` entry point), and sweep files fed to the sweep loader.
 
 Every case must end with exit status 0 or 2, no traceback, one error line when it fails, and no hang
-(each case has a time limit). Mutations that must not change the meaning (comments, whitespace, CRLF
-line ends, JSON layout) must give the same totals as the original. The cases are fixed by the seed
-(``HARNESS_FUZZ_SEED``, default 15) and their number by ``HARNESS_FUZZ_CASES`` (default 2400 per input
-kind: about a minute in all on a 2-core machine). A failure names the seed, the case and the mutation,
+(each case has a time limit). The generators of :mod:`caffe_fuzz` add mutations aimed at each way a reader
+can differ from protobuf and Caffe's Net, and random single layers of every BVLC type; where pycaffe is
+available, BVLC Caffe judges those cases (``HARNESS_FUZZ_ORACLE_CASES``, default 400): the caffe convention
+must refuse what Caffe refuses and give the shapes Caffe builds. Mutations that must not change the
+meaning (comments, whitespace, CRLF line ends, JSON layout) must give the same totals as the original.
+The cases are fixed by the seed (``HARNESS_FUZZ_SEED``, default 15) and their number by
+``HARNESS_FUZZ_CASES`` (default 2400 per input kind: about a minute in all on a 2-core machine, and the
+oracle's about a minute more). A failure names the seed, the case and the mutation,
 and leaves the input in the test's temporary folder.
 """
 
@@ -29,6 +33,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import caffe_fuzz
 import pytest
 
 from harness.cli.main import main
@@ -40,6 +45,7 @@ PROTOTXTS = sorted((REPO / "prototxts").glob("*.prototxt"))
 PROFILES = sorted((REPO / "kernels_profiles").glob("synthetic-*"))
 SEED = int(os.environ.get("HARNESS_FUZZ_SEED", "15"))
 CASES = int(os.environ.get("HARNESS_FUZZ_CASES", "2400"))
+ORACLE_CASES = int(os.environ.get("HARNESS_FUZZ_ORACLE_CASES", "400"))
 CASE_SECONDS = 20  # far beyond any case's time: reaching it means a hang
 
 # Pieces that break parsers: syntax, escapes, numbers at and beyond the limits, binary bytes, deep nesting.
@@ -256,6 +262,44 @@ def test_damaged_prototxts(tmp_path: Path) -> None:
             argv += ["--batch", str(rng.choice((1, 7, 10**6)))]
         _case(failures, f"case {case} ({source.name}: {'; '.join(how)})", path, _checked_cli, argv)
     _report(failures)
+
+
+def test_aimed_mutations_and_random_layers_are_a_result_or_one_line(tmp_path: Path) -> None:
+    failures = []
+    for case in caffe_fuzz.cases(SEED + 3, CASES // 3):
+        path = caffe_fuzz.write_case(tmp_path, case)
+        convention = random.Random(case.name).choice(("paper", "caffe"))
+        argv = ["analyze", str(path), "--format", "csv", "--convention", convention]
+        _case(failures, f"{case.name} ({case.how})", path, _checked_cli, argv)
+    _report(failures)
+
+
+@pytest.mark.needs_pycaffe
+def test_bvlc_caffe_agrees_with_the_caffe_convention(tmp_path: Path) -> None:
+    """The oracle cases: a traceback, a net Caffe refuses but the harness accepts, or other shapes than
+    Caffe's fail the test; a refusal of a net Caffe builds is reported only when there are many."""
+    oracle = caffe_fuzz.Oracle()
+    found: dict[str, list[str]] = {}
+    judged = 0
+    try:
+        for case in caffe_fuzz.cases(SEED + 4, ORACLE_CASES):
+            path = caffe_fuzz.write_case(tmp_path, case)
+            with _limit(CASE_SECONDS * 3):
+                ours, theirs = caffe_fuzz.harness_outcome(path), oracle.judge(path)
+            v = caffe_fuzz.verdict(ours, theirs, case.data)
+            judged += v != "unknown"
+            if v not in ("agree", "unknown"):
+                said = ours.get("error") or "accepted"
+                found.setdefault(v, []).append(f"{case.name} ({case.how[:200]}): harness {said} | caffe "
+                                               f"{theirs.get('reason', 'built it')[:200]}")
+            else:
+                path.unlink()
+    finally:
+        oracle.close()
+    wrong = [f for v in ("traceback", "wrong_success", "shape_mismatch") for f in found.get(v, [])]
+    assert not wrong, f"{len(wrong)} of {judged} cases, seed {SEED + 4}:\n" + "\n".join(wrong[:20])
+    refusals = found.get("wrong_refusal", [])
+    assert len(refusals) <= 0.02 * judged, "\n".join(refusals[:20])
 
 
 def _case(failures: list[str], label: str, path: Path, run: Callable[[Any], object], argument: Any) -> None:

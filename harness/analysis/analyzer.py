@@ -6,11 +6,12 @@ import weakref
 from dataclasses import asdict, dataclass, field, replace
 
 from harness.analysis import netscope
+from harness.analysis.caffe_net import check_net, check_params
 from harness.errors import GraphError, UnknownLayerError
 from harness.ir.graph import Graph, Layer, Shape
 from harness.ir.textformat import NAME_CHARS, excerpt
 from harness.layers import Convention, handler_for
-from harness.layers.base import LayerHandler, PassThrough, count
+from harness.layers.base import LayerHandler, PassThrough, count, handlers
 
 BYTES_PER_ELEMENT = 4  # fp32, as Caffe stores blobs
 
@@ -108,12 +109,21 @@ def analyze(graph: Graph, convention: Convention | str = Convention.PAPER, batch
 
     ``allow_unknown``: unknown types become zero-cost pass-throughs. ``forks`` (by default as
     ``allow_unknown``): the caffe convention counts the layer types of Caffe forks as those forks build them,
-    where it would otherwise refuse them as BVLC Caffe does."""
+    where it would otherwise refuse them as BVLC Caffe does. Otherwise the caffe convention refuses whatever
+    BVLC Caffe refuses: the text against caffe.proto and Caffe's net set-up (:mod:`harness.analysis.caffe_net`),
+    and each layer's own checks (the handlers)."""
     convention = Convention(convention)
     graph = graph.with_inputs(batch, input_size, channels)
     paper = convention is Convention.PAPER
     if not paper and graph.bvlc_refusals:
         raise GraphError(graph.bvlc_refusals[0])
+    strict = not paper and not (allow_unknown if forks is None else forks)
+    if strict:  # a fork's type or field the harness knows is named as such first, before the text's checks
+        table = handlers()
+        for lay in graph.layers:
+            if lay.type in table:
+                _check_fork(lay, table[lay.type], False)
+    caffe_layers = check_net(graph, allow_unknown) if strict else None
     blobs: dict[str, Shape] = {spec.name: spec.shape for spec in graph.inputs}
     warnings = [*graph.warnings, *(graph.netscope_warnings if paper else []), *graph.assumptions()]
     nodes = netscope.NetscopeNodes.of(graph) if paper else None
@@ -141,6 +151,8 @@ def analyze(graph: Graph, convention: Convention | str = Convention.PAPER, batch
             _check_fork(lay, handler, allow_unknown if forks is None else forks)
             fork_features += [f"{lay.name}: type {lay.type} ({handler.fork})"] if handler.fork else []
             fork_features += [f"{lay.name}: {f}" for f in handler.fork_fields(lay)]
+        if handler.cost_note:
+            warnings.append(f"{lay.where()}: {handler.cost_note}")
         _check_arity(lay, handler, paper)
         ins = [blobs[b] for b in lay.bottoms]
         if isinstance(handler, PassThrough) and not ins:
@@ -150,7 +162,8 @@ def analyze(graph: Graph, convention: Convention | str = Convention.PAPER, batch
         node = replace(lay, tops=[lay.name]) if paper and not lay.tops and handler.tops[0] > 0 else lay
         outs = handler.output_shapes(node, ins, convention)
         for top, shape in zip(node.tops, outs, strict=True):
-            if any(d <= 0 for d in shape):
+            # Caffe's Blob::Reshape takes a 0 (an empty blob), not a negative size
+            if any(d < 0 for d in shape) or (paper and 0 in shape):
                 raise GraphError(f"{lay.where()}: top '{top}' would have non-positive shape {shape}")
         warnings += [f"{lay.where()}: {note}" for note in handler.notes(lay, ins, outs, convention)]
         param_shapes = handler.param_shapes(lay, ins)
@@ -171,6 +184,10 @@ def analyze(graph: Graph, convention: Convention | str = Convention.PAPER, batch
                         f"{excerpt(type_, NAME_CHARS)} is unknown to Netscope: counted as 0 MACs, parameters and "
                         "activations, as Netscope counts it (Netscope would also give the layers after it a 0-sized "
                         "input; the harness gives them its real output)")
+    if caffe_layers is not None:  # Net::Init's parameter checks, once every layer is set up
+        blobs_of = {id(lay.spec): s.param_shapes for lay, s in zip(graph.layers, stats, strict=True)}
+        check_params(caffe_layers, {i: blobs_of[id(net_layer.spec)] for i, net_layer in enumerate(caffe_layers)
+                                    if id(net_layer.spec) in blobs_of})
     params_total = sum(s.params for s in stats)
     totals = Totals(
         macs=sum(s.macs for s in stats),
@@ -223,9 +240,10 @@ def _check_fork(lay: Layer, handler: LayerHandler, forks: bool) -> None:
 
 
 def _check_arity(lay: Layer, handler: LayerHandler, paper: bool) -> None:
-    lo_b, hi_b = handler.paper_bottoms if paper and handler.paper_bottoms else handler.bottoms
-    lo_t, hi_t = handler.tops
-    lo_t = 0 if paper else lo_t  # Netscope counts a layer without tops too
+    bottoms, (lo_t, hi_t) = handler.blob_counts(lay)
+    lo_b, hi_b = handler.paper_bottoms if paper and handler.paper_bottoms else bottoms
+    # Netscope counts a layer without tops too; Caffe gives a loss layer an anonymous one
+    lo_t = 0 if paper or handler.auto_tops else lo_t
     if len(lay.bottoms) < lo_b or (hi_b is not None and len(lay.bottoms) > hi_b):
         raise GraphError(f"{lay.where()}: takes {_arity(lo_b, hi_b)} bottom(s), got {len(lay.bottoms)}")
     if len(lay.tops) < lo_t or (hi_t is not None and len(lay.tops) > hi_t):

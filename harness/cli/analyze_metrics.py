@@ -74,15 +74,18 @@ def compute(args: argparse.Namespace, graphs: Sequence[Graph], results: Sequence
     device = device_spec(args.device_spec) if args.device_spec else None
     weights = None
     if args.weights:
-        from harness.convert.caffemodel import read_caffemodel
+        from harness.convert.caffemodel import read_source_layers
         from harness.convert.weights import check_weights
 
         if len(results) != 1:
             raise HarnessError("--weights belongs to one network: analyse one network at a time")
         # every layer the file has for this network must have its blob shapes (another network's weights
         # are refused, naming the layer); layers the file lacks are left out of the storage analysis
-        file_weights = read_caffemodel(args.weights)
-        weights = {**file_weights, **check_weights(graphs[0], file_weights, partial=True)}
+        # (as Caffe's CopyTrainedLayersFrom: a layer of the network given with other blobs, none included, is
+        # refused); the other layers' names are kept for the warning below
+        source = read_source_layers(args.weights)
+        weights = {**{layer.name: [] for layer in source},
+                   **check_weights(graphs[0], source, partial=True, where=str(args.weights))}
     di = DIWeights.parse(args.di_weights) if args.di_weights else None
     extras = []
     for r in results:

@@ -244,7 +244,8 @@ def _relu(layer: Layer, ins: list[Shape], outs: list[Shape], blobs: list[np.ndar
 class PReLU(nn.Module):
     def __init__(self, blobs: list[np.ndarray]) -> None:
         super().__init__()
-        self.weight = _param(blobs[0])  # (C,) or (1,) when channel_shared
+        # (C,), or () when channel_shared: F.prelu takes one slope as (1,)
+        self.weight = _param(np.reshape(blobs[0], -1))
 
     def forward(self, x: Tensor) -> Tensor:
         return F.prelu(x, self.weight)
@@ -466,7 +467,8 @@ def _softmax(layer: Layer, ins: list[Shape], outs: list[Shape], blobs: list[np.n
 
 class ArgMax(nn.Module):
     """Caffe ArgMax: indices (as floats) of the top_k values; with no axis, over all of C*H*W per image,
-    output (N, 1, top_k, 1), or (N, 2, top_k, 1) with out_max_val (indices, then values); with an
+    output (N, 1, top_k), or (N, 2, top_k) with out_max_val (indices, then values), with 1s appended up to
+    the bottom's number of axes (Caffe's top has max(3, bottom axes) axes); with an
     axis, the indices along it, or only the values when out_max_val is set."""
 
     def __init__(self, layer: Layer, ins: list[Shape], outs: list[Shape]) -> None:

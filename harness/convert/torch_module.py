@@ -17,6 +17,7 @@ import torch
 from torch import Tensor, nn
 
 from harness.analysis.analyzer import engine_analysis
+from harness.convert import torch_bvlc_layers  # noqa: F401  (registers the BVLC types beyond the common ones)
 from harness.convert.blobs import output_blob
 from harness.convert.torch_layers import NOT_CONVERTIBLE, TORCH_LAYERS
 from harness.convert.weights import Weights

@@ -25,6 +25,7 @@ import numpy as np
 
 from harness.analysis.analyzer import NetAnalysis, engine_analysis
 from harness.convert.cache import cache_dir, cache_key, cached, file_fingerprint, graph_fingerprint
+from harness.convert.caffemodel import SourceLayer, StoredBlob, match_blobs
 from harness.errors import GraphError
 from harness.ir.graph import Graph, Layer, Shape
 from harness.layers.base import bool_field
@@ -98,6 +99,11 @@ def _fork_bn(layer: Layer, ins: list[Shape], shapes: list[Shape], rng: np.random
     return [rng.uniform(0.8, 1.2, size=shapes[0]), _small(shapes[1], rng)]  # the fork BN's scale and shift
 
 
+def _small_blobs(layer: Layer, ins: list[Shape], shapes: list[Shape], rng: np.random.Generator) -> list[np.ndarray]:
+    """Embedding rows, a Parameter blob, recurrent weights: small values (a recurrent state stays O(1))."""
+    return [_small(s, rng, 0.5 / math.sqrt(max(s[-1], 1)) if len(s) > 1 else 0.1) for s in shapes]
+
+
 # Layer type -> how its parameter blobs are drawn. Every handler whose param_shapes can be non-empty
 # has an entry (tests/test_convert_weights.py checks this against the handler table).
 INITIALIZERS: dict[str, Initializer] = {
@@ -110,6 +116,10 @@ INITIALIZERS: dict[str, Initializer] = {
     "PReLU": _prelu,
     "Normalize": _normalize,
     "BN": _fork_bn,
+    "Embed": _small_blobs,
+    "Parameter": _small_blobs,
+    "LSTM": _small_blobs,
+    "RNN": _small_blobs,
 }
 
 
@@ -158,9 +168,9 @@ class WeightSource:
         """The weights: the .caffemodel checked against the graph, or the deterministic set."""
         if self.path is None:
             return weight_set(self.graph, self.seed)
-        from harness.convert.caffemodel import read_caffemodel
+        from harness.convert.caffemodel import read_source_layers
 
-        return check_weights(self.graph, read_caffemodel(self.path))
+        return check_weights(self.graph, read_source_layers(self.path), where=str(self.path))
 
     def caffemodel(self) -> Path:
         """A .caffemodel holding these weights (what Caffe and OpenCV read): ``path`` once its blobs are
@@ -190,7 +200,8 @@ def _draw(graph: Graph, analysis: NetAnalysis, seed: int) -> Weights:
             raise GraphError(f"{layer.where()}: no weight initializer for this type")
         rng = np.random.default_rng(layer_seed(seed, layer.name))
         blobs = init(layer, stats.input_shapes, stats.param_shapes, rng)
-        weights[layer.name] = [_read_only(np.ascontiguousarray(b, dtype=np.float32)) for b in blobs]
+        # np.require, not ascontiguousarray, which makes a 0-axis blob (channel-shared PReLU) 1-D
+        weights[layer.name] = [_read_only(np.require(b, np.float32, "C")) for b in blobs]
     return weights
 
 
@@ -199,40 +210,32 @@ def _read_only(array: np.ndarray) -> np.ndarray:
     return array
 
 
-def check_weights(graph: Graph, weights: Weights, partial: bool = False) -> Weights:
-    """Weights matched to the graph's Caffe blob shapes, as Caffe's CopyTrainedLayersFrom does.
+def check_weights(graph: Graph, weights: Weights | list[SourceLayer], partial: bool = False,
+                  where: str = "the weights") -> Weights:
+    """Weights matched to the graph's Caffe blob shapes as Caffe's CopyTrainedLayersFrom matches them
+    (:func:`harness.convert.caffemodel.match_blobs`): ``weights`` are the layers of a .caffemodel
+    (:func:`~harness.convert.caffemodel.read_source_layers`), or arrays by layer name, whose shapes count as
+    explicit ones.
 
-    Layers the graph does not have are ignored (Caffe ignores them too); a layer with parameters
-    that has none (unless ``partial``: an analysis of the weights that are there), a wrong blob count
-    or a wrong shape raises :class:`GraphError` naming the layer. Blobs stored with legacy 4-D shapes
-    (num, channels, height, width padded with 1s) are reshaped.
+    Layers the graph does not have are ignored (Caffe ignores them too); a layer the graph has with another
+    number of blobs (none included), a blob of another shape or holding another number of values raises
+    :class:`~harness.convert.caffemodel.CaffemodelMismatch` naming the layer. Unless ``partial`` (an
+    analysis of the weights that are there), every layer with parameters must be given, or
+    :class:`GraphError` names it.
     """
     analysis = engine_analysis(graph)
-    matched: Weights = {}
+    targets: dict[str, list[Shape]] = {}
     for layer, stats in zip(graph.layers, analysis.layers, strict=True):
-        if not stats.param_shapes:
-            continue
-        blobs = weights.get(layer.name)
-        if blobs is None and partial:
-            continue
-        if blobs is None:
-            raise GraphError(f"{layer.where()}: the weights have no blobs for this layer")
-        if len(blobs) != len(stats.param_shapes):
-            raise GraphError(f"{layer.where()}: the weights have {len(blobs)} blobs, "
-                             f"Caffe expects {len(stats.param_shapes)}")
-        out = []
-        for i, (blob, shape) in enumerate(zip(blobs, stats.param_shapes, strict=True)):
-            if tuple(blob.shape) != tuple(shape) and not _legacy_match(blob.shape, shape):
-                raise GraphError(f"{layer.where()}: blob {i} has shape {tuple(blob.shape)}, "
-                                 f"the layer needs {tuple(shape)}")
-            out.append(np.asarray(blob, dtype=np.float32).reshape(shape))
-        matched[layer.name] = out
-    return matched
-
-
-def _legacy_match(have: tuple[int, ...], want: Shape) -> bool:
-    """Caffe's Blob::ShapeEquals for a legacy 4-D blob: ``want`` right-aligned, padded with 1s."""
-    return len(have) == 4 and len(want) <= 4 and tuple(have) == (1,) * (4 - len(want)) + tuple(want)
+        targets.setdefault(layer.name, [tuple(s) for s in stats.param_shapes])
+    if isinstance(weights, dict):
+        weights = [SourceLayer(name, [StoredBlob(tuple(a.shape), None, np.ravel(np.asarray(a, np.float32)), 0, 0)
+                                      for a in arrays], 0) for name, arrays in weights.items()]
+    matched = match_blobs(targets, weights, where)
+    if not partial:
+        for layer, stats in zip(graph.layers, analysis.layers, strict=True):
+            if stats.param_shapes and layer.name not in matched:
+                raise GraphError(f"{layer.where()}: {where} have no blobs for this layer")
+    return {name: arrays for name, arrays in matched.items() if arrays}
 
 
 #: recorded with every result: the input distribution changes CPU latency (ReLU and pooling branch on values)

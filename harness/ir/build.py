@@ -127,13 +127,17 @@ def _net_inputs(net: Message) -> list[InputSpec]:
     names = [f for f in net.fields if f.name == "input"]
     if not names:
         return []
+    # UpgradeNetInput: input_shape when given (else input_dim, 4 per input); Caffe reads as many as there
+    # are inputs and ignores the rest
     shapes = [_shape_of(s, "input_shape") for s in net.all("input_shape") if isinstance(s, Message)]
     dims = [f for f in net.fields if f.name == "input_dim"]
-    if dims:
+    if dims and not shapes:
         values = [_int32(f, minimum=1) for f in dims]
-        if len(values) != 4 * len(names):
+        if len(values) < 4 * len(names):
             raise PrototxtError(f"{len(values)} input_dim values for {len(names)} inputs (4 each)", dims[0].loc)
         shapes = [tuple(values[4 * i:4 * i + 4]) for i in range(len(names))]
+    if len(shapes) > len(names):
+        shapes = shapes[:len(names)]
     if len(shapes) != len(names):
         raise PrototxtError(f"{len(names)} inputs but {len(shapes)} input shapes", names[0].loc)
     return [InputSpec(_string(f), s, f.loc) for f, s in zip(names, shapes, strict=True)]
@@ -189,8 +193,10 @@ class NetState:
         if includes and excludes:
             raise PrototxtError(f"{where}has both include and exclude rules (BVLC Caffe: \"Specify either include "
                                 "rules or exclude rules; not both.\")", includes[0].loc)
-        rules = [(f, layer.message(f.name)) for f in includes or excludes]
-        met = any(self.meets(rule, f"{where}{f.name}.") for f, rule in rules)
+        for f in includes or excludes:
+            if not isinstance(f.value, Message):
+                raise PrototxtError(f"{where}{f.name} must be a {{ }} block, got {describe(f.value)}", f.loc)
+        met = any(self.meets(f.value, f"{where}{f.name}.") for f in includes or excludes)  # type: ignore[arg-type]
         return met if includes else not met
 
 

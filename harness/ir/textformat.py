@@ -7,7 +7,11 @@ can name the exact place of a bad value.
 The token rules are protobuf's own, which BVLC Caffe's ``ReadProtoFromTextFile`` applies
 (protocolbuffers/protobuf ``src/google/protobuf/io/tokenizer.cc`` and ``text_format.cc``):
 
-- comments run from ``#`` to the end of the line; ``;`` or ``,`` may follow a field (one of them);
+- whitespace is protobuf's: space, tab, CR, LF, VT and FF only (U+00A0, U+2028, U+001C... are errors, as
+  they are to protobuf's tokenizer and to Netscope's grammar); comments run from ``#`` to the end of the
+  line and may hold any bytes (a byte that is not UTF-8 reads as its ``\\xNN`` escape, so inside a
+  string it keeps the byte, and anywhere else it is an error, as to protobuf);
+  ``;`` or ``,`` may follow a field (one of them);
 - a scalar field needs ``:``, a block may omit it; blocks are ``{ }`` or ``< >``; lists ``[a, b]``;
 - integers are decimal, octal (a leading ``0``: ``010`` is 8, ``08`` is an error) or hex (``0x``);
   floats may end in ``f`` (``1f``, ``0.5F``: ``set_allow_f_after_float(true)``), so ``1f`` is a float
@@ -23,6 +27,14 @@ The reader is one loop over one regular expression that matches a whole field at
 explicit stack of open blocks: time is linear in the input, memory linear in the number of fields, and
 the nesting depth is bounded by memory only, never by Python's recursion limit. Error messages are one
 line and quote at most a short excerpt of the input.
+
+The reader is schema-free: what only ``caffe.proto`` decides (which fields exist, repeat, their types) is
+checked by :mod:`harness.ir.schema_check` for the ``caffe`` convention. For that check the reader keeps
+what its values alone would lose: hexadecimal and octal integers are :class:`NonDecimal` (a float field
+refuses them), ``-0`` is :class:`NegativeZero` (an unsigned field refuses it), every ``name: [...]`` list
+is noted in :attr:`Lines.lists` (a field that does not repeat refuses list syntax, even an empty one), and
+a UTF-8 byte order mark, which Netscope's readers skip but protobuf refuses, is noted in
+:attr:`Lines.caffe_refusal`.
 """
 
 from __future__ import annotations
@@ -49,12 +61,17 @@ class Lines:
     """Where the lines of one parsed text start, so that an offset becomes line:column only when a
     message needs it (one table per text instead of a line and a column per field)."""
 
-    __slots__ = ("name", "starts")
+    __slots__ = ("caffe_refusal", "lists", "name", "starts")
 
     def __init__(self, name: str, text: str = "") -> None:
         self.name = name
         self.starts = array("q", [0])
         self.starts.extend(m.end() for m in _NEWLINE.finditer(text))
+        # Every ``name: [...]`` list: (the message it is in, the field name, where the name is, whether a
+        # ':' came before '['); few files have any.
+        self.lists: list[tuple[Message, str, int, bool]] = []
+        # What this reader accepts that protobuf's parser (so BVLC Caffe) refuses: the first such thing.
+        self.caffe_refusal: PrototxtError | None = None
 
     def line_column(self, offset: int) -> tuple[int, int]:
         line = bisect_right(self.starts, offset)
@@ -78,6 +95,15 @@ class Location:
 
 class Enum(str):
     """An unquoted identifier value (``pool: MAX``, ``phase: TEST``), as opposed to a quoted string."""
+
+
+class NonDecimal(int):
+    """An integer written in hexadecimal (``0x1F``) or octal (``010``): an integer, a bool or an enum
+    field takes it, a float field does not (protobuf: "Expect a decimal number")."""
+
+
+class NegativeZero(int):
+    """``-0``: zero to a signed field, an error to an unsigned one (protobuf reads the ``-`` apart)."""
 
 
 class Field:
@@ -180,7 +206,7 @@ def _compile(pattern: str) -> re.Pattern[str]:
 _NEWLINE = _compile("\n")
 # Whitespace and comments between any two tokens. A comment runs to the end of its line, said twice: by
 # the possessive quantifier and by the lookahead, which keeps it so where quantifiers are only greedy.
-_SKIP = r"(?:\s++|\#[^\n]*+(?![^\n]))*+"
+_SKIP = r"(?:[ \t\n\r\v\f]++|\#[^\n]*+(?![^\n]))*+"
 _IDENT = r"[A-Za-z_][A-Za-z0-9_]*+"
 # One literal: no newline inside; a backslash takes the next character (the escape is checked after).
 _LITERAL = r""""[^"\\\n]*+(?:\\.[^"\\\n]*+)*+"|'[^'\\\n]*+(?:\\.[^'\\\n]*+)*+'"""
@@ -282,7 +308,12 @@ def _scalar(m: re.Match[str], kind: str, lines: Lines) -> Scalar:
     elif kind == "flt":
         value = float(text.rstrip("fF"))
     else:
-        value = int(text, 16 if kind == "hex" else 8)
+        magnitude = int(text, 16 if kind == "hex" else 8)
+        if negative and magnitude == 0:
+            return NegativeZero(0)
+        return NonDecimal(-magnitude if negative else magnitude)
+    if negative and value == 0 and isinstance(value, int):
+        return NegativeZero(0)
     return -value if negative else value
 
 
@@ -377,6 +408,7 @@ def _parse(text: str, lines: Lines) -> Message:
         elif kind == "list":  # ':' is optional before a list of blocks, required before a list of values
             name = m.group("name")
             in_list = _List(names.setdefault(name, name), m.start("name"), m.start("colon") >= 0)
+            lines.lists.append((current, in_list.name, in_list.at, in_list.colon))
         elif kind == "close":
             closer = m.group(kind)
             if not stack:
@@ -436,6 +468,12 @@ def _syntax_error(text: str, pos: int, lines: Lines, expected: str) -> PrototxtE
         else:
             why = "a number must be followed by a space or a symbol, not a letter, '_' or another '.'"
         return PrototxtError(f"invalid number {excerpt(token)}: {why}", loc)
+    if ch == "\\" and text.startswith("\\x", at):
+        return PrototxtError(f"byte 0x{text[at + 2:at + 4]} is not UTF-8 text, or a backslash outside a string "
+                             "(outside strings and comments protobuf takes ASCII only)", loc)
+    if ch.isspace():
+        return PrototxtError(f"character U+{ord(ch):04X} is not whitespace to protobuf (and so to Caffe) or to "
+                             "Netscope: only space, tab, CR, LF, VT and FF are", loc)
     if not ch.isprintable():
         return PrototxtError(f"unexpected character U+{ord(ch):04X} (a binary file, or a control character)", loc)
     return PrototxtError(f"expected {expected}, got {excerpt(rest)}", loc)
@@ -448,9 +486,13 @@ def parse_text(text: str, filename: str = "<string>") -> Message:
         lines = Lines(filename, text[:nul])
         raise PrototxtError("binary data (a NUL byte), not a text prototxt (is this a .caffemodel?)",
                             Location(lines, nul))
-    if text.startswith("\ufeff"):
-        text = " " + text[1:]  # protobuf skips a UTF-8 byte order mark; a space keeps every column
+    bom = text.startswith("\ufeff")
+    if bom:
+        text = " " + text[1:]  # a space keeps every column
     lines = Lines(filename, text)
+    if bom:  # Netscope's readers (a browser's text decoding) drop it; protobuf does not
+        lines.caffe_refusal = PrototxtError("a UTF-8 byte order mark: protobuf's parser, and so BVLC Caffe, refuses "
+                                            "it (\"Interpreting non ascii codepoint 239\")", Location(lines, 0))
     with gc_paused():
         return _parse(text, lines)
 
@@ -485,11 +527,10 @@ def parse_file(path: str | Path) -> Message:
         raise PrototxtError(f"{path}: cannot read ({exc.strerror or type(exc).__name__})") from None
     try:
         text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = raw.count(b"\n", 0, exc.start) + 1
-        column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
-        raise PrototxtError(f"{path}:{line}:{column}: byte 0x{raw[exc.start]:02x} is not UTF-8 text "
-                            "(a binary file, or another encoding)") from None
+    except UnicodeDecodeError:
+        # Protobuf reads bytes: one that is not UTF-8 is fine in a comment or a string. As its \xNN escape it
+        # stays that byte inside a string, and is an error anywhere else (a backslash), as to protobuf.
+        text = raw.decode("utf-8", errors="backslashreplace")
     del raw
     return parse_text(text, str(path))
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from harness.ir.graph import Layer, Shape
+from harness.layers import caffe_rules
 from harness.layers.base import Convention, LayerHandler, bool_field, count, float_field, register
 
 
@@ -21,9 +22,15 @@ class PReLU(LayerHandler):
     fields = frozenset({"filler", "channel_shared"})
     input_rank = (2, None)  # prelu_layer.cpp: "Number of axes of bottom blob must be >=2."
 
+    def compute_outputs(self, layer: Layer, ins: list[Shape], conv: Convention) -> list[Shape]:
+        if conv is Convention.CAFFE:
+            caffe_rules.prelu_channels(layer, ins)  # Caffe reads channels() (at most 4 axes)
+        return [ins[0]]
+
     def compute_params(self, layer: Layer, ins: list[Shape]) -> list[Shape]:
+        # prelu_layer.cpp: one slope per channel, or a single one in a 0-axis blob (shape (), one value)
         shared = bool_field(layer, layer.param("prelu_param"), "channel_shared", False)
-        return [(1,)] if shared else [(ins[0][1],)]
+        return [()] if shared else [(ins[0][1],)]
 
     def paper_params(self, layer: Layer, ins: list[Shape], outs: list[Shape]) -> int:
         return 0  # Netscope counts PReLU as a ReLU: no parameters

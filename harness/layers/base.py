@@ -56,6 +56,16 @@ class LayerHandler:
     fork: ClassVar[str | None] = None
     # Fields of ``param_block`` that Caffe forks add and the harness reads (a fork's pooling ``ceil_mode``).
     fork_params: ClassVar[frozenset[str]] = frozenset()
+    # Caffe's EqualNumBottomTopBlobs (one top per bottom) and AutoTopBlobs (a loss layer given fewer tops
+    # than ``tops`` allows at least gets anonymous ones), checked by the caffe convention's net set-up.
+    equal_bottoms_tops: ClassVar[bool] = False
+    auto_tops: ClassVar[bool] = False
+    # Said with every analysis of a layer of this type whose cost is not a meaningful deploy cost.
+    cost_note: ClassVar[str | None] = None
+
+    def blob_counts(self, layer: Layer) -> tuple[tuple[int, int | None], tuple[int, int | None]]:
+        """(least, most) bottoms and tops; a type whose numbers depend on its parameters overrides it."""
+        return self.bottoms, self.tops
 
     def output_shapes(self, layer: Layer, ins: list[Shape], conv: Convention) -> list[Shape]:
         """The tops' shapes, for bottoms checked first (rank, size) and tops checked after (size, as

@@ -7,6 +7,7 @@ import math
 
 from harness.ir.graph import Layer, Shape
 from harness.ir.textformat import NAME_CHARS, excerpt
+from harness.layers import caffe_rules
 from harness.layers.base import (
     Convention,
     LayerHandler,
@@ -36,6 +37,8 @@ class InnerProduct(LayerHandler):
     fields = frozenset({"num_output", "bias_term", "weight_filler", "bias_filler", "axis", "transpose"})
 
     def compute_outputs(self, layer: Layer, ins: list[Shape], conv: Convention) -> list[Shape]:
+        if conv is Convention.CAFFE:
+            caffe_rules.inner_product(layer, ins)
         n = int_field(layer, layer.param("inner_product_param"), "num_output", minimum=1)
         axis, _ = ip_axis_and_k(layer, ins)
         if conv is Convention.PAPER:
@@ -67,6 +70,8 @@ class Flatten(LayerHandler):
     fields = frozenset({"axis", "end_axis"})
 
     def compute_outputs(self, layer: Layer, ins: list[Shape], conv: Convention) -> list[Shape]:
+        if conv is Convention.CAFFE:
+            return caffe_rules.flatten(layer, ins)
         p = layer.param("flatten_param")
         nd = len(ins[0])
         start = canonical_axis(layer, int_field(layer, p, "axis", 1, minimum=None), nd)
@@ -83,6 +88,8 @@ class Reshape(LayerHandler):
     fields = frozenset({"shape", "axis", "num_axes"})
 
     def compute_outputs(self, layer: Layer, ins: list[Shape], conv: Convention) -> list[Shape]:
+        if conv is Convention.CAFFE:
+            return caffe_rules.reshape(layer, ins)
         p = layer.param("reshape_param")
         dims = int_list(layer, p.message("shape"), "dim", minimum=-1)
         nd = len(ins[0])
@@ -128,6 +135,8 @@ class Concat(LayerHandler):
         return canonical_axis(layer, axis, len(ins[0]))
 
     def compute_outputs(self, layer: Layer, ins: list[Shape], conv: Convention) -> list[Shape]:
+        if conv is Convention.CAFFE:
+            return caffe_rules.concat(layer, ins)
         axis = self._axis(layer, ins)
         if conv is Convention.PAPER and not self._caffe_like(ins, axis):
             return [self._netscope_output(ins)]
@@ -175,6 +184,8 @@ class Slice(LayerHandler):
     tops = (1, None)
 
     def compute_outputs(self, layer: Layer, ins: list[Shape], conv: Convention) -> list[Shape]:
+        if conv is Convention.CAFFE:
+            return caffe_rules.slice_(layer, ins)
         p = layer.param("slice_param")
         axis = int_field(layer, p, "slice_dim", minimum=0) if p.has("slice_dim") \
             else int_field(layer, p, "axis", 1, minimum=None)
@@ -208,6 +219,8 @@ class Split(LayerHandler):
     tops = (1, None)
 
     def compute_outputs(self, layer: Layer, ins: list[Shape], conv: Convention) -> list[Shape]:
+        if conv is Convention.CAFFE:
+            return caffe_rules.split(layer, ins)
         return [ins[0]] * len(layer.tops)
 
 
@@ -223,6 +236,8 @@ class Eltwise(LayerHandler):
     bottoms = (2, None)
 
     def compute_outputs(self, layer: Layer, ins: list[Shape], conv: Convention) -> list[Shape]:
+        if conv is Convention.CAFFE:
+            return caffe_rules.eltwise(layer, ins)
         p = layer.param("eltwise_param")
         op = enum_field(layer, p, "operation", "SUM", ELTWISE_OPS)
         coeffs = p.all("coeff")
@@ -254,6 +269,8 @@ class Crop(LayerHandler):
     bottoms = (2, 2)
 
     def compute_outputs(self, layer: Layer, ins: list[Shape], conv: Convention) -> list[Shape]:
+        if conv is Convention.CAFFE:
+            return caffe_rules.crop(layer, ins)
         p = layer.param("crop_param")
         axis = canonical_axis(layer, int_field(layer, p, "axis", 2, minimum=None), len(ins[0]))
         offsets = int_list(layer, p, "offset")
@@ -292,6 +309,8 @@ class Softmax(LayerHandler):
     fields = frozenset({"axis", "engine"})
 
     def compute_outputs(self, layer: Layer, ins: list[Shape], conv: Convention) -> list[Shape]:
+        if conv is Convention.CAFFE:
+            caffe_rules.softmax_axis(layer, ins)
         canonical_axis(layer, int_field(layer, layer.param("softmax_param"), "axis", 1, minimum=None),
                        len(ins[0]))
         return [ins[0]]
@@ -306,8 +325,10 @@ class ArgMax(LayerHandler):
     input_rank = (1, None)
 
     def compute_outputs(self, layer: Layer, ins: list[Shape], conv: Convention) -> list[Shape]:
+        # argmax_layer.cpp: without an axis the top has max(3, bottom axes) axes: (N, 1 or 2, top_k, 1, ...)
         p = layer.param("argmax_param")
-        top_k = int_field(layer, p, "top_k", 1, minimum=1)
+        top_k = caffe_rules.uint_field(layer, p, "top_k", 1)
+        require(top_k >= 1, layer, f"top k must not be less than 1, got {top_k}")
         out_max = bool_field(layer, p, "out_max_val", False)
         if p.has("axis"):
             axis = canonical_axis(layer, int_field(layer, p, "axis", minimum=None), len(ins[0]))
@@ -316,7 +337,7 @@ class ArgMax(LayerHandler):
             out[axis] = top_k
             return [tuple(out)]
         require(top_k <= math.prod(ins[0][1:]), layer, "top_k exceeds the number of classes")
-        return [(ins[0][0], 2 if out_max else 1, top_k, 1)]
+        return [(ins[0][0], 2 if out_max else 1, top_k, *(1,) * (len(ins[0]) - 3))]
 
 
 @register
@@ -327,12 +348,16 @@ class SoftmaxWithLoss(LayerHandler):
     v1_names = ("SOFTMAX_LOSS",)
     param_block = "loss_param"
     fields = frozenset({"ignore_label", "normalization", "normalize"})
-    bottoms = (2, 3)
+    bottoms = (2, 2)  # LossLayer: ExactNumBottomBlobs 2
     paper_bottoms = (1, 3)  # Netscope does not need the label
-    tops = (0, 2)
+    tops = (1, 2)
+    auto_tops = True  # no top: Caffe adds an anonymous one
     input_rank = (2, None)  # the softmax axis (1) must exist
+    cost_note = "training-only loss layer (needs labels): no deploy cost"
 
     def compute_outputs(self, layer: Layer, ins: list[Shape], conv: Convention) -> list[Shape]:
+        if conv is Convention.CAFFE:
+            return caffe_rules.softmax_with_loss(layer, ins)
         return [(), ins[0]][:len(layer.tops)]  # the loss, and the probabilities as a second top
 
     def paper_output(self, layer: Layer, ins: list[Shape], outs: list[Shape]) -> Shape:
@@ -358,6 +383,8 @@ class Accuracy(LayerHandler):
     def compute_outputs(self, layer: Layer, ins: list[Shape], conv: Convention) -> list[Shape]:
         # accuracy_layer.cpp: the class axis is CanonicalAxisIndex(axis); the second top, per-class
         # accuracy, has one value per class.
+        if conv is Convention.CAFFE:
+            return caffe_rules.accuracy(layer, ins)
         axis = canonical_axis(layer, int_field(layer, layer.param("accuracy_param"), "axis", 1, minimum=None),
                               len(ins[0]))
         return [()] + ([(ins[0][axis],)] if len(layer.tops) > 1 else [])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from harness.ir.graph import Layer, Shape
+from harness.layers import caffe_rules
 from harness.layers.base import (
     Convention,
     LayerHandler,
@@ -27,6 +28,9 @@ class BatchNorm(LayerHandler):
     param_block = "batch_norm_param"
     fields = frozenset({"use_global_stats", "moving_average_fraction", "eps"})
     input_rank = (1, None)
+
+    def compute_outputs(self, layer: Layer, ins: list[Shape], conv: Convention) -> list[Shape]:
+        return caffe_rules.batch_norm(layer, ins) if conv is Convention.CAFFE else [ins[0]]
 
     def compute_params(self, layer: Layer, ins: list[Shape]) -> list[Shape]:
         c = channels(ins)
@@ -64,6 +68,8 @@ class Scale(LayerHandler):
     bottoms = (1, 2)
 
     def compute_outputs(self, layer: Layer, ins: list[Shape], conv: Convention) -> list[Shape]:
+        if conv is Convention.CAFFE:
+            return caffe_rules.affine(layer, "scale_param", ins)
         _check_second_bottom(layer, "scale_param", ins)
         return [ins[0]]
 
@@ -88,6 +94,8 @@ class Bias(LayerHandler):
     bottoms = (1, 2)
 
     def compute_outputs(self, layer: Layer, ins: list[Shape], conv: Convention) -> list[Shape]:
+        if conv is Convention.CAFFE:
+            return caffe_rules.affine(layer, "bias_param", ins)
         _check_second_bottom(layer, "bias_param", ins)
         return [ins[0]]
 

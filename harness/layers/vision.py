@@ -6,6 +6,7 @@ import math
 from dataclasses import dataclass
 
 from harness.ir.graph import Layer, Shape
+from harness.layers import caffe_rules
 from harness.layers.base import (
     Convention,
     LayerHandler,
@@ -52,7 +53,7 @@ def conv_geometry(layer: Layer, ins: list[Shape]) -> ConvGeometry:
         else spatial_triplet(layer, p, "kernel_size", 0, nsp, minimum=1),
         stride=spatial_triplet(layer, p, "stride", 1, nsp, minimum=1),
         pad=spatial_triplet(layer, p, "pad", 0, nsp),
-        dilation=spatial_triplet(layer, p, "dilation", 1, nsp, minimum=1),
+        dilation=spatial_triplet(layer, p, "dilation", 1, nsp),  # 0 acts as 1 (Caffe has no check)
         bias=bool_field(layer, p, "bias_term", True),
     )
     require(all(k > 0 for k in geo.kernel), layer, "kernel_size (or kernel_h and kernel_w) is required")
@@ -62,6 +63,21 @@ def conv_geometry(layer: Layer, ins: list[Shape]) -> ConvGeometry:
     require(geo.num_output % geo.group == 0, layer,
             f"group {geo.group} does not divide num_output {geo.num_output}")
     return geo
+
+
+def _channel_axis_is_1(layer: Layer, ins: list[Shape]) -> bool:
+    """Whether the convolution's channel axis is 1, the one conv_geometry (and Netscope) reads; another is
+    BVLC Caffe's, which only the caffe convention accepts (:mod:`harness.layers.caffe_rules`)."""
+    axis = int_field(layer, layer.param("convolution_param"), "axis", 1, minimum=None)
+    return len(ins[0]) > 2 and axis % len(ins[0]) == 1  # and a spatial axis: Caffe also convolves none
+
+
+def _conv_params(layer: Layer, ins: list[Shape], reverse: bool) -> list[Shape]:
+    if not _channel_axis_is_1(layer, ins):
+        return caffe_rules.conv_params(layer, ins, reverse)
+    geo = conv_geometry(layer, ins)
+    weight = ((ins[0][1], geo.num_output // geo.group) if reverse else (geo.num_output, ins[0][1] // geo.group))
+    return [(*weight, *geo.kernel), (geo.num_output,)] if geo.bias else [(*weight, *geo.kernel)]
 
 
 def _conv_spatial(layer: Layer, geo: ConvGeometry, spatial: Shape) -> list[int]:
@@ -80,20 +96,22 @@ class Convolution(LayerHandler):
     v1_names = ("CONVOLUTION",)
     param_block = "convolution_param"
     fields = _CONV_FIELDS
-    input_rank = (3, None)  # channels and at least one spatial axis
+    bottoms = tops = (1, None)  # each bottom convolved alike (BaseConvolutionLayer)
+    equal_bottoms_tops = True
 
     def compute_outputs(self, layer: Layer, ins: list[Shape], conv: Convention) -> list[Shape]:
+        if conv is Convention.CAFFE:
+            return caffe_rules.conv_outputs(layer, ins, reverse=False)
+        require(len(ins[0]) >= 3, layer, f"needs a bottom with channels and a spatial axis, got {ins[0]}")
         geo = conv_geometry(layer, ins)
-        return [(ins[0][0], geo.num_output, *_conv_spatial(layer, geo, ins[0][2:]))]
+        return [(ins[0][0], geo.num_output, *_conv_spatial(layer, geo, ins[0][2:]))] * len(layer.tops)
 
     def compute_params(self, layer: Layer, ins: list[Shape]) -> list[Shape]:
-        geo = conv_geometry(layer, ins)
-        weight = (geo.num_output, ins[0][1] // geo.group, *geo.kernel)
-        return [weight, (geo.num_output,)] if geo.bias else [weight]
+        return _conv_params(layer, ins, reverse=False)
 
     def macs(self, layer: Layer, ins: list[Shape], outs: list[Shape]) -> int:
-        geo = conv_geometry(layer, ins)
-        return math.prod(geo.kernel) * count(outs[0]) * (ins[0][1] // geo.group)
+        # each output value: (C_in / group) * kernel multiply-adds, the weight's size per output channel
+        return math.prod(_conv_params(layer, ins, reverse=False)[0][1:]) * count(outs[0]) * len(outs)
 
     def notes(self, layer: Layer, ins: list[Shape], outs: list[Shape], conv: Convention) -> list[str]:
         if conv is not Convention.PAPER:
@@ -103,6 +121,9 @@ class Convolution(LayerHandler):
     def workspace(self, layer: Layer, ins: list[Shape], outs: list[Shape]) -> int:
         # Caffe's im2col buffer (col_buffer_): C_in*k*k rows by the output's spatial size, for one
         # image at a time; a 1x1, stride-1, unpadded convolution skips im2col and never allocates it.
+        if not _channel_axis_is_1(layer, ins):
+            geo_caffe = caffe_rules.conv(layer, ins[0], reverse=False)
+            return ins[0][geo_caffe.axis] * math.prod(geo_caffe.kernel) * count(outs[0][geo_caffe.axis + 1:])
         geo = conv_geometry(layer, ins)
         if all(k == 1 for k in geo.kernel) and all(s == 1 for s in geo.stride) and not any(geo.pad):
             return 0
@@ -115,25 +136,27 @@ class Deconvolution(LayerHandler):
     v1_names = ("DECONVOLUTION",)
     param_block = "convolution_param"
     fields = _CONV_FIELDS
-    input_rank = (3, None)
+    bottoms = tops = (1, None)
+    equal_bottoms_tops = True
 
     def compute_outputs(self, layer: Layer, ins: list[Shape], conv: Convention) -> list[Shape]:
+        if conv is Convention.CAFFE:
+            return caffe_rules.conv_outputs(layer, ins, reverse=True)
+        require(len(ins[0]) >= 3, layer, f"needs a bottom with channels and a spatial axis, got {ins[0]}")
         geo = conv_geometry(layer, ins)
         spatial = []
         for size, k, s, p, d in zip(ins[0][2:], geo.kernel, geo.stride, geo.pad, geo.dilation, strict=True):
             out = s * (size - 1) + d * (k - 1) + 1 - 2 * p
             require(out > 0, layer, f"output size {out} is not positive")
             spatial.append(out)
-        return [(ins[0][0], geo.num_output, *spatial)]
+        return [(ins[0][0], geo.num_output, *spatial)] * len(layer.tops)
 
     def compute_params(self, layer: Layer, ins: list[Shape]) -> list[Shape]:
-        geo = conv_geometry(layer, ins)
-        weight = (ins[0][1], geo.num_output // geo.group, *geo.kernel)
-        return [weight, (geo.num_output,)] if geo.bias else [weight]
+        return _conv_params(layer, ins, reverse=True)
 
     def macs(self, layer: Layer, ins: list[Shape], outs: list[Shape]) -> int:
-        geo = conv_geometry(layer, ins)
-        return math.prod(geo.kernel) * count(ins[0]) * (geo.num_output // geo.group)
+        # each input value: (num_output / group) * kernel multiply-adds
+        return math.prod(_conv_params(layer, ins, reverse=True)[0][1:]) * count(ins[0]) * len(outs)
 
     def paper_params(self, layer: Layer, ins: list[Shape], outs: list[Shape]) -> int:
         # Netscope: k_h*k_w*C_in*C_out, whatever the group and the bias.
@@ -160,6 +183,9 @@ class Deconvolution(LayerHandler):
         return notes
 
     def workspace(self, layer: Layer, ins: list[Shape], outs: list[Shape]) -> int:
+        if not _channel_axis_is_1(layer, ins):
+            geo_caffe = caffe_rules.conv(layer, ins[0], reverse=True)
+            return geo_caffe.num_output * math.prod(geo_caffe.kernel) * count(ins[0][geo_caffe.axis + 1:])
         geo = conv_geometry(layer, ins)
         return geo.num_output * math.prod(geo.kernel) * count(ins[0][2:])
 
@@ -219,7 +245,14 @@ class Pooling(LayerHandler):
     tops = (1, 2)
     input_rank = (4, 4)  # pooling_layer.cpp: "Input must have 4 axes, corresponding to (num, channels, height, width)"
 
+    def blob_counts(self, layer: Layer) -> tuple[tuple[int, int | None], tuple[int, int | None]]:
+        # pooling_layer.hpp: only MAX pooling has the second top, its mask
+        method = enum_field(layer, layer.param("pooling_param"), "pool", "MAX", POOL_METHODS)
+        return self.bottoms, (1, 2 if method == "MAX" else 1)
+
     def compute_outputs(self, layer: Layer, ins: list[Shape], conv: Convention) -> list[Shape]:
+        if conv is Convention.CAFFE:
+            return caffe_rules.pool_outputs(layer, ins)
         geo = pool_geometry(layer, ins)
         spatial = []
         for size, k, s, p in zip(ins[0][2:], geo.kernel, geo.stride, geo.pad, strict=True):
@@ -234,6 +267,8 @@ class Pooling(LayerHandler):
             else ["pooling_param.ceil_mode: false"]
 
     def notes(self, layer: Layer, ins: list[Shape], outs: list[Shape], conv: Convention) -> list[str]:
+        if conv is Convention.CAFFE and not self.fork_fields(layer):
+            return []  # (Caffe's own rules, caffe_rules.pool_outputs, have no note to give)
         geo = pool_geometry(layer, ins)
         notes = netscope_reading_notes(layer, "pooling_param", NETSCOPE_SCALARS) if conv is Convention.PAPER else []
         if conv is Convention.PAPER and given_false(layer, "pooling_param", "global_pooling"):
