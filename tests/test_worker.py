@@ -22,7 +22,7 @@ from harness.measure.settings import CPU_SETTINGS, apply_overrides
 from harness.measure.sweep import SweepSpec
 from harness.results.records import Config, Placement
 from harness.results.store import ResultsStore
-from harness.worker import Job, spawn_and_store, spawn_worker
+from harness.worker import PROCESS_NAME, Job, spawn_and_store, spawn_worker
 
 QUICK = {"warmup_iters": 1, "warmup_s": 0, "min_iters": 2, "min_s": 0, "min_window_s": 0, "idle_s": 0}
 TINY = """name: "tiny{n}"
@@ -70,18 +70,30 @@ def test_a_worker_loads_measures_and_appends_its_own_record(tmp_path: Path) -> N
     assert record.latency.median_s > 0 and record.metadata["backend_precision"] == "fp32"
 
 
+def _parent_of(pid: int) -> int | None:
+    try:
+        return int((Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, ValueError):
+        return None
+
+
 def _workers_of(pid: int) -> list[int]:
-    """PIDs of ``python -m harness.worker`` processes whose parent is ``pid``."""
+    """PIDs of worker processes (named ``harness-worker``, spawned or forked from a warm parent) that descend
+    from ``pid``."""
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
-            stat = (entry / "stat").read_text()
-            cmdline = (entry / "cmdline").read_bytes()
+            comm = (entry / "comm").read_bytes().strip()
         except OSError:
             continue
-        if int(stat.rsplit(")", 1)[1].split()[1]) == pid and b"harness.worker" in cmdline:
+        if comm != PROCESS_NAME:
+            continue
+        ancestor = _parent_of(int(entry.name))
+        while ancestor not in (None, 0, 1, pid):
+            ancestor = _parent_of(ancestor)
+        if ancestor == pid:
             found.append(int(entry.name))
     return found
 
