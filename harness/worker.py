@@ -200,12 +200,11 @@ def run_job(job: Job, started: dict[str, Any] | None = None) -> Record:
 def name_process(name: bytes) -> None:
     """Name this process (Linux ``prctl(PR_SET_NAME)``; elsewhere nothing), so that ``ps`` and ``top`` tell a
     worker from the interpreter or warm parent it came from."""
+    import contextlib
     import ctypes
 
-    try:
+    with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL(None).prctl(15, ctypes.c_char_p(name[:15]), 0, 0, 0)  # 15: PR_SET_NAME
-    except (OSError, AttributeError):
-        pass
 
 
 def main(started: dict[str, Any] | None = None) -> int:

@@ -55,6 +55,8 @@ LATE_ENV = frozenset({"CUDA_VISIBLE_DEVICES", "CUDA_DEVICE_ORDER", "NVIDIA_TF32_
 READY_TIMEOUT_S = 600.0
 #: a warm parent that died this many times in one sweep is not started again: its backend's workers spawn
 MAX_RESTARTS = 3
+#: a fork takes milliseconds; a warm parent that has not answered by then is stuck, and replaced
+FORK_TIMEOUT_S = 60.0
 LOG_TAIL_LINES = 3
 
 
@@ -182,12 +184,17 @@ class WarmParent:
         stdin_r, stdin_w = os.pipe()
         stdout_r, stdout_w = os.pipe()
         conn = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        conn.settimeout(FORK_TIMEOUT_S)
         try:
             try:
                 conn.connect(self.socket)
                 socket.send_fds(conn, [json.dumps({"entry": entry, "env": env}).encode()],
                                 [stdin_r, stdout_w, stderr])
                 data = conn.recv(4096)
+            except TimeoutError:
+                self.proc.kill()  # stuck: it counts as dead, and is replaced
+                self.proc.wait()
+                data, why = b"", f"it did not answer within {FORK_TIMEOUT_S:g} s"
             except OSError as exc:
                 data = b""
                 why = exc.strerror or str(exc)
@@ -196,6 +203,7 @@ class WarmParent:
             finally:
                 os.close(stdin_r)
                 os.close(stdout_w)
+            conn.settimeout(None)
             reply = json.loads(data) if data else {}
             if "pid" not in reply:
                 raise ParentUnavailable(reply.get("refused") or f"the warm parent of {self.key.backend} died ({why})"

@@ -280,7 +280,8 @@ def test_a_gpu_build_of_caffe_is_selected_for_any_cuda_device(cudnn_caffe: Path)
 @pytest.mark.slow
 def test_compile_of_more_than_eight_networks_in_one_sweep_never_falls_back(tmp_path: Path) -> None:
     """In one process dynamo's recompile limit (8) turns the 9th network into eager without a word; a
-    sweep runs each configuration in a fresh worker, so all nine really run compiled, and say so."""
+    sweep runs each configuration in a fresh worker - forked from one warm parent, which never compiles -
+    so all nine really run compiled, and say so."""
     needs("torch")
     nets = tiny_nets(tmp_path, 9)
     spec = SweepSpec(networks=nets, backends=["pytorch"], batches=[1], modes=["compile"], settings=QUICK)
@@ -290,3 +291,5 @@ def test_compile_of_more_than_eight_networks_in_one_sweep_never_falls_back(tmp_p
         compiled = record.metadata["backend_compile"]
         assert compiled["compiled_graph_ran"] is True and record.metadata["backend_compile_s"] > 0
     assert len({r.placement.worker_pid for r in records}) == 9
+    assert {r.metadata["worker_start"]["how"] for r in records} == {"forked"}
+    assert len({r.metadata["worker_start"]["parent_pid"] for r in records}) == 1

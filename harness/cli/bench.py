@@ -215,7 +215,7 @@ def run(args: argparse.Namespace) -> int:
                   + f"; results in {store.dir}", markup=False)
     overhead = sweep_overhead(records, elapsed)
     if overhead.windows:
-        console.print(overhead.line(), markup=False)
+        console.print(overhead.line(), markup=False, soft_wrap=True)
     attempted = sum(n for status, n in counts.items() if status != "skipped")
     # Exit 1 only when configurations ran and none was measured; an OOM at a large batch is a result.
     return 1 if attempted and not counts.get("ok") else 0
