@@ -1,5 +1,7 @@
-"""Where a worker's start-up goes: every configuration of a small sweep run in a fresh worker process, as
-``harness bench`` runs it when the fork server is off, with each phase of the worker's life timed.
+"""Where a fresh worker's start-up goes: every configuration of a small sweep run in a freshly spawned
+worker process, as ``harness bench --no-fork-server`` runs it, with each phase of the worker's life timed.
+(The fork server removes the interpreter start, the imports, the Caffe probe and most of the exit from
+every configuration: benchmarks/sweep_overhead.py measures the two side by side.)
 
 Run: python benchmarks/startup_breakdown.py [--network squeezenet_v1.1 --network mobilenet_v1]
      [--backend B ...] [--batch 1,4] [--repeat 1] [--cold]
@@ -38,8 +40,7 @@ from pathlib import Path
 from typing import Any
 
 #: what each backend's worker imports of its framework, in the order its load does
-FRAMEWORKS = {"pytorch": ["torch"], "onnxruntime": ["onnxruntime", "torch", "onnx"], "opencv": ["cv2"],
-              "caffe": ["caffe"]}
+FRAMEWORKS = {"pytorch": ["torch"], "onnxruntime": ["onnxruntime"], "opencv": ["cv2"], "caffe": ["caffe"]}
 #: (module, attribute path, phase[, only inside this phase]): the functions wrapped in the driver; a class
 #: attribute is ``Class.name``
 WRAPPED = [
@@ -48,6 +49,7 @@ WRAPPED = [
     ("harness.convert.weights", "analysis_of", "MACs analysis"),
     ("harness.convert.weights", "weight_set", "weights"),
     ("harness.convert.weights", "WeightSource.caffemodel", "weights"),
+    ("harness.convert.weights", "WeightSource.load", "weights"),
     ("harness.measure.window", "MeasurementWindow.begin", "window"),
     ("harness.measure.window", "MeasurementWindow.measure", "window"),
     ("harness.results.store", "ResultsStore.append", "record"),
@@ -56,7 +58,6 @@ BACKEND_WRAPPED = {
     "pytorch": [("harness.backends.pytorch", "PyTorchSession.__init__", "other load"),
                 ("harness.convert.torch_module", "build_module", "conversion")],
     "onnxruntime": [("harness.backends.onnxruntime", "OnnxRuntimeSession.__init__", "other load"),
-                    ("harness.convert.torch_module", "build_module", "conversion"),
                     ("harness.convert.onnx_export", "export_onnx", "ONNX export"),
                     ("harness.backends.onnxruntime", "OnnxRuntimeSession._session", "engine load"),
                     ("harness.backends.onnxruntime", "OnnxRuntimeSession.forward", "first run", "other load"),
@@ -125,8 +126,10 @@ def drive(job_json: str, backend: str) -> dict[str, Any]:
     for module in FRAMEWORKS[backend]:
         __import__(module)
     clock.totals["framework imports"] = time.perf_counter() - start
+    start = time.perf_counter()
     for module, path, phase, *inside in WRAPPED + BACKEND_WRAPPED[backend]:
         _patch(clock, module, path, phase, *inside)
+    wrapping = time.perf_counter() - start  # this benchmark's own: not the worker's
     job = worker.Job.from_json(job_json)
     start = time.perf_counter()
     record = worker.run_job(job)
@@ -135,7 +138,7 @@ def drive(job_json: str, backend: str) -> dict[str, Any]:
     clock.totals["other"] = total - sum(v for k, v in clock.totals.items() if k not in ("harness imports",
                                                                                         "framework imports"))
     return {"first_statement": first, "phases": dict(clock.totals), "status": record.status,
-            "message": record.message, "replied": time.time()}
+            "message": record.message, "replied": time.time(), "wrapping": wrapping}
 
 
 # ---- in the parent ------------------------------------------------------------------------------
@@ -164,7 +167,7 @@ def run_one(config: Any, results: Path, env_base: dict[str, str]) -> dict[str, A
     phases["interpreter start"] = reply["first_statement"] - started
     phases["exit"] = ended - reply["replied"]
     return {"config": config.key(), "backend": config.backend, "status": reply["status"],
-            "message": reply["message"], "phases": phases, "wall": ended - started}
+            "message": reply["message"], "phases": phases, "wall": ended - started - reply["wrapping"]}
 
 
 def main() -> int:

@@ -172,6 +172,8 @@ class ForkServer:
         os.set_blocking(self.wakeup_r, False)
         signal.set_wakeup_fd(self.wakeup_w)
         signal.signal(signal.SIGCHLD, lambda signum, frame: None)  # the wake-up fd is what matters
+        gc.collect()
+        gc.freeze()  # the imported modules' objects: a child's collections never touch (and so copy) their pages
         self._settle()
         self.baseline = thread_ids()
 
@@ -285,7 +287,8 @@ def warm_up(backend: str) -> dict[str, Any]:
     same way (the host's metadata: a git run); nothing that runs a framework."""
     start = time.perf_counter()
     import harness.analysis.analyzer
-    import harness.zoo  # noqa: F401 - what run_config imports when it runs
+    import harness.worker
+    import harness.zoo  # noqa: F401 - harness.worker's, and what run_config imports when it runs
     from harness.backends.base import get_backend
     from harness.results.metadata import host_metadata
 
@@ -315,7 +318,8 @@ def main(argv: list[str] | None = None) -> int:
     ready.write(json.dumps({"ready": True, "pid": os.getpid(), "threads": len(server.baseline), **warmed}) + "\n")
     ready.close()
     server.serve()
-    return 0
+    sys.stderr.flush()
+    os._exit(0)  # nothing to tear down: a framework's exit handlers would only delay the harness that waits
 
 
 if __name__ == "__main__":

@@ -38,7 +38,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import IO, Any, Protocol
 
@@ -218,11 +218,14 @@ class WarmParent:
     def alive(self) -> bool:
         return self.proc.poll() is None
 
-    def close(self) -> None:
-        """End of file on its stdin: the parent kills any child it still has and exits."""
+    def hang_up(self) -> None:
         if self.proc.stdin is not None:
             with contextlib.suppress(OSError):
                 self.proc.stdin.close()
+
+    def close(self) -> None:
+        """End of file on its stdin: the parent kills any child it still has and exits."""
+        self.hang_up()
         try:
             self.proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
@@ -250,15 +253,18 @@ class WarmParents:
         self.parents: dict[ParentKey, WarmParent] = {}
         self.spawn_only: dict[ParentKey, str] = {}  # keys whose workers are spawned, and why
         self.restarts: dict[ParentKey, int] = {}
-        self.lock = threading.Lock()
+        self.lock = threading.Lock()  # one fork, probe or replacement at a time
+        self.registry = threading.Lock()  # the parents dict, also while the lock is held elsewhere
 
     def prestart(self, keys: Sequence[ParentKey]) -> None:
-        """Start the parents of ``keys`` at once, without waiting: their imports overlap."""
-        with self.lock:
-            for key in keys:
-                if key not in self.parents and key not in self.spawn_only:
-                    with contextlib.suppress(ParentUnavailable):  # its workers are spawned, and say why
-                        self._launch(key)
+        """Start the parents of ``keys`` without waiting for them; several threads may call this at once
+        (the lock is not held while a process starts, so their imports overlap from the first moment)."""
+        for key in keys:
+            with self.lock:
+                if key in self.parents or key in self.spawn_only:
+                    continue
+            with contextlib.suppress(ParentUnavailable):  # its workers are spawned, and say why
+                self._launch(key)
 
     def wait_ready(self) -> None:
         with self.lock:
@@ -311,17 +317,24 @@ class WarmParents:
     def close(self, which: Callable[[ParentKey], bool] = lambda key: True) -> None:
         """End the parents ``which`` selects (all by default)."""
         with self.lock:
-            for key in [k for k in self.parents if which(k)]:
-                self.parents.pop(key).close()
+            closing = [self.parents.pop(key) for key in [k for k in self.parents if which(k)]]
+            for parent in closing:
+                parent.hang_up()  # all at once: they exit side by side
+            for parent in closing:
+                parent.close()
 
     def _launch(self, key: ParentKey) -> WarmParent:
+        """A new parent for ``key`` (the lock may or may not be held: the registry is updated under it)."""
         try:
             parent = WarmParent(key)
         except OSError as exc:  # no such interpreter: its spawned workers will say so
             self.spawn_only[key] = f"cannot start {key.python}: {exc.strerror or exc}"
             raise ParentUnavailable(self.spawn_only[key]) from None
-        self.parents[key] = parent
-        return parent
+        with self.registry:
+            earlier = self.parents.setdefault(key, parent)
+        if earlier is not parent:  # another thread started one meanwhile
+            parent.close()
+        return earlier
 
     def _ready(self, key: ParentKey, parent: WarmParent) -> bool:
         try:
@@ -397,11 +410,16 @@ class SweepStart:
 
     def __init__(self, backends: Sequence[str], note: Callable[[str], None] | None = None) -> None:
         self.parents = WarmParents(note) if fork_server_on() else None
-        self.keys: dict[str, ParentKey | None] = {}
+        # Each parent starts as soon as its interpreter is known (finding Caffe's takes a probe), all at
+        # once and in the background: planning goes on meanwhile, and waits only for the parent it asks.
+        self.pool = ThreadPoolExecutor(max(len(backends), 1), thread_name_prefix="warm-parent")
+        self.launches: dict[str, Future[ParentKey | None]] = {}
         if self.parents is not None:
-            # Each parent starts as soon as its interpreter is known (Caffe's takes a probe), all at once.
-            with ThreadPoolExecutor(max(len(backends), 1)) as pool:
-                self.keys = dict(zip(backends, pool.map(self._launch, backends), strict=True))
+            self.launches = {b: self.pool.submit(self._launch, b) for b in backends}
+
+    def _key(self, backend: str) -> ParentKey | None:
+        launch = self.launches.get(backend)
+        return launch.result() if launch is not None else None
 
     def _launch(self, backend: str) -> ParentKey | None:
         key = parent_key(backend)
@@ -414,7 +432,7 @@ class SweepStart:
         (the child, not the parent: on a GPU, probing initialises CUDA); here where it has none."""
         from harness.measure.sweep import probe_here
 
-        key = self.keys.get(backend)
+        key = self._key(backend)
         if self.parents is not None and key is not None:
             answer = self.parents.call(key, "probe")
             if answer is not None:
@@ -425,12 +443,15 @@ class SweepStart:
         """Before the first of ``configs`` (those the sweep will run) starts: the shared artefacts made, the
         parents it needs ready (no window is measured beside a parent still importing), the others ended."""
         prepare_shared(configs)
+        for backend in self.launches:
+            self._key(backend)
         if self.parents is not None:
             needed = {c.backend for c in configs}
             self.parents.close(lambda key: key.backend not in needed)
             self.parents.wait_ready()
 
     def close(self) -> None:
+        self.pool.shutdown(wait=True)  # no parent starts after this
         if self.parents is not None:
             self.parents.close()
 
