@@ -97,6 +97,7 @@ def inherited_state(parent_threads_at_fork: int | None = None) -> dict[str, Any]
         cls = getattr(sys.modules.get(module), name, None)
         if isinstance(cls, type):
             wanted[cls] = label
+    gc.unfreeze()  # what a warm parent froze is its children's too, and gc.get_objects() lists no frozen object
     for obj in gc.get_objects():
         for cls in type(obj).__mro__:
             label = wanted.get(cls)
