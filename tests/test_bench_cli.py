@@ -231,3 +231,21 @@ def test_sweep_efficiency_and_start_up_per_configuration() -> None:
     assert "sweep efficiency 0.50: measurement windows 4.0 s of 8.0 s" in overhead.line()
     two = sweep_overhead([*lane[:2], record("caffe", "b", 1.0, 2.5, 0.7)], wall_s=3.0)
     assert two.lanes == 2 and two.efficiency == pytest.approx(3.0 / 6.0)
+
+
+def test_no_fork_server_spawns_every_worker(tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    from harness.worker_start import FORK_SERVER_ENV
+
+    zoo_ready()
+    backend = cpu_backend()
+    monkeypatch.delenv(FORK_SERVER_ENV, raising=False)
+    args = ["bench", NET, "--backend", backend, "--batch", "1", "--out", str(tmp_path), *QUICK_FLAGS]
+    assert main([*args, "--no-fork-server"]) == 0
+    (record,) = ResultsStore(tmp_path).records()
+    assert record.status == "ok" and record.metadata["worker_start"] == {"how": "spawned"}
+    assert FORK_SERVER_ENV not in os.environ  # for that sweep only
+    assert main([*args, "--force"]) == 0
+    assert ResultsStore(tmp_path).records()[-1].metadata["worker_start"]["how"] == "forked"
+    assert "sweep efficiency" in capsys.readouterr().err

@@ -5,10 +5,12 @@ comparison (each backend/mode relative to Caffe, or to PyTorch eager fp32 where 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import itertools
 import os
 import statistics
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -162,8 +164,6 @@ def run(args: argparse.Namespace) -> int:
     if args.contention_retries < 0:
         raise HarnessError(f"--contention-retries must be >= 0, got {args.contention_retries}")
     spec = build_spec(args, data)
-    if args.no_fork_server:
-        os.environ[FORK_SERVER_ENV] = "0"  # read where the workers start, a Slurm task's node included
     store = ResultsStore(args.out)
     store.check_writable()  # an unwritable --out is an error before anything is measured
     console = Console(stderr=True, highlight=False)
@@ -199,7 +199,8 @@ def run(args: argparse.Namespace) -> int:
         policy = ContentionPolicy(args.contention, args.contention_retries)
         request = SweepRequest(spec, args.out, force=args.force, on_start=on_start, on_done=on_done,
                                contention=policy, wait=not args.no_wait, on_note=on_note, on_total=on_total)
-        executor.run(request)
+        with _fork_server(not args.no_fork_server):
+            executor.run(request)
     if not request.wait:
         return 0
     elapsed = time.monotonic() - started
@@ -219,6 +220,24 @@ def run(args: argparse.Namespace) -> int:
     attempted = sum(n for status, n in counts.items() if status != "skipped")
     # Exit 1 only when configurations ran and none was measured; an OOM at a large batch is a result.
     return 1 if attempted and not counts.get("ok") else 0
+
+
+@contextlib.contextmanager
+def _fork_server(wanted: bool) -> Iterator[None]:
+    """``--no-fork-server`` as the environment says it (HARNESS_FORK_SERVER=0), for this sweep only: where the
+    workers start reads it, a Slurm task on its node included (sbatch passes the environment on)."""
+    if wanted:
+        yield
+        return
+    earlier = os.environ.get(FORK_SERVER_ENV)
+    os.environ[FORK_SERVER_ENV] = "0"
+    try:
+        yield
+    finally:
+        if earlier is None:
+            del os.environ[FORK_SERVER_ENV]
+        else:
+            os.environ[FORK_SERVER_ENV] = earlier
 
 
 @dataclass
