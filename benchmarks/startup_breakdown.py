@@ -46,7 +46,6 @@ FRAMEWORKS = {"pytorch": ["torch"], "onnxruntime": ["onnxruntime"], "opencv": ["
 WRAPPED = [
     ("harness.zoo", "resolve", "network"),
     ("harness.analysis.analyzer", "analysis_of", "MACs analysis"),
-    ("harness.convert.weights", "analysis_of", "MACs analysis"),
     ("harness.convert.weights", "weight_set", "weights"),
     ("harness.convert.weights", "WeightSource.caffemodel", "weights"),
     ("harness.convert.weights", "WeightSource.load", "weights"),
