@@ -11,7 +11,9 @@ The parent side is :func:`spawn_worker`, which executors (``harness.executors``:
 Slurm) call wherever they decide a worker runs. It starts the worker under the interpreter the
 backend names (:meth:`Backend.worker_python`: pycaffe's for Caffe, this one otherwise), pinned to one
 GPU by UUID (the worker then sees ``cuda:0``), and turns a worker that dies - Caffe's CHECK failure
-aborts its process, an allocator can be killed - or hangs into a record, never a dead sweep.
+aborts its process, an allocator can be killed - or hangs into a record, never a dead sweep. How the
+worker's process starts - spawned, or forked from a warm parent that has imported its framework
+already - is :mod:`harness.worker_start`'s business; the worker is the same either way.
 
 This module is imported under pycaffe's interpreter too: standard library and numpy only at the top.
 """
@@ -52,6 +54,7 @@ from harness.process_group import kill_group
 from harness.results.metadata import host_metadata, run_metadata
 from harness.results.records import Config, LatencyFigures, Placement, Record, utc_now
 from harness.results.store import ResultsStore, StoreWriteError
+from harness.worker_start import WorkerProcess, start_worker
 
 #: a worker that has not replied by then is stuck: killed and recorded (``worker_timeout_s`` setting)
 BASE_TIMEOUT_S = 600.0
@@ -59,6 +62,8 @@ BASE_TIMEOUT_S = 600.0
 EXIT_NOT_STORED = 3
 #: how much of a dead worker's log a failure record quotes
 LOG_TAIL_LINES = 3
+#: the worker's process name (``ps -e``, /proc/PID/comm), however it started
+PROCESS_NAME = b"harness-worker"
 
 
 @dataclass
@@ -216,8 +221,9 @@ def one_line(text: str, limit: int = 500) -> str:
     return flat if len(flat) <= limit else flat[: limit - 3] + "..."
 
 
-def run_job(job: Job) -> Any:
-    """The worker's whole life: limits, measurement, placement, the record appended to the store."""
+def run_job(job: Job, started: dict[str, Any] | None = None) -> Any:
+    """The worker's whole life: limits, measurement, placement, the record (or layer profile) appended to the
+    store. ``started``: how this process started (recorded; :mod:`harness.forkserver` says it forked it)."""
     limit = job.settings.worker_address_space_bytes
     if limit:
         resource.setrlimit(resource.RLIMIT_AS, (int(limit), int(limit)))
@@ -226,19 +232,31 @@ def run_job(job: Job) -> Any:
     record = kind.measure(job.config, job.settings, job.device, gpu)
     if job.contention is not None and job.contention.earlier:
         record.metadata["contention_attempts"] = job.contention.earlier  # what disturbed discarded attempts
+    record.metadata["worker_start"] = started or {"how": "spawned"}
     placement = job.placement or Placement(executor="direct", host=socket.gethostname())
     shard = kind.store(job.results_dir, job.writer).path.name
     record.placement = replace(placement, worker_pid=os.getpid(), shard=shard)
     return record
 
 
-def main() -> int:
+def name_process(name: bytes) -> None:
+    """Name this process (Linux ``prctl(PR_SET_NAME)``; elsewhere nothing), so that ``ps`` and ``top`` tell a
+    worker from the interpreter or warm parent it came from."""
+    import contextlib
+    import ctypes
+
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None).prctl(15, ctypes.c_char_p(name[:15]), 0, 0, 0)  # 15: PR_SET_NAME
+
+
+def main(started: dict[str, Any] | None = None) -> int:
+    name_process(PROCESS_NAME)
     # The protocol owns the original stdout; anything a framework prints goes to stderr, the log.
     replies = os.fdopen(os.dup(1), "w")
     os.dup2(2, 1)
     sys.stdout = sys.stderr
     job = Job.from_json(sys.stdin.read())
-    record = run_job(job)
+    record = run_job(job, started)
     reply: dict[str, Any] = {"record": record.to_dict()}
     status = 0
     if job.contention is not None and job.contention.wants_retry(record.contended):
@@ -294,8 +312,7 @@ def spawn_worker(job: Job, env_extra: dict[str, str] | None = None) -> WorkerOut
     deadline = worker_timeout_s(job.settings)
     with tempfile.TemporaryFile(prefix="harness-worker-") as log:
         try:
-            proc = subprocess.Popen([python, "-m", "harness.worker"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                    stderr=log, env=env, start_new_session=True)
+            proc = start_worker(python, config.backend, env, log.fileno())
         except OSError as exc:
             return _parent_record(job, "failed", f"cannot start a worker with {python}: {exc.strerror}")
         try:
@@ -317,10 +334,11 @@ def spawn_worker(job: Job, env_extra: dict[str, str] | None = None) -> WorkerOut
     if explained is not None:
         status, message = explained
         return _parent_record(job, status, message, tail)
-    return _parent_record(job, "failed", describe_exit(proc.returncode, tail), tail)
+    return _parent_record(job, "failed", describe_exit(proc.returncode, tail, getattr(proc, "exit_unknown", None)),
+                          tail)
 
 
-def _exchange(proc: subprocess.Popen[bytes], job: bytes, timeout_s: float) -> tuple[dict[str, Any] | None, bool]:
+def _exchange(proc: WorkerProcess, job: bytes, timeout_s: float) -> tuple[dict[str, Any] | None, bool]:
     """Send the job, wait for the reply line and the exit; (reply or None, timed out)."""
     assert proc.stdin is not None and proc.stdout is not None
     try:
@@ -355,8 +373,10 @@ def _exchange(proc: subprocess.Popen[bytes], job: bytes, timeout_s: float) -> tu
     return (reply if isinstance(reply, dict) else None), False
 
 
-def describe_exit(code: int | None, tail: list[str]) -> str:
-    if code is not None and code < 0:
+def describe_exit(code: int | None, tail: list[str], unknown: str | None = None) -> str:
+    if code is None and unknown:
+        what = f"worker ended before recording; {unknown}"
+    elif code is not None and code < 0:
         what = f"worker killed by signal {signal.Signals(-code).name}"
         if -code == signal.SIGKILL:
             what += " (the kernel's OOM killer, a scheduler or a user)"

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 from pathlib import Path
 
@@ -45,6 +46,8 @@ def test_bench_resume_force_and_export(tmp_path: Path, capsys) -> None:
     assert main(args) == 0
     captured = capsys.readouterr()
     assert "Table III" in captured.out and NET in captured.out
+    assert re.search(rf"sweep efficiency [01]\.\d\d: measurement windows [\d.]+ s of [\d.]+ s; median start-up "
+                     rf"per configuration: {backend} [\d.]+ s", captured.err), captured.err
     records = ResultsStore(out).records()
     assert [(r.config.batch, r.status) for r in records] == [(1, "ok"), (2, "ok")], [r.message for r in records]
     first = records[0]
@@ -197,3 +200,52 @@ def test_results_output_in_a_missing_folder_is_one_line(tmp_path: Path, capsys) 
     assert main(["results", str(tmp_path), "-o", str(tmp_path / "missing" / "r.csv")]) == 2
     err = capsys.readouterr().err
     assert "does not exist" in err and "Traceback" not in err
+
+
+def test_sweep_efficiency_and_start_up_per_configuration() -> None:
+    """Windows over wall time (times the lanes), and each configuration's start-up: from the end of the one
+    before it in its lane to its own end, less its window; a lane's first configuration carries the sweep's
+    set-up and is left out, an inferred OOM ran nothing."""
+    from harness.cli.bench import sweep_overhead
+    from harness.results.records import Config, LatencyFigures, Placement, Record
+
+    def record(backend: str, shard: str, start: float, end: float, timed: float, inferred: bool = False) -> Record:
+        latency = LatencyFigures(iterations=3, total_s=timed, median_s=0.1, mean_s=0.1, p90_s=0.1, min_s=0.1,
+                                 max_s=0.1, stddev_s=0.0, ci_low_s=0.1, ci_high_s=0.1, ci_coverage=0.75,
+                                 warmup_iters=1, warmup_s=0.1, throughput_fps=10.0)
+        stamp = "2026-12-01T10:00:{:06.3f}+00:00"
+        return Record(config=Config("net", backend, 1), status="oom" if inferred else "ok",
+                      started_at=stamp.format(start), finished_at=stamp.format(end),
+                      latency=None if inferred else latency, metadata={"settings": {"idle_s": 0.2}},
+                      placement=Placement(executor="local", host="h", shard=shard),
+                      inferred_from="net|x" if inferred else None)
+
+    # windows: 0.2 idle + 0.1 warm-up + 0.7 timed = 1.0 s each
+    lane = [record("caffe", "a", 1.0, 3.0, 0.7), record("caffe", "a", 3.1, 4.5, 0.7),
+            record("pytorch", "a", 4.6, 5.8, 0.7), record("pytorch", "a", 5.8, 5.8, 0.7, inferred=True),
+            record("pytorch", "a", 5.9, 7.2, 0.7)]
+    overhead = sweep_overhead(lane, wall_s=8.0)
+    assert overhead.windows == 4 and overhead.window_s == pytest.approx(4.0) and overhead.lanes == 1
+    assert overhead.efficiency == pytest.approx(0.5)
+    assert overhead.startup_s == pytest.approx({"caffe": 0.5, "pytorch": 0.35})  # (0.5), (0.3, 0.4)
+    assert "sweep efficiency 0.50: measurement windows 4.0 s of 8.0 s" in overhead.line()
+    two = sweep_overhead([*lane[:2], record("caffe", "b", 1.0, 2.5, 0.7)], wall_s=3.0)
+    assert two.lanes == 2 and two.efficiency == pytest.approx(3.0 / 6.0)
+
+
+def test_no_fork_server_spawns_every_worker(tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    from harness.worker_start import FORK_SERVER_ENV
+
+    zoo_ready()
+    backend = cpu_backend()
+    monkeypatch.delenv(FORK_SERVER_ENV, raising=False)
+    args = ["bench", NET, "--backend", backend, "--batch", "1", "--out", str(tmp_path), *QUICK_FLAGS]
+    assert main([*args, "--no-fork-server"]) == 0
+    (record,) = ResultsStore(tmp_path).records()
+    assert record.status == "ok" and record.metadata["worker_start"] == {"how": "spawned"}
+    assert FORK_SERVER_ENV not in os.environ  # for that sweep only
+    assert main([*args, "--force"]) == 0
+    assert ResultsStore(tmp_path).records()[-1].metadata["worker_start"]["how"] == "forked"
+    assert "sweep efficiency" in capsys.readouterr().err

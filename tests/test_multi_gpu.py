@@ -44,6 +44,8 @@ def test_cpu_lanes_take_whole_series_and_write_their_own_shards(tmp_path: Path) 
         assert [r.config.batch for r in series] == [1, 2]  # ascending, so the OOM rule holds inside it
     assert all(r.placement.executor == "multi-gpu" and r.config.hardware == cpu.model for r in records)
     assert len({r.placement.worker_pid for r in records}) == 6  # a fresh worker per configuration
+    starts = [r.metadata["worker_start"] for r in records]  # forked, both lanes from one warm parent
+    assert {s["how"] for s in starts} == {"forked"} and len({s["parent_pid"] for s in starts}) == 1
 
     skipped = []
     again = executor.run(SweepRequest(spec, out, on_done=lambda record, config: skipped.append(record)))

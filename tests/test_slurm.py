@@ -123,8 +123,9 @@ def _running(out: Path, job: str, task: int) -> dict | None:
 
 
 def kill_task_outright(job: str, task: int) -> list[int]:
-    """SIGKILL to a task's processes (the submitit task and its worker), as the kernel's OOM killer or a
-    dying node would: no handler runs. (``scancel --signal=KILL`` is a plain cancel: SIGTERM first.)"""
+    """SIGKILL to a task's processes (the submitit task, its worker, and the warm parents its workers are forked
+    from, whose command line a forked worker keeps), as the kernel's OOM killer or a dying node would: no
+    handler runs. (``scancel --signal=KILL`` is a plain cancel: SIGTERM first.)"""
     killed = []
     for entry in Path("/proc").iterdir():
         try:
@@ -133,7 +134,8 @@ def kill_task_outright(job: str, task: int) -> list[int]:
         except OSError:
             continue
         ours = f"SLURM_ARRAY_JOB_ID={job}".encode() in env and f"SLURM_ARRAY_TASK_ID={task}".encode() in env
-        if ours and (b"submitit.core._submit" in cmdline or b"harness.worker" in cmdline):
+        if ours and any(name in cmdline for name in (b"submitit.core._submit", b"harness.worker",
+                                                       b"harness.forkserver")):
             os.kill(int(entry.name), signal.SIGKILL)
             killed.append(int(entry.name))
     return killed

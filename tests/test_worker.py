@@ -22,7 +22,7 @@ from harness.measure.settings import CPU_SETTINGS, apply_overrides
 from harness.measure.sweep import SweepSpec
 from harness.results.records import Config, Placement
 from harness.results.store import ResultsStore
-from harness.worker import Job, spawn_and_store, spawn_worker
+from harness.worker import PROCESS_NAME, Job, spawn_and_store, spawn_worker
 
 QUICK = {"warmup_iters": 1, "warmup_s": 0, "min_iters": 2, "min_s": 0, "min_window_s": 0, "idle_s": 0}
 TINY = """name: "tiny{n}"
@@ -70,18 +70,30 @@ def test_a_worker_loads_measures_and_appends_its_own_record(tmp_path: Path) -> N
     assert record.latency.median_s > 0 and record.metadata["backend_precision"] == "fp32"
 
 
+def _parent_of(pid: int) -> int | None:
+    try:
+        return int((Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, ValueError):
+        return None
+
+
 def _workers_of(pid: int) -> list[int]:
-    """PIDs of ``python -m harness.worker`` processes whose parent is ``pid``."""
+    """PIDs of worker processes (named ``harness-worker``, spawned or forked from a warm parent) that descend
+    from ``pid``."""
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
-            stat = (entry / "stat").read_text()
-            cmdline = (entry / "cmdline").read_bytes()
+            comm = (entry / "comm").read_bytes().strip()
         except OSError:
             continue
-        if int(stat.rsplit(")", 1)[1].split()[1]) == pid and b"harness.worker" in cmdline:
+        if comm != PROCESS_NAME:
+            continue
+        ancestor = _parent_of(int(entry.name))
+        while ancestor not in (None, 0, 1, pid):
+            ancestor = _parent_of(ancestor)
+        if ancestor == pid:
             found.append(int(entry.name))
     return found
 
@@ -268,7 +280,8 @@ def test_a_gpu_build_of_caffe_is_selected_for_any_cuda_device(cudnn_caffe: Path)
 @pytest.mark.slow
 def test_compile_of_more_than_eight_networks_in_one_sweep_never_falls_back(tmp_path: Path) -> None:
     """In one process dynamo's recompile limit (8) turns the 9th network into eager without a word; a
-    sweep runs each configuration in a fresh worker, so all nine really run compiled, and say so."""
+    sweep runs each configuration in a fresh worker - forked from one warm parent, which never compiles -
+    so all nine really run compiled, and say so."""
     needs("torch")
     nets = tiny_nets(tmp_path, 9)
     spec = SweepSpec(networks=nets, backends=["pytorch"], batches=[1], modes=["compile"], settings=QUICK)
@@ -278,3 +291,5 @@ def test_compile_of_more_than_eight_networks_in_one_sweep_never_falls_back(tmp_p
         compiled = record.metadata["backend_compile"]
         assert compiled["compiled_graph_ran"] is True and record.metadata["backend_compile_s"] > 0
     assert len({r.placement.worker_pid for r in records}) == 9
+    assert {r.metadata["worker_start"]["how"] for r in records} == {"forked"}
+    assert len({r.metadata["worker_start"]["parent_pid"] for r in records}) == 1

@@ -173,6 +173,16 @@ class Backend(ABC):
         already that process."""
         return self.load(target)
 
+    def preload(self) -> None:  # noqa: B027 - optional hook
+        """Import, in a warm parent of this backend's workers (:mod:`harness.forkserver`), what each of its
+        workers would import, and compute what each would compute the same way; nothing that runs an
+        operator, creates a session or touches a device (a forked worker would inherit it)."""
+
+    def prepare_shared(self, target: RunTarget) -> None:  # noqa: B027 - optional hook
+        """Make the cached files that loading ``target`` reads (converted prototxt, weights, an export),
+        once per sweep and before its workers run (:func:`harness.worker_start.prepare_shared`), so that
+        a worker only reads them."""
+
     def worker_python(self) -> tuple[str, dict[str, str]]:
         """The interpreter a worker of this backend runs under, and the environment it needs for that
         (Caffe: the one that imports pycaffe). Raises BackendUnavailable where there is none."""

@@ -64,6 +64,19 @@ class OnnxRuntimeBackend(Backend):
     def modes(self, device: str) -> list[str]:
         return list(OPT_LEVELS)
 
+    def preload(self) -> None:
+        import onnxruntime  # noqa: F401
+
+        from harness.convert.onnx_export import exporter_versions
+
+        exporter_versions()  # not torch or onnx: a cached export needs neither
+
+    def prepare_shared(self, target: RunTarget) -> None:
+        from harness.convert.onnx_export import export_onnx
+        from harness.convert.weights import WeightSource
+
+        export_onnx(WeightSource(target.graph.with_inputs(batch=target.batch), target.seed, target.weights))
+
     def load(self, target: RunTarget) -> Session:
         import onnxruntime as ort
 
@@ -137,10 +150,9 @@ class OnnxRuntimeSession(Session):
 
     def _load(self, target: RunTarget, mode: str) -> None:
         import onnxruntime as ort
-        import torch
 
         from harness.analysis.analyzer import fork_info
-        from harness.convert.onnx_export import OPSET, export_onnx
+        from harness.convert.onnx_export import OPSET, export_onnx, exporter_versions
         from harness.convert.weights import WeightSource, network_inputs
 
         self.graph = graph = target.graph.with_inputs(batch=target.batch)
@@ -155,8 +167,9 @@ class OnnxRuntimeSession(Session):
         self.session = self._session(self.models.timing, profile_prefix=Path(self._profile_dir.name) / "run")
         self.info: dict[str, Any] = {
             "backend": "onnxruntime", "mode": mode, "device": target.device, "onnxruntime": ort.__version__,
-            "provider": self.session.get_providers()[0], "opset": OPSET, "exporter": f"torch {torch.__version__} "
-            "torch.onnx.export(dynamo=False)", "precision": "fp32", "model": self.models.timing.name,
+            "provider": self.session.get_providers()[0], "opset": OPSET,
+            "exporter": f"torch {exporter_versions()['torch']} torch.onnx.export(dynamo=False)",
+            "precision": "fp32", "model": self.models.timing.name,
             **fork_info(graph),
         }
         if self.info["provider"] != self.provider:

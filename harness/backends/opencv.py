@@ -88,6 +88,16 @@ class OpenCVBackend(Backend):
     def modes(self, device: str) -> list[str]:
         return ["cuda", "cuda-fp16"] if device.startswith("cuda") else ["cpu"]
 
+    def preload(self) -> None:
+        import cv2  # noqa: F401
+
+    def prepare_shared(self, target: RunTarget) -> None:
+        from harness.convert.cache import prototxt_file
+        from harness.convert.weights import WeightSource
+
+        prototxt_file(target.graph, self.name)
+        WeightSource(target.graph.with_inputs(batch=target.batch), target.seed, target.weights).caffemodel()
+
     def load(self, target: RunTarget) -> Session:
         info = self.probe()
         if not info.available:

@@ -102,6 +102,14 @@ class PyTorchBackend(Backend):
     def default_mode(self, device: str) -> str:
         return BASE_MODES[0]  # eager fp32 everywhere, without trying autocast as modes() does
 
+    def preload(self) -> None:
+        import harness.convert.torch_module  # noqa: F401 - torch and the converted layers
+
+    def prepare_shared(self, target: RunTarget) -> None:
+        from harness.convert.weights import WeightSource
+
+        WeightSource(target.graph.with_inputs(batch=target.batch), target.seed, target.weights).cache()
+
     def worker_env(self, device: str, mode: str | None) -> dict[str, str]:
         """IEEE fp32 everywhere (the base class's NVIDIA_TF32_OVERRIDE=0) except in the tf32 mode,
         where that variable would silently switch TF32 off again inside cuBLAS and cuDNN."""

@@ -5,8 +5,14 @@ comparison (each backend/mode relative to Caffe, or to PyTorch eager fp32 where 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import itertools
 import os
+import statistics
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +25,7 @@ from harness.measure.sweep import CPU_BATCHES, PAPER_GPU_BATCHES, SweepSpec
 from harness.measure.sweep_file import load_sweep_yaml
 from harness.results.records import Config, Record
 from harness.results.store import ResultsStore
+from harness.worker_start import FORK_SERVER_ENV
 
 DEFAULT_OUT = "results"
 RESULTS_DIR_ENV = "HARNESS_RESULTS_DIR"  # set to /results in the Docker images (docs/docker.md)
@@ -66,6 +73,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--contention", choices=CONTENTION_MODES, default="warn",
                    help="a window disturbed by other processes (docs/cluster.md): warn (keep it, flagged; "
                         "default) or retry (measure again in a fresh worker, then keep the flag)")
+    p.add_argument("--no-fork-server", action="store_true",
+                   help="start every worker as a fresh interpreter instead of forking it from a warm parent that "
+                        f"has imported its framework (also {FORK_SERVER_ENV}=0; docs/measurement.md)")
     p.add_argument("--contention-retries", type=int, default=DEFAULT_RETRIES, metavar="N",
                    help="how many times --contention retry measures a disturbed configuration again "
                         f"(default {DEFAULT_RETRIES})")
@@ -192,7 +202,8 @@ def run(args: argparse.Namespace) -> int:
         policy = ContentionPolicy(args.contention, args.contention_retries)
         request = SweepRequest(spec, args.out, force=args.force, on_start=on_start, on_done=on_done,
                                contention=policy, wait=not args.no_wait, on_note=on_note, on_total=on_total)
-        executor.run(request)
+        with _fork_server(not args.no_fork_server):
+            executor.run(request)
     if not request.wait:
         return 0
     if data.get("layer_profiles"):
@@ -208,6 +219,9 @@ def run(args: argparse.Namespace) -> int:
                   + (f"; {len(flagged)} measured while other processes used the GPU or CPU (flagged contended, "
                      "left out of the report's verdicts; docs/cluster.md)" if flagged else "")
                   + f"; results in {store.dir}", markup=False)
+    overhead = sweep_overhead(records, elapsed)
+    if overhead.windows:
+        console.print(overhead.line(), markup=False, soft_wrap=True)
     attempted = sum(n for status, n in counts.items() if status != "skipped")
     # Exit 1 only when configurations ran and none was measured; an OOM at a large batch is a result.
     return 1 if attempted and not counts.get("ok") else 0
@@ -227,6 +241,77 @@ def _layer_profiles(spec: SweepSpec, args: argparse.Namespace, console: Any) -> 
     run = run_profiles(spec, args.out, args.force, on_done=on_done)
     console.print(f"layer profiles: {len(run.profiles)} taken, {len(run.skipped)} already in {args.out} "
                   "(`harness layers` or `harness report` shows them)", markup=False)
+
+
+@contextlib.contextmanager
+def _fork_server(wanted: bool) -> Iterator[None]:
+    """``--no-fork-server`` as the environment says it (HARNESS_FORK_SERVER=0), for this sweep only: where the
+    workers start reads it, a Slurm task on its node included (sbatch passes the environment on)."""
+    if wanted:
+        yield
+        return
+    earlier = os.environ.get(FORK_SERVER_ENV)
+    os.environ[FORK_SERVER_ENV] = "0"
+    try:
+        yield
+    finally:
+        if earlier is None:
+            del os.environ[FORK_SERVER_ENV]
+        else:
+            os.environ[FORK_SERVER_ENV] = earlier
+
+
+@dataclass
+class SweepOverhead:
+    """How much of a sweep's wall time its measurement windows took, and what each configuration's start-up
+    cost by backend (docs/measurement.md, "Start-up")."""
+
+    windows: int  # configurations that ran a window
+    window_s: float
+    wall_s: float
+    lanes: int
+    startup_s: dict[str, float]  # backend -> median start-up per configuration
+
+    @property
+    def efficiency(self) -> float:
+        return self.window_s / (self.wall_s * self.lanes) if self.wall_s > 0 else 0.0
+
+    def line(self) -> str:
+        lanes = f" x {self.lanes} lanes" if self.lanes > 1 else ""
+        startup = ", ".join(f"{b} {s:.2f} s" for b, s in sorted(self.startup_s.items()))
+        return (f"sweep efficiency {self.efficiency:.2f}: measurement windows {self.window_s:.1f} s of "
+                f"{self.wall_s:.1f} s{lanes}" + (f"; median start-up per configuration: {startup}" if startup else ""))
+
+
+def window_s(record: Record) -> float:
+    """A record's measurement window: idle baseline, warm-up and timed phase (0 without a measurement)."""
+    if record.latency is None:
+        return 0.0
+    idle = (record.metadata.get("settings") or {}).get("idle_s") or 0.0
+    return float(idle) + record.latency.warmup_s + record.latency.total_s
+
+
+def sweep_overhead(records: list[Record], wall_s: float) -> SweepOverhead:
+    """Windows over wall time (times the lanes that ran side by side: each results shard is one lane), and
+    per backend the median start-up of a configuration: from the end of the configuration before it in its
+    lane to its own end, less its window - a worker's start, its load, its exit and the harness's own work
+    in between. A lane's first configuration also carries the sweep's set-up and is left out."""
+    ran = [r for r in records if r.inferred_from is None and r.started_at and r.finished_at]
+    lanes: dict[str | None, list[Record]] = {}
+    for record in sorted(ran, key=lambda r: r.started_at or ""):
+        lanes.setdefault(record.placement.shard if record.placement else None, []).append(record)
+    gaps: dict[str, list[float]] = {}
+    for lane in lanes.values():
+        for before, record in itertools.pairwise(lane):
+            spent = _seconds(record.finished_at) - _seconds(before.finished_at) - window_s(record)
+            gaps.setdefault(record.config.backend, []).append(max(spent, 0.0))
+    return SweepOverhead(windows=sum(1 for r in ran if r.latency is not None),
+                         window_s=sum(map(window_s, ran)), wall_s=wall_s, lanes=max(len(lanes), 1),
+                         startup_s={b: statistics.median(v) for b, v in gaps.items()})
+
+
+def _seconds(timestamp: str | None) -> float:
+    return datetime.fromisoformat(timestamp or "").timestamp()
 
 
 def summary_table(records: list[Record]):  # -> rich.table.Table

@@ -12,6 +12,15 @@ a manifest beside the first one records each file's size and SHA-256. A file tha
 damaged or left without a manifest (a crash between rename and manifest, an older harness) is not
 intact and is built again. Nothing relies on file locks, so a cache on a network filesystem works;
 two processes that build the same artefact at once both write whole files, and the last rename wins.
+
+Hashing is what makes a check cost (an AlexNet export is 240 MB), so a check that hashed the files stamps
+the manifest with each file's identity (inode, size, modification and change times), and a later check
+whose files still have exactly that identity trusts the hash instead of reading them again: a sweep's
+hundreds of workers read their artefacts without hashing them. Writing to a file, or replacing it, changes
+its change time (which no user call can set back), so a file changed after the stamp is hashed again. As
+with git's "racily clean" files, a stamp only counts for files whose change time was at least
+:data:`SETTLED_S` older than the stamp: a write within the same clock tick as the stamp could leave the
+times unchanged.
 """
 
 from __future__ import annotations
@@ -21,6 +30,7 @@ import hashlib
 import json
 import os
 import tempfile
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -29,6 +39,8 @@ from harness.ir.graph import Graph
 from harness.ir.textformat import Message, iter_messages
 
 MANIFEST_SUFFIX = ".manifest.json"
+#: how much older than a stamp a file's change time must be for the stamp to stand for its hash
+SETTLED_S = 2.0
 
 
 class CacheError(HarnessError):
@@ -137,18 +149,34 @@ def record(primary: Path, files: Sequence[Path]) -> None:
     write_atomic(manifest_path(primary), lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
+def _identity(stat: os.stat_result) -> list[int]:
+    return [stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns]
+
+
 def intact(primary: Path) -> bool:
-    """Whether every file the manifest of ``primary`` lists is there with its recorded size and hash."""
+    """Whether every file the manifest of ``primary`` lists is there with its recorded size and hash (read
+    again unless the manifest's stamp says the files are unchanged since they were last hashed)."""
     try:
-        files = json.loads(manifest_path(primary).read_text(encoding="utf-8"))["files"]
+        manifest = json.loads(manifest_path(primary).read_text(encoding="utf-8"))
+        files = manifest["files"]
         if not isinstance(files, dict) or primary.name not in files:
             return False
+        stats = {name: primary.with_name(name).stat() for name in files}
+        if any(stats[name].st_size != entry["size"] for name, entry in files.items()):
+            return False
+        if manifest.get("stamp") == {name: _identity(s) for name, s in stats.items()}:
+            return True
         for name, entry in files.items():
-            path = primary.with_name(name)
-            if path.stat().st_size != entry["size"] or _sha256(path) != entry["sha256"]:
+            if _sha256(primary.with_name(name)) != entry["sha256"]:
                 return False
-    except (OSError, ValueError, KeyError, TypeError):
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return False
+    settled = time.time_ns() - int(SETTLED_S * 1e9)
+    if all(s.st_ctime_ns < settled for s in stats.values()):
+        stamped = {**manifest, "stamp": {name: _identity(s) for name, s in stats.items()}}
+        text = json.dumps(stamped, indent=1, sort_keys=True)
+        with contextlib.suppress(CacheError):  # a read-only cache is still a cache: hashed each time
+            write_atomic(manifest_path(primary), lambda tmp: tmp.write_text(text, encoding="utf-8"))
     return True
 
 

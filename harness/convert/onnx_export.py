@@ -14,10 +14,16 @@ Both models keep their weights in one shared external-data file next to them, wr
 batch is baked into the export (the converted layers fix their shapes at build time: a Reshape's
 target shape, Caffe's pooling clip), so each batch is its own export; a dynamic batch axis would
 silently keep one batch's constants.
+
+A cached export is found without importing torch or onnx (the key names their versions as the installed
+packages declare them): an ONNX Runtime worker whose export is cached never imports either, so its start-up
+and its memory figure are ONNX Runtime's alone.
 """
 
 from __future__ import annotations
 
+import functools
+import importlib.metadata
 import io
 import os
 import shutil
@@ -44,16 +50,27 @@ class OnnxModels:
     probe_names: list[str]
 
 
+@functools.cache
+def exporter_versions() -> dict[str, str]:
+    """The versions of torch and onnx installed here, as their packages declare them (no import)."""
+    versions = {}
+    for name in ("torch", "onnx"):
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
 def export_onnx(source: WeightSource) -> OnnxModels:
     """Export (or reuse from the cache) ``source.graph`` at its batch with ``source``'s weights;
-    the weights are only drawn or read when the export is not cached. Failures raise BackendFailed."""
-    import onnx
-    import torch
-
+    the weights are only drawn or read, and torch and onnx only imported, when the export is not cached.
+    Failures raise BackendFailed."""
     graph = source.graph
     batch = graph.inputs[0].shape[0] if graph.inputs else 1
     output, probes = output_blob(graph), probe_blobs(graph)
-    key = cache_key(graph_fingerprint(graph), source.key(), torch.__version__, onnx.__version__, OPSET,
+    versions = exporter_versions()
+    key = cache_key(graph_fingerprint(graph), source.key(), versions["torch"], versions["onnx"], OPSET,
                     output, probes)
     folder = cache_dir("onnx")
     stem = f"{name_part(graph.name)}-b{batch}-{key}"
@@ -61,6 +78,9 @@ def export_onnx(source: WeightSource) -> OnnxModels:
                         output, probes)
     if intact(models.timing):  # the manifest covers the probe model, the timing model and the weights
         return models
+    import onnx
+    import torch
+
     from harness.convert.torch_module import build_module
     from harness.convert.weights import network_inputs
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import json
 import math
 import re
 import zlib
@@ -24,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from harness.analysis.analyzer import NetAnalysis, engine_analysis
-from harness.convert.cache import cache_dir, cache_key, cached, file_fingerprint, graph_fingerprint
+from harness.convert.cache import cache_dir, cache_key, cached, file_fingerprint, graph_fingerprint, write_atomic
 from harness.convert.caffemodel import SourceLayer, StoredBlob, match_blobs
 from harness.errors import GraphError
 from harness.ir.graph import Graph, Layer, Shape
@@ -165,12 +166,28 @@ class WeightSource:
         return cache_key(graph_fingerprint(self.graph.with_inputs(batch=1)), self.seed, shapes, _generator_id())
 
     def load(self) -> Weights:
-        """The weights: the .caffemodel checked against the graph, or the deterministic set."""
+        """The weights: the .caffemodel checked against the graph, or the deterministic set (read-only views
+        of its cached array file, :meth:`cache`)."""
         if self.path is None:
-            return weight_set(self.graph, self.seed)
+            return read_arrays(self.cache())
         from harness.convert.caffemodel import read_source_layers
 
         return check_weights(self.graph, read_source_layers(self.path), where=str(self.path))
+
+    def cache(self) -> Path:
+        """The deterministic set as a cached array file, drawn only when the cache does not hold it intact:
+        the weights are drawn once per (network, seed), not once per configuration (a ``.caffemodel``
+        given as ``path`` is the file itself)."""
+        if self.path is not None:
+            return self.path
+
+        def write(path: Path) -> list[Path]:
+            return write_arrays(path, weight_set(self.graph, self.seed))
+
+        return cached(cache_dir("weights") / f"{self._file_stem()}-{self.key()}.npy", write)
+
+    def _file_stem(self) -> str:
+        return re.sub(r"[^A-Za-z0-9_.-]+", "_", self.graph.name)[:80] or "net"
 
     def caffemodel(self) -> Path:
         """A .caffemodel holding these weights (what Caffe and OpenCV read): ``path`` once its blobs are
@@ -186,8 +203,42 @@ class WeightSource:
             types = {lay.name: lay.type for lay in self.graph.layers if lay.name in weights}
             return [write_caffemodel(path, weights, types, self.graph.name)]
 
-        name = re.sub(r"[^A-Za-z0-9_.-]+", "_", self.graph.name)[:80] or "net"
-        return cached(cache_dir("caffemodel") / f"{name}-{self.key()}.caffemodel", write)
+        return cached(cache_dir("caffemodel") / f"{self._file_stem()}-{self.key()}.caffemodel", write)
+
+
+def write_arrays(path: Path, weights: Weights) -> list[Path]:
+    """A weight set as one flat float32 ``.npy`` (``path``) and its index (layer, blob shapes) beside it;
+    both written whole (:func:`harness.convert.cache.write_atomic`)."""
+    blobs = [np.ravel(b).astype(np.float32, copy=False) for layer in weights.values() for b in layer]
+    flat = np.concatenate(blobs) if blobs else np.zeros(0, np.float32)
+    index = [[name, [list(b.shape) for b in layer]] for name, layer in weights.items()]
+    index_path = path.with_suffix(".json")
+
+    def save(tmp: Path) -> None:
+        with tmp.open("wb") as fh:  # a file, not a name: np.save would append .npy to the temporary's
+            np.save(fh, flat, allow_pickle=False)
+
+    write_atomic(path, save)
+    write_atomic(index_path, lambda tmp: tmp.write_text(json.dumps(index), encoding="utf-8"))
+    return [path, index_path]
+
+
+def read_arrays(path: Path) -> Weights:
+    """The weight set :func:`write_arrays` wrote: read-only views of the file, mapped, not read (loading a
+    network copies what it needs; the pages are shared by every process that maps them)."""
+    index = json.loads(path.with_suffix(".json").read_text(encoding="utf-8"))
+    total = sum(math.prod(shape) for _, shapes in index for shape in shapes)
+    flat = np.load(path, mmap_mode="r", allow_pickle=False) if total else np.zeros(0, np.float32)
+    weights: Weights = {}
+    offset = 0
+    for name, shapes in index:
+        blobs = []
+        for shape in shapes:
+            size = math.prod(shape)
+            blobs.append(flat[offset:offset + size].reshape(shape))
+            offset += size
+        weights[name] = blobs
+    return weights
 
 
 def _draw(graph: Graph, analysis: NetAnalysis, seed: int) -> Weights:

@@ -16,6 +16,7 @@ from harness.errors import HarnessError
 from harness.measure.contention import ContentionPolicy
 from harness.measure.devices import DeviceIdentity, identify
 from harness.measure.sweep import (
+    Probe,
     SweepSpec,
     backend_modes,
     batch_series,
@@ -25,6 +26,7 @@ from harness.measure.sweep import (
     with_hardware,
 )
 from harness.results.records import Config, Placement, Record
+from harness.results.store import Merged
 from harness.worker import Job
 
 
@@ -87,16 +89,25 @@ class Plan:
         return sum(len(s) for s in self.series)
 
 
-def plan_here(spec: SweepSpec, gpu: bool | None = None) -> Plan:
+def plan_here(spec: SweepSpec, gpu: bool | None = None, probe: Probe | None = None) -> Plan:
     """The one planning every executor does where its workers run: what the user left open decided here
-    (:func:`resolve_here`; ``gpu`` as there), modes checked, devices identified, configurations as
+    (:func:`resolve_here`; ``gpu`` and ``probe`` as there: a sweep's warm parents probe their backends,
+    :meth:`harness.worker_start.SweepStart.probe`), modes checked, devices identified, configurations as
     batch series. HarnessError before anything runs when nothing can."""
     backends_left_open = not spec.backends
-    spec = resolve_here(spec, gpu)
-    notes = check_modes(spec, backend_modes) + (left_out_on_gpus(spec) if backends_left_open else [])
+    spec = resolve_here(spec, gpu, probe)
+    notes = check_modes(spec, backend_modes) + (left_out_on_gpus(spec, probe) if backends_left_open else [])
     identities = {device: identify(device) for device in spec.devices}
     configs = with_hardware(spec.configs(backend_modes), {d: i.model for d, i in identities.items()})
     return Plan(identities, batch_series(configs), notes)
+
+
+def to_run(series: list[list[Config]], known: Merged, force: bool) -> list[Config]:
+    """The configurations of ``series`` that will run (all with ``force``; else those without a final
+    record): what a sweep's warm parents and shared artefacts are prepared for
+    (:func:`harness.worker_start.sweep_workers`)."""
+    finished = set() if force else known.finished()
+    return [c for one in series for c in one if c.key() not in finished]
 
 
 def placement_for(executor: str, host: str, identity: DeviceIdentity, **scheduler: str | None) -> Placement:

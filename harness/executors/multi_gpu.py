@@ -22,12 +22,13 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from harness.errors import HarnessError
-from harness.executors.base import Executor, SweepRequest, make_job, placement_for, plan_here
+from harness.executors.base import Executor, Plan, SweepRequest, make_job, placement_for, plan_here, to_run
 from harness.measure.devices import DeviceIdentity, identify, visible_gpus
 from harness.measure.sweep import run_series
 from harness.results.records import Config, Record
-from harness.results.store import ResultsStore
+from harness.results.store import Merged, ResultsStore
 from harness.worker import spawn_and_store
+from harness.worker_start import sweep_workers
 
 
 @dataclass(frozen=True)
@@ -72,12 +73,19 @@ class MultiGpuExecutor(Executor):
         by_model: dict[str | None, list[Lane]] = {}
         for lane in lanes:
             by_model.setdefault(lane.identity.model, []).append(lane)
-        # the series once per GPU model, planned on the group's first device; a lane runs it on its own
-        plans = {model: plan_here(replace(spec, devices=[group[0].device])) for model, group in by_model.items()}
-        for note in dict.fromkeys(n for plan in plans.values() for n in plan.notes):
-            request.note(note)
-        request.total(sum(plan.size for plan in plans.values()))
-        known = ResultsStore(request.results_dir).read()
+        with sweep_workers(spec.backends, request.note) as workers:  # one warm parent per backend serves every lane
+            # the series once per GPU model, planned on the group's first device; a lane runs it on its own
+            plans = {model: plan_here(replace(spec, devices=[group[0].device]), probe=workers.probe)
+                     for model, group in by_model.items()}
+            for note in dict.fromkeys(n for plan in plans.values() for n in plan.notes):
+                request.note(note)
+            request.total(sum(plan.size for plan in plans.values()))
+            known = ResultsStore(request.results_dir).read()
+            workers.ready([c for plan in plans.values() for c in to_run(plan.series, known, request.force)])
+            return self._run_lanes(request, by_model, plans, known, host)
+
+    def _run_lanes(self, request: SweepRequest, by_model: dict[str | None, list[Lane]], plans: dict[str | None, Plan],
+                   known: Merged, host: str) -> list[Record]:
         lock = threading.Lock()  # progress callbacks come from every lane: one at a time
         on_start = _serialised(request.on_start, lock)
         on_done = _serialised(request.on_done, lock)

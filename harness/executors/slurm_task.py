@@ -39,9 +39,10 @@ from types import FrameType
 from typing import Any
 
 from harness.errors import HarnessError
-from harness.executors.base import Plan, SweepRequest, make_job, placement_for, plan_here
+from harness.executors.base import Plan, SweepRequest, make_job, placement_for, plan_here, to_run
 from harness.measure.contention import ContentionPolicy
 from harness.measure.sweep import (
+    Probe,
     SweepSpec,
     gpu_present,
     run_series,
@@ -50,6 +51,7 @@ from harness.results.metadata import host_metadata
 from harness.results.records import Config, Placement, Record, utc_now
 from harness.results.store import ResultsStore, file_records
 from harness.worker import one_line, spawn_and_store
+from harness.worker_start import sweep_workers
 
 #: the folder of a results directory that holds submitit's files and the tasks' state files
 SLURM_DIR = "slurm"
@@ -225,16 +227,19 @@ def run_task(plan: TaskPlan) -> dict[str, Any]:
 
     how, reason = "completed", None
     try:
-        plan_here_["plan"] = planned = _plan(plan, summary["notes"])
-        series = planned.series
-        known = ResultsStore(plan.results_dir).read()
-        finished = set() if plan.force else known.finished()
-        configs = [c for one in series for c in one]
-        state.update(planned=[c.plan_key() for c in configs], pending=sum(c.key() not in finished for c in configs))
-        write_state(path, state)
-        summary["planned"] = len(configs)
-        for one in series:
-            run_series(one, store, launch, known, plan.force)
+        with sweep_workers(plan.spec().backends, summary["notes"].append) as workers:
+            plan_here_["plan"] = planned = _plan(plan, summary["notes"], workers.probe)
+            series = planned.series
+            known = ResultsStore(plan.results_dir).read()
+            finished = set() if plan.force else known.finished()
+            configs = [c for one in series for c in one]
+            state.update(planned=[c.plan_key() for c in configs],
+                         pending=sum(c.key() not in finished for c in configs))
+            write_state(path, state)
+            summary["planned"] = len(configs)
+            workers.ready(to_run(series, known, plan.force))
+            for one in series:
+                run_series(one, store, launch, known, plan.force)
     except HarnessError as exc:  # nothing to run here (no backend, no such GPU): said once, for the submitter
         how, reason = "failed", str(exc)
         summary["error"] = str(exc)
@@ -249,9 +254,9 @@ def run_task(plan: TaskPlan) -> dict[str, Any]:
     return {**summary, "ended": how, "reason": reason}
 
 
-def _plan(plan: TaskPlan, notes: list[str]) -> Plan:
+def _plan(plan: TaskPlan, notes: list[str], probe: Probe) -> Plan:
     """The task's plan, decided on this node (a GPU only where Slurm gave the task one)."""
-    planned = plan_here(plan.spec(), gpu=slurm_gave_gpus() and gpu_present())
+    planned = plan_here(plan.spec(), gpu=slurm_gave_gpus() and gpu_present(), probe=probe)
     notes.extend(planned.notes)
     for note in notes:
         print(f"harness task: {note}", file=sys.stderr)

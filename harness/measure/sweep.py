@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from harness.backends.base import Session
+from harness.backends.base import BackendInfo, Session
 from harness.errors import HarnessError
 from harness.measure.settings import apply_overrides, default_settings
 from harness.measure.window import WindowSettings
@@ -72,15 +72,25 @@ def gpu_present() -> bool:
     return bool(visible_gpus().uuids)
 
 
-def available_backends(device: str) -> list[str]:
+#: a backend's probe by name (``Backend.probe`` here, or a warm parent's: harness.worker_start)
+Probe = Callable[[str], BackendInfo]
+
+
+def probe_here(name: str) -> BackendInfo:
+    from harness.backends.base import get_backend
+
+    return type(get_backend(name)).probe()
+
+
+def available_backends(device: str, probe: Probe | None = None) -> list[str]:
     """Backends whose probe says they run on ``device`` on this host."""
-    from harness.backends.base import BACKENDS, get_backend, runs_on
+    from harness.backends.base import BACKENDS, runs_on
     from harness.errors import BackendUnavailable
 
     names = []
     for name in sorted(BACKENDS):
         try:
-            info = type(get_backend(name)).probe()
+            info = (probe or probe_here)(name)
         except BackendUnavailable:
             continue
         if runs_on(info, device):
@@ -88,19 +98,19 @@ def available_backends(device: str) -> list[str]:
     return names
 
 
-def left_out_on_gpus(spec: SweepSpec) -> list[str]:
+def left_out_on_gpus(spec: SweepSpec, probe: Probe | None = None) -> list[str]:
     """One line per backend installed here that the sweep's GPUs run without, for a sweep whose backends
     were left open (:func:`resolve_here` takes only those that run on a device): a CPU-only Caffe build
-    would otherwise drop the paper's baseline from a ``cuda:N`` sweep without a word."""
-    from harness.backends.base import BACKENDS, get_backend, runs_on
+    would otherwise drop the paper's baseline from a ``cuda:N`` sweep without a word. ``probe`` as there."""
+    from harness.backends.base import BACKENDS, runs_on
     from harness.backends.caffe.backend import GPU_BUILD_HINT
     from harness.errors import BackendUnavailable
 
     gpus = [d for d in spec.devices if d.startswith("cuda")]
-    lines = []
-    for name in sorted(set(BACKENDS) - set(spec.backends)):
+    lines: list[str] = []
+    for name in sorted(set(BACKENDS) - set(spec.backends)) if gpus else []:
         try:
-            info = type(get_backend(name)).probe()
+            info = (probe or probe_here)(name)
         except BackendUnavailable:
             continue
         missing = [d for d in gpus if not runs_on(info, d)]
@@ -115,14 +125,15 @@ def left_out_on_gpus(spec: SweepSpec) -> list[str]:
     return lines
 
 
-def resolve_here(spec: SweepSpec, gpu: bool | None = None) -> SweepSpec:
+def resolve_here(spec: SweepSpec, gpu: bool | None = None, probe: Probe | None = None) -> SweepSpec:
     """``spec`` with what the user left open decided on THIS host: devices (cuda:0 where there is a GPU -
     ``gpu``, else whether NVML sees one - otherwise cpu), backends (each one whose probe runs on a
     device), batches (the paper's GPU batches, or the CPU ones). ``harness bench`` does this before a
-    local sweep; a Slurm task does it on its compute node. HarnessError when no backend is available."""
+    local sweep; a Slurm task does it on its compute node. HarnessError when no backend is available.
+    ``probe``: how a backend is probed (default: here, importing its framework)."""
     devices = spec.devices or (["cuda:0"] if (gpu_present() if gpu is None else gpu) else ["cpu"])
     batches = spec.batches or list(PAPER_GPU_BATCHES if any(d.startswith("cuda") for d in devices) else CPU_BATCHES)
-    backends = spec.backends or sorted({b for d in devices for b in available_backends(d)})
+    backends = spec.backends or sorted({b for d in devices for b in available_backends(d, probe)})
     if not backends:
         raise HarnessError(f"no backend is available on {', '.join(devices)} (see `harness doctor`)")
     return replace(spec, devices=list(devices), batches=list(batches), backends=list(backends))

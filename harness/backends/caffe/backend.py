@@ -192,6 +192,19 @@ def linked_libraries(library: Path) -> dict[str, str]:
     return libs
 
 
+_BUILDS: dict[tuple[str, Path], dict[str, Any]] = {}
+
+
+def this_build() -> dict[str, Any]:
+    """:func:`build_details` of the pycaffe :func:`find_pycaffe` finds, worked out once per process and build
+    (it runs ``ldd`` twice; a worker forked from a warm parent inherits it)."""
+    pycaffe = find_pycaffe()
+    key = (pycaffe.python, pycaffe.root)
+    if key not in _BUILDS:
+        _BUILDS[key] = build_details(pycaffe)
+    return _BUILDS[key]
+
+
 def build_details(pycaffe: PycaffeEnv) -> dict[str, Any]:
     """What this Caffe build is: commit, CPU/GPU, cuDNN, BLAS - from the build script's record and
     from what the libraries actually link."""
@@ -499,7 +512,7 @@ class CaffeBackend(Backend):
         if not device.startswith("cuda"):
             return [CAFFE_ENGINE]
         try:
-            cudnn = build_details(find_pycaffe())["cudnn"]
+            cudnn = this_build()["cudnn"]
         except BackendUnavailable:
             cudnn = True  # unknown until built: offer both, load says why it cannot run
         return [CUDNN_ENGINE, CAFFE_ENGINE] if cudnn else [CAFFE_ENGINE]
@@ -507,6 +520,17 @@ class CaffeBackend(Backend):
     def worker_python(self) -> tuple[str, dict[str, str]]:
         pycaffe = find_pycaffe()
         return pycaffe.python, pycaffe.env
+
+    def preload(self) -> None:
+        import caffe  # noqa: F401
+
+        import harness.backends.caffe.worker  # noqa: F401 - the NetHolder a worker loads its network with
+
+        this_build()  # finding pycaffe and what it links: a subprocess and two ldd runs
+
+    def prepare_shared(self, target: RunTarget) -> None:
+        prototxt_file(target.graph, self.name)
+        WeightSource(target.graph.with_inputs(batch=target.batch), target.seed, target.weights).caffemodel()
 
     @classmethod
     def explain_death(cls, log: str) -> tuple[str, str] | None:
@@ -552,7 +576,7 @@ class CaffeBackend(Backend):
         if target.weights is not None and not Path(target.weights).is_file():
             raise HarnessError(f"caffemodel not found: {target.weights}")
         pycaffe = find_pycaffe()
-        details = build_details(pycaffe)
+        details = this_build()
         if on_gpu and not details["gpu_build"]:
             raise BackendUnavailable(f"caffe at {details['caffe_root']} is a CPU-only build; {GPU_BUILD_HINT}")
         graph = target.graph.with_inputs(batch=target.batch)
