@@ -2,8 +2,12 @@
 Python and its harness), so that the host needs nothing but Docker. One line out; exit 0 when the step did what
 it says, 1 when not, 2 on bad arguments.
 
-  smoke-check.py records RESULTS_DIR --networks A,B --backends X,Y,... --batch 1
-      every network x backend at that batch has a record, the last one (the store's merge rule) `ok`
+  smoke-check.py records RESULTS_DIR --networks A,B --backends X,Y,... --batch 1 [--gpu-build]
+      every network x backend at that batch has a record, the last one (the store's merge rule) `ok`; with
+      --gpu-build the Caffe records say they ran the GPU build of Caffe, in CPU mode with engine CAFFE
+  smoke-check.py cuda-libraries ROOT [--gpu]
+      the CUDA libraries under ROOT (the image's /): none (CPU image), or with --gpu one copy of each, all in the
+      NVIDIA wheels of a Python environment, and among them every one Caffe links
   smoke-check.py doctor DOCTOR_JSON [--gpu-arch SM]
       `harness doctor --json` lists every backend available and Caffe loaded without error; with --gpu-arch the
       Caffe is the GPU build for exactly that SM, with cuDNN, and the CUDA libraries it loaded are the NVIDIA
@@ -16,13 +20,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import re
 import sys
 from pathlib import Path
 
 WHEEL_LIBRARIES = "/site-packages/nvidia/"
 
 
-def check_records(results: Path, networks: list[str], backends: list[str], batch: int) -> tuple[bool, str]:
+def check_records(results: Path, networks: list[str], backends: list[str], batch: int,
+                  gpu_build: bool = False) -> tuple[bool, str]:
     from harness.results.store import read_results
 
     merged = read_results([results])
@@ -36,11 +43,45 @@ def check_records(results: Path, networks: list[str], backends: list[str], batch
                 problems.append(f"{network}/{backend}: no record")
             elif record.status != "ok":
                 problems.append(f"{network}/{backend}: {record.status} ({record.message or 'no message'})")
+            elif backend == "caffe" and gpu_build and not (record.metadata.get("backend_gpu_build") and
+                                                           record.metadata.get("backend_engine") == "CAFFE"):
+                problems.append(f"{network}/caffe: not the GPU build in CPU mode (gpu_build "
+                                f"{record.metadata.get('backend_gpu_build')}, engine "
+                                f"{record.metadata.get('backend_engine')})")
     expected = len(networks) * len(backends)
     ok = sum(1 for n in networks for b in backends if (n, b) in latest and latest[(n, b)].status == "ok")
     if problems:
         return False, f"{written} records, {ok} of {expected} ok; " + "; ".join(problems)
-    return True, f"{written} records, all {expected} ok ({len(networks)} networks x {', '.join(backends)} at B={batch})"
+    caffe = "; Caffe: the GPU build, in CPU mode (engine CAFFE)" if gpu_build else ""
+    return True, (f"{written} records, all {expected} ok ({len(networks)} networks x {', '.join(backends)} "
+                  f"at B={batch}){caffe}")
+
+
+CUDA_LIBRARY = re.compile(r"^lib(cudart|cublas|cublasLt|curand|cudnn)(_\w+)?\.so")
+CAFFE_LINKS = ("libcudart.so", "libcublas.so", "libcublasLt.so", "libcurand.so", "libcudnn.so")
+
+
+def check_cuda_libraries(root: Path, gpu: bool) -> tuple[bool, str]:
+    found: dict[str, list[str]] = {}
+    for directory, subdirs, files in os.walk(root):
+        subdirs[:] = [d for d in subdirs if not os.path.ismount(os.path.join(directory, d))]
+        for name in files:
+            if CUDA_LIBRARY.match(name):
+                found.setdefault(name, []).append(os.path.join(directory, name))
+    paths = sorted(p for ps in found.values() for p in ps)
+    if not gpu:
+        return (not paths, "no CUDA library in the image" if not paths else "CUDA libraries in the CPU image: "
+                + ", ".join(paths[:5]))
+    twice = {name: ps for name, ps in found.items() if len(ps) > 1}
+    elsewhere = [p for p in paths if WHEEL_LIBRARIES not in p]
+    missing = [n for n in CAFFE_LINKS if not any(name.startswith(n) for name in found)]
+    if twice or elsewhere or missing:
+        return False, "; ".join(filter(None, [
+            twice and "more than one copy: " + ", ".join(f"{n} ({len(ps)})" for n, ps in sorted(twice.items())),
+            elsewhere and "outside the NVIDIA wheels: " + ", ".join(elsewhere[:5]),
+            missing and "missing: " + ", ".join(missing)]))
+    return True, (f"one copy of each of {len(paths)} CUDA libraries (cudart, cuBLAS, cuRAND, cuDNN), all in the "
+                  f"NVIDIA wheels ({', '.join(sorted({str(Path(p).parent) for p in paths}))})")
 
 
 def check_doctor(report: dict, backends: list[str], gpu_arch: str | None) -> tuple[bool, str]:
@@ -91,6 +132,10 @@ def main(argv: list[str]) -> int:
     records.add_argument("--networks", required=True)
     records.add_argument("--backends", required=True)
     records.add_argument("--batch", type=int, required=True)
+    records.add_argument("--gpu-build", action="store_true")
+    libraries = sub.add_parser("cuda-libraries")
+    libraries.add_argument("root", type=Path)
+    libraries.add_argument("--gpu", action="store_true")
     doctor = sub.add_parser("doctor")
     doctor.add_argument("doctor_json", type=Path)
     doctor.add_argument("--backends", required=True)
@@ -100,7 +145,10 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     try:
         if args.check == "records":
-            ok, line = check_records(args.results, args.networks.split(","), args.backends.split(","), args.batch)
+            ok, line = check_records(args.results, args.networks.split(","), args.backends.split(","), args.batch,
+                                     args.gpu_build)
+        elif args.check == "cuda-libraries":
+            ok, line = check_cuda_libraries(args.root, args.gpu)
         elif args.check == "doctor":
             ok, line = check_doctor(json.loads(args.doctor_json.read_text()), args.backends.split(","),
                                     args.gpu_arch)

@@ -15,9 +15,10 @@
 #   build   docker build -f docker/Dockerfile (CPU_ONLY=1, or with --gpu-arch the GPU image with CUDA_ARCH=SM),
 #           WITH_NCU=0 (Nsight Compute comes from NVIDIA's apt repository, which CI machines may not reach)
 #   secret  the CA bundle given to the build as the secret `ca` is in no layer of the image
+#   cuda    the CPU image holds no CUDA library; the GPU image one copy of each, all in the NVIDIA wheels of /opt/venv
 #   bench   docker run --rm -v OUT_DIR/results:/results IMAGE bench squeezenet_v1.1 mobilenet_v1 --batch 1
 #           records every backend (caffe, pytorch, onnxruntime, opencv) `ok` for both networks; with --gpu-arch
-#           the container's Caffe is the GPU build, run in CPU mode (engine CAFFE)
+#           the Caffe records say the container's Caffe is the GPU build, run in CPU mode (engine CAFFE)
 #   doctor  docker run --rm IMAGE doctor exits 0, every backend is available and Caffe loads; with --gpu-arch,
 #           Caffe is the GPU + cuDNN build for SM and loaded its CUDA libraries from the NVIDIA wheels
 #   verify  docker run --rm IMAGE verify squeezenet_v1.1 exits 0 (every backend computes Caffe's outputs)
@@ -32,6 +33,7 @@
 # Environment (optional):
 #   BASE              the base image (default: made by docker/local-base.sh, see `base`)
 #   IMAGE             the tag to build (default harness:smoke-cpu, or harness:smoke-smSM)
+#   NO_CACHE=1        build without BuildKit's layer cache (docker build --no-cache), as on a fresh machine
 #   DOCKER            the docker client (default: the first of docker, /usr/bin/docker that can use BuildKit)
 #   HARNESS_BUILD_CA  the CA bundle given to the build as the secret `ca` (default: this host's
 #                     /etc/ssl/certs/ca-certificates.crt, so a build behind a TLS-intercepting proxy that the
@@ -143,6 +145,7 @@ fi
 
 # ---- torch (CPU image) --------------------------------------------------------------------------------------------
 build_args=(--build-arg "BASE=$base" --build-arg WITH_NCU=0)
+[[ "${NO_CACHE:-0}" == 1 ]] && build_args+=(--no-cache)
 if [[ -n "$gpu_arch" ]]; then
   build_args+=(--build-arg CPU_ONLY=0 --build-arg "CUDA_ARCH=$gpu_arch")
 else
@@ -213,11 +216,9 @@ if [[ -n "$ca" ]]; then
   fi
 fi
 
-in_image() {  # in_image LOG DOCKER-RUN-ARGS... : docker run --rm ARGS, output to LOG
-  local log=$1
-  shift
-  "$docker" run --rm "$@" >"$log" 2>&1
-}
+# what the container writes, owned by the calling user (created here, not by docker run as root)
+rm -rf "$out/results" "$out/report"
+mkdir -p "$out/results" "$out/report"
 check() {  # check CHECK ARGS... : docker/smoke-check.py in the image, the results and report mounted read-only
   "$docker" run --rm -v "$out/results:/results:ro" -v "$out/report:/report:ro" -v "$out/logs:/logs:ro" \
     -v "$repo/docker/smoke-check.py:/usr/local/lib/smoke-check.py:ro" --entrypoint python "$image" \
@@ -225,11 +226,23 @@ check() {  # check CHECK ARGS... : docker/smoke-check.py in the image, the resul
   return "${PIPESTATUS[0]}"
 }
 
+# ---- cuda: one copy of the CUDA libraries, or none --------------------------------------------------------------------
+if verdict=$(check cuda-libraries / ${gpu_arch:+--gpu}); then
+  say ok cuda "$verdict"
+else
+  say FAIL cuda "$verdict"
+fi
+
+in_image() {  # in_image LOG DOCKER-RUN-ARGS... : docker run --rm ARGS, output to LOG
+  local log=$1
+  shift
+  "$docker" run --rm "$@" >"$log" 2>&1
+}
+
 # ---- bench, doctor, verify, report: as a user runs them -----------------------------------------------------------
-rm -rf "$out/results" "$out/report"
-mkdir -p "$out/results" "$out/report"
 if in_image "$logs/bench.log" -v "$out/results:/results" "$image" bench "${networks[@]}" --batch 1; then
-  verdict=$(check records /results --networks "$(IFS=,; echo "${networks[*]}")" --backends "$backends" --batch 1) && status=ok || status=FAIL
+  verdict=$(check records /results --networks "$(IFS=,; echo "${networks[*]}")" --backends "$backends" --batch 1 \
+    ${gpu_arch:+--gpu-build}) && status=ok || status=FAIL
   records=${verdict%%;*}
   records=${records%% (*}
   say $status bench "$verdict"

@@ -88,7 +88,7 @@ def test_help_is_the_header(fake_docker: dict[str, str]) -> None:
     proc = smoke("--help", env=fake_docker)
     assert proc.returncode == 0
     assert proc.stdout.startswith("smoke-test.sh OUT_DIR [--gpu-arch SM]")
-    for step in ("docker", "base", "torch", "build", "secret", "bench", "doctor", "verify", "report", "owner"):
+    for step in ("docker", "base", "torch", "build", "secret", "cuda", "bench", "doctor", "verify", "report", "owner"):
         assert f"\n  {step} " in proc.stdout
 
 
@@ -107,11 +107,13 @@ def test_where_no_docker_engine_can_start_it_skips_in_one_line(fake_docker: dict
 
 # ---- smoke-check.py: verdicts -------------------------------------------------------------------------------------
 
-def write_records(directory: Path, statuses: dict[tuple[str, str], str], batch: int = 1) -> None:
+def write_records(directory: Path, statuses: dict[tuple[str, str], str], batch: int = 1,
+                  caffe: dict | None = None) -> None:
     store = ResultsStore(directory)
     for (network, backend), status in statuses.items():
         store.append(Record(config=Config(network=network, backend=backend, batch=batch), status=status,  # type: ignore[arg-type]
                             message=None if status == "ok" else "Caffe aborted: CHECK failed",
+                            metadata=caffe if backend == "caffe" and caffe else {},
                             finished_at="2026-12-06T00:00:00+00:00"))
 
 
@@ -157,6 +159,20 @@ def test_records_a_damaged_line_fails_even_when_every_configuration_is_ok(tmp_pa
     assert not ok and line == "8 records, 8 of 8 ok; 1 unreadable lines"
 
 
+@pytest.mark.parametrize(("caffe", "passes"), [
+    ({"backend_gpu_build": True, "backend_engine": "CAFFE", "backend_device": "cpu"}, True),
+    ({"backend_gpu_build": False, "backend_engine": "CAFFE"}, False),
+    ({"backend_gpu_build": True, "backend_engine": "CUDNN"}, False),
+    (None, False),
+])
+def test_records_of_the_gpu_image_say_caffe_is_the_gpu_build_in_cpu_mode(tmp_path: Path, caffe: dict | None,
+                                                                         passes: bool) -> None:
+    write_records(tmp_path, all_ok(), caffe=caffe)
+    ok, line = smoke_check.check_records(tmp_path, NETWORKS, BACKENDS, 1, gpu_build=True)
+    assert ok is passes, line
+    assert ("the GPU build, in CPU mode (engine CAFFE)" in line) if passes else "not the GPU build in CPU mode" in line
+
+
 def test_records_an_empty_directory_fails(tmp_path: Path) -> None:
     ok, line = smoke_check.check_records(tmp_path, NETWORKS, BACKENDS, 1)
     assert not ok and line.startswith("0 records, 0 of 8 ok")
@@ -194,6 +210,44 @@ WHEELS = "/opt/venv/lib/python3.11/site-packages/nvidia"
 def test_doctor_verdicts(report: dict, gpu_arch: str | None, passes: bool, says: str) -> None:
     ok, line = smoke_check.check_doctor(report, BACKENDS, gpu_arch)
     assert ok is passes and says in line, line
+
+
+def libraries(root: Path, *paths: str) -> Path:
+    for path in paths:
+        (root / path).parent.mkdir(parents=True, exist_ok=True)
+        (root / path).write_bytes(b"\x7fELF")
+    return root
+
+
+SITE = "opt/venv/lib/python3.11/site-packages/nvidia"
+ONE_COPY = [f"{SITE}/cu13/lib/{name}" for name in ("libcudart.so.13", "libcublas.so.13", "libcublasLt.so.13",
+                                                   "libcurand.so.10")]
+ONE_COPY += [f"{SITE}/cudnn/lib/libcudnn.so.9", f"{SITE}/cudnn/lib/libcudnn_ops.so.9"]
+
+
+def test_cuda_libraries_of_the_gpu_image_once_and_in_the_wheels(tmp_path: Path) -> None:
+    root = libraries(tmp_path, *ONE_COPY, "opt/caffe/lib/libopenblas.so.0", "usr/lib/libcuda_stub_notes.txt")
+    ok, line = smoke_check.check_cuda_libraries(root, gpu=True)
+    assert ok and line.startswith("one copy of each of 6 CUDA libraries"), line
+
+
+@pytest.mark.parametrize(("extra", "drop", "says"), [
+    (["usr/local/cuda/lib64/libcublas.so.13"], None, "more than one copy: libcublas.so.13 (2)"),
+    (["opt/caffe/lib/libcudnn_ops.so.9"], None, "outside the NVIDIA wheels"),
+    ([], f"{SITE}/cu13/lib/libcurand.so.10", "missing: libcurand.so"),
+])
+def test_cuda_libraries_a_second_copy_a_stray_or_a_gap_fails(tmp_path: Path, extra: list[str], drop: str | None,
+                                                             says: str) -> None:
+    root = libraries(tmp_path, *[p for p in ONE_COPY if p != drop], *extra)
+    ok, line = smoke_check.check_cuda_libraries(root, gpu=True)
+    assert not ok and says in line, line
+
+
+def test_cuda_libraries_none_in_the_cpu_image(tmp_path: Path) -> None:
+    assert smoke_check.check_cuda_libraries(libraries(tmp_path, "opt/caffe/lib/libopenblas.so.0"), gpu=False) == (
+        True, "no CUDA library in the image")
+    ok, line = smoke_check.check_cuda_libraries(libraries(tmp_path, f"{SITE}/cu13/lib/libcudart.so.13"), gpu=False)
+    assert not ok and "libcudart.so.13" in line
 
 
 def test_report_needs_both_files_not_empty(tmp_path: Path) -> None:
