@@ -73,6 +73,7 @@ class Image:
         self.glibc = glibc
         self.requirements: list[str] = []
         self.constraints: list[Path] = []
+        self.lists: dict[str, list[str]] = {}  # requirement files the build writes with pyproject-requirements.py
         body = "\n".join(stages(text)[s] for s in stage_names) if stage_names else text
         for command in self.pip_installs(body):
             self._read(command)
@@ -82,7 +83,8 @@ class Image:
 
     @staticmethod
     def pip_installs(text: str) -> list[list[str]]:
-        """The arguments of every `pip install`, and `.[EXTRAS]` for every pyproject-requirements.py EXTRAS."""
+        """The arguments of every `pip install`, and `.[EXTRAS]` for every pyproject-requirements.py EXTRAS (with
+        `> FILE` when its list is written to a file that a later `pip install -r FILE` reads)."""
         commands = []
         for line in run_steps(text):
             lexer = shlex.shlex(line.removeprefix("RUN "), posix=True, punctuation_chars=True)
@@ -95,7 +97,7 @@ class Image:
                 script = next((i for i, w in enumerate(words) if Path(w).name == "pyproject-requirements.py"), None)
                 pip = next((i for i, w in enumerate(words) if Path(w).name in ("pip", "pip3")), None)
                 if script is not None:
-                    commands.append([f".[{words[script + 2]}]"])
+                    commands.append([f".[{words[script + 2]}]", *words[script + 3:]])
                 elif pip is not None and "install" in words[pip:]:
                     commands.append(words[words.index("install", pip) + 1:])
                 words = []
@@ -104,31 +106,41 @@ class Image:
     def _read(self, words: list[str]) -> None:
         if "--upgrade" in words and words[-1] == "pip":
             return
+        if len(words) == 3 and words[1] == ">":  # pyproject-requirements.py EXTRAS > FILE
+            self.lists[Path(words[2]).name] = self._extras(words[0])
+            return
         it = iter(words)
         for word in it:
             if word in ("-c", "--constraint"):
                 name = Path(next(it)).name
                 self.constraints.append(next(p for p in (REPO / "docker" / name, REPO / ".ci" / name) if p.exists()))
-            elif word in ("-r", "--index-url", "--find-links"):
+            elif word in ("-r", "--requirement"):
+                name = Path(next(it)).name
+                assert name in self.lists, f"{self.path.name}: pip reads {name}, which no step here writes"
+                self.requirements += self.lists[name]
+            elif word in ("--index-url", "--find-links"):
                 next(it)
             elif word == ".":  # the harness: its dependencies, unless they were installed by an earlier step
                 if "--no-deps" not in words:
                     self.requirements += requirements_script.requirements(PYPROJECT["project"], [])
             elif word.startswith("."):
-                extras = re.fullmatch(r"\.\[([\w,-]+)\]", word)
-                assert extras, f"{self.path.name}: cannot read {word!r}"
-                self.requirements += requirements_script.requirements(PYPROJECT["project"],
-                                                                         extras.group(1).split(","))
+                self.requirements += self._extras(word)
             elif not word.startswith("-") and not word.startswith("/"):
                 self.requirements.append(word)
+
+    def _extras(self, word: str) -> list[str]:
+        """`.[EXTRAS]`: the harness's dependencies and those of EXTRAS, as pyproject-requirements.py lists them."""
+        extras = re.fullmatch(r"\.\[([\w,-]+)\]", word)
+        assert extras, f"{self.path.name}: cannot read {word!r}"
+        return requirements_script.requirements(PYPROJECT["project"], extras.group(1).split(","))
 
     def platforms(self) -> list[str]:
         tags = ["manylinux1_x86_64", "manylinux2010_x86_64", "manylinux2014_x86_64"]
         return tags + [f"manylinux_2_{n}_x86_64" for n in range(5, self.glibc + 1)]
 
 
-GPU = Image("Dockerfile", "harness (GPU)", ("python-cpu-only-0",))
-CPU = Image("Dockerfile", "harness (CPU_ONLY=1)", ("python-cpu-only-1",))
+GPU = Image("Dockerfile", "harness (GPU)", ("requirements", "python-cpu-only-0"))
+CPU = Image("Dockerfile", "harness (CPU_ONLY=1)", ("requirements", "python-cpu-only-1"))
 PAPER = Image("Dockerfile.paper", "harness-paper")
 IMAGES = (GPU, CPU, PAPER)
 
@@ -197,7 +209,7 @@ def test_each_variant_installs_its_own_builds() -> None:
     assert "onnxruntime-gpu>=1.17" in GPU.requirements and "onnxruntime>=1.17" not in GPU.requirements
     assert "onnxruntime>=1.17" in CPU.requirements and "onnxruntime-gpu>=1.17" not in CPU.requirements
     for image in (GPU, CPU):
-        assert {"torch>=2.1", "opencv-python-headless<5,>=4.8", "nvidia-ml-py>=12", "pandas>=2"} <= {
+        assert {"torch>=2.1", "opencv-python-headless<5,>=4.8", "nvidia-ml-py>=12", "pandas>=2", "h5py>=3"} <= {
             str(Requirement(r)) for r in image.requirements}, image
     cpu_stage = stages(CPU.text)["python-cpu-only-1"]
     assert 'ARG TORCH_CPU_INDEX=https://download.pytorch.org/whl/cpu' in cpu_stage
@@ -312,7 +324,7 @@ def test_gpu_image_resolves_to_one_cuda_major_and_the_libraries_caffe_was_built_
 def test_cpu_image_resolves_without_any_cuda(tmp_path: Path) -> None:
     """The CPU image's requirements but torch (which comes from PyTorch's CPU index, not PyPI, whose Linux torch is
     the CUDA build) resolve from PyPI to no CUDA or GPU package."""
-    without_torch = Image("Dockerfile", "harness (CPU_ONLY=1) but torch", ("python-cpu-only-1",))
+    without_torch = Image("Dockerfile", "harness (CPU_ONLY=1) but torch", ("requirements", "python-cpu-only-1"))
     without_torch.requirements = [r for r in CPU.requirements if Requirement(r).name != "torch"]
     without_torch.constraints = []
     resolved = resolve(without_torch, tmp_path)
