@@ -101,7 +101,8 @@ log "compiling pycaffe for Python $py_ver (numpy $("$BUNDLE_PYTHON" -c 'import n
 cp -a "$CAFFE_PREFIX" "$work/caffe-build"
 rm -f "$work/caffe-build/python/caffe/_caffe.so"
 # Not linked to libpython: the extension takes the interpreter's symbols, as extension modules do.
-make -C "$work/caffe-build" -j"$JOBS" pycaffe PYTHON_INCLUDE="$py_include $numpy_include" \
+# NumPy's headers first: Debian's python3-numpy has NumPy 1.x headers in /usr/include/python3.X/numpy.
+make -C "$work/caffe-build" -j"$JOBS" pycaffe PYTHON_INCLUDE="$numpy_include $py_include" \
   PYTHON_LIBRARIES="boost_python$pv" PYTHON_LIB="$boost_dir" >&2
 
 # ---- assemble ---------------------------------------------------------------------------------------
@@ -117,7 +118,7 @@ elves=("$root/build/lib/libcaffe.so.1.0.0" "$root/build/tools/caffe.bin" "$root/
 LD_LIBRARY_PATH="$boost_dir" bash "$SCRIPT_DIR/collect-libs.sh" "$root/lib" "${elves[@]}" >/dev/null
 rm -f "$root"/lib/libcaffe.so*  # collected as a dependency of pycaffe and the tool; it lives in build/lib
 
-cuda_needed=$(for f in "${elves[@]}"; do patchelf --print-needed "$f"; done | grep -E "$cuda_sonames" | sort -u |
+cuda_needed=$(for f in "${elves[@]}"; do patchelf --print-needed "$f"; done | { grep -E "$cuda_sonames" || true; } | sort -u |
   awk '/cudart/ {print 0, $0; next} /cublasLt/ {print 1, $0; next} {print 2, $0}' | sort | cut -d' ' -f2 | tr '\n' ' ')
 sed "s|@CUDA_LIBRARIES@|${cuda_needed% }|" "$SCRIPT_DIR/bundle/_bundle.py" >"$root/python/caffe/_bundle.py"
 {

@@ -20,4 +20,9 @@ if [ "$(id -u)" = 0 ] && [ -d "$results" ]; then
     exec chroot --userspec="$owner:$group" --skip-chdir / harness "$@"
   fi
 fi
+# Not root (docker run --user UID:GID) with a uid the image has no account for: HOME is then /, where nothing can be
+# written; the harness's and the frameworks' caches need a writable HOME.
+if [ ! -w "${HOME:-/}" ]; then
+  export HOME=/tmp
+fi
 exec harness "$@"
