@@ -62,6 +62,16 @@ def test_lanes_are_the_harness_siblings_and_their_trees() -> None:
     assert table.lanes(200, lambda pid: True) == {}  # a process of init has no sweep around it
 
 
+def test_workers_forked_by_other_warm_parents_are_lanes() -> None:
+    """Sweep 50 with warm parents 60 (ours: worker 100 and its sibling 101) and 70 (another backend's, whose
+    worker 110 measures another GPU's lane at the same time); 120 is not the harness's."""
+    table = ProcessTable(parent={50: 1, 60: 50, 70: 50, 120: 50, 100: 60, 101: 60, 104: 100, 110: 70},
+                         ticks={pid: 1 for pid in (50, 60, 70, 120, 100, 101, 104, 110)})
+    lanes = table.lanes(100, lambda pid: pid != 120, lambda pid: pid in (60, 70))
+    assert set(lanes) == {60, 101, 70, 110}
+    assert set(table.lanes(100, lambda pid: pid != 120)) == {101}  # without knowing 60 is a warm parent
+
+
 def test_lanes_cpu_time_is_recorded_and_not_counted_as_others() -> None:
     guard = ContentionGuard(0.25, 100.0, gpu=False)
     ticks = 1.0 / os.sysconf("SC_CLK_TCK")

@@ -202,27 +202,43 @@ class ProcessTable:
                 todo.extend(children.get(pid, []))
         return tree
 
-    def lanes(self, root: int, is_harness: Callable[[int], bool]) -> dict[int, int]:
-        """The trees of ``root``'s siblings that are harness processes (``is_harness``): the other lanes'
-        workers of a multi-GPU sweep, which share the sweep process (or its fork server) as parent."""
+    def lanes(self, root: int, is_harness: Callable[[int], bool],
+              is_warm_parent: Callable[[int], bool] = lambda pid: False) -> dict[int, int]:
+        """The harness processes beside ``root`` under the same sweep, with their trees: the other lanes'
+        workers of a multi-GPU sweep. A spawned worker's sweep is its parent; a forked worker's parent is a
+        warm parent (``is_warm_parent``) and its sweep the one above that, so that the workers forked by the
+        warm parents of other backends (another lane running another backend) are lanes too, not others."""
         parent = self.parent.get(root)
         if parent is None or parent <= 1:
             return {}
+        sweep = parent
+        if is_warm_parent(parent) and self.parent.get(parent, 0) > 1:
+            sweep = self.parent[parent]
+        ours = self.tree(root)
         out: dict[int, int] = {}
         for pid, ppid in self.parent.items():
-            if ppid == parent and pid != root and is_harness(pid):
-                out.update(self.tree(pid))
+            if ppid == sweep and pid != root and is_harness(pid):
+                out.update((p, t) for p, t in self.tree(pid).items() if p not in ours)
         return out
+
+
+def _argv_head(pid: int) -> list[bytes]:
+    """The first words of ``pid``'s command line (the interpreter, ``-m``, the module), [] if it is gone."""
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[:4]
+    except OSError:
+        return []
 
 
 def is_harness_process(pid: int) -> bool:
     """Whether ``pid`` runs the harness (a worker, a profile worker, a fork server): its command line
     names a ``harness`` module or script."""
-    try:
-        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    except OSError:
-        return False
-    return any(b"harness" in arg for arg in argv[:4])
+    return any(b"harness" in arg for arg in _argv_head(pid))
+
+
+def is_warm_parent_process(pid: int) -> bool:
+    """Whether ``pid`` is a warm parent (:mod:`harness.forkserver`), the parent of forked workers."""
+    return b"harness.forkserver" in _argv_head(pid)
 
 
 def process_tree(root: int) -> dict[int, int]:
@@ -303,7 +319,7 @@ class ContentionGuard:
     def begin(self, gpu_processes: list[list[Any]] | None = None) -> None:
         table = ProcessTable.read()
         self._ours = set(table.tree(self.root))
-        self._lanes = set(table.lanes(self.root, is_harness_process))
+        self._lanes = set(table.lanes(self.root, is_harness_process, is_warm_parent_process))
         self._gpu_before = [_entry(p) for p in gpu_processes or []]
         self._before = {"load1": load_average(), "cpu_mhz": cpu_mhz()}
         self._thread = threading.Thread(target=self._sample_loop, name="contention-guard", daemon=True)
@@ -322,7 +338,7 @@ class ContentionGuard:
     def _edge(self) -> _Edge:
         table = ProcessTable.read()
         tree = table.tree(self.root)
-        lanes = table.lanes(self.root, is_harness_process)
+        lanes = table.lanes(self.root, is_harness_process, is_warm_parent_process)
         self._ours = set(tree)  # the network's own processes (Caffe's, compile workers) exist by now
         self._lanes = set(lanes)
         return _Edge(time.time(), cpu_ticks(self.cpus), tree, lanes)
