@@ -249,3 +249,5 @@ def test_no_fork_server_spawns_every_worker(tmp_path: Path, capsys, monkeypatch:
     assert main([*args, "--force"]) == 0
     assert ResultsStore(tmp_path).records()[-1].metadata["worker_start"]["how"] == "forked"
     assert "sweep efficiency" in capsys.readouterr().err
+    assert main(args) == 0  # a rerun measures nothing: no efficiency of records an earlier run made
+    assert "1 skipped" in (err := capsys.readouterr().err) and "sweep efficiency" not in err

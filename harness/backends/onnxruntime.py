@@ -15,10 +15,17 @@ session option ``session.disable_cpu_ep_fallback`` is not used: it refuses those
 export with a computed shape - AlexNet's and GoogLeNet's LRN among them - would be refused on CUDA.)
 Profiling is ended after that run, so timed runs are not profiled. On CUDA, fp32 is IEEE fp32: the
 provider option ``use_tf32`` is 0 (it defaults to 1), read back and recorded.
+
+The CUDA provider's library names cuBLAS, cudart and cuDNN without a search path; pip's NVIDIA wheels are
+found only once something loads them. The worker imports no torch (which would), so a CUDA session first
+loads them with onnxruntime's own ``preload_dlls`` (from the wheels' ``nvidia/cu13/lib`` and
+``nvidia/cudnn/lib``, else the system's).
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import tempfile
@@ -87,7 +94,19 @@ class OnnxRuntimeBackend(Backend):
             raise BackendUnavailable(f"onnxruntime {ort.__version__}: {CUDA_EP} is not available here "
                                      f"(providers: {', '.join(ort.get_available_providers())}; "
                                      "install onnxruntime-gpu)")
+        if target.device.startswith("cuda"):
+            load_cuda_libraries(ort)
         return OnnxRuntimeSession(target, mode)
+
+
+def load_cuda_libraries(ort: Any) -> None:
+    """CUDA and cuDNN loaded for the CUDA provider (module docstring). ``preload_dlls`` (onnxruntime >= 1.21)
+    prints what it could not load; a library still missing makes the session's own load fail with its
+    name, so its printing is kept off the worker's output."""
+    preload = getattr(ort, "preload_dlls", None)
+    if preload is not None:
+        with contextlib.redirect_stdout(io.StringIO()):
+            preload(cuda=True, cudnn=True, msvc=False)
 
 
 def node_providers(profile: list[dict[str, Any]]) -> dict[str, list[str]]:

@@ -174,6 +174,7 @@ def run(args: argparse.Namespace) -> int:
     counts: dict[str, int] = {}
     flagged: list[str] = []
     keys: set[str] = set()
+    ran: set[str] = set()  # the configurations measured by this call (not those an earlier run finished)
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console, transient=False) as progress:
         task = progress.add_task("bench", total=None)  # the executor says how many, once it has planned
@@ -184,6 +185,8 @@ def run(args: argparse.Namespace) -> int:
 
         def on_done(record: Record | None, config: Config) -> None:
             keys.add(config.key())
+            if record is not None:
+                ran.add(config.key())
             status = record.status if record else "skipped"
             counts[status] = counts.get(status, 0) + 1
             if record is not None and record.contended:
@@ -204,11 +207,11 @@ def run(args: argparse.Namespace) -> int:
                                contention=policy, wait=not args.no_wait, on_note=on_note, on_total=on_total)
         with _fork_server(not args.no_fork_server):
             executor.run(request)
+    elapsed = time.monotonic() - started  # the sweep's; layer profiles after it are timed on their own
     if not request.wait:
         return 0
     if data.get("layer_profiles"):
         _layer_profiles(spec, args, console)
-    elapsed = time.monotonic() - started
     records = [r for r in store.records() if r.key in keys]
     stdout_console().print(summary_table(records))
     comparison = comparison_text(records)
@@ -219,7 +222,7 @@ def run(args: argparse.Namespace) -> int:
                   + (f"; {len(flagged)} measured while other processes used the GPU or CPU (flagged contended, "
                      "left out of the report's verdicts; docs/cluster.md)" if flagged else "")
                   + f"; results in {store.dir}", markup=False)
-    overhead = sweep_overhead(records, elapsed)
+    overhead = sweep_overhead([r for r in records if r.key in ran], elapsed)
     if overhead.windows:
         console.print(overhead.line(), markup=False, soft_wrap=True)
     attempted = sum(n for status, n in counts.items() if status != "skipped")
