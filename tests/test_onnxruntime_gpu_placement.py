@@ -81,3 +81,31 @@ def test_a_real_profile_of_an_lrn_network(tmp_path: Path) -> None:
     placed[CUDA_EP].remove(conv)
     placed[CPU_EP].append(conv)
     assert "(Conv)" in check_providers(placed, CUDA_EP, shapes)
+
+
+def test_a_cuda_session_loads_the_wheels_cuda_libraries_first(monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    """The CUDA provider's library has no search path for pip's NVIDIA wheels and the worker imports no torch:
+    load() has onnxruntime preload them for a CUDA target (what preload_dlls prints is kept off the output),
+    not for a CPU one."""
+    import types
+
+    from harness.backends import onnxruntime as backend
+    from harness.backends.base import RunTarget
+    from harness.zoo import zoo_graph
+
+    calls: list[dict] = []
+
+    def preload_dlls(**kwargs: bool) -> None:
+        print("Failed to load libcudnn.so.9")  # as onnxruntime prints a library it did not find
+        calls.append(kwargs)
+
+    fake = types.SimpleNamespace(__version__="1.31.1", preload_dlls=preload_dlls,
+                                 get_available_providers=lambda: [CUDA_EP, CPU_EP])
+    monkeypatch.setitem(__import__("sys").modules, "onnxruntime", fake)
+    monkeypatch.setattr(backend, "OnnxRuntimeSession", lambda target, mode: ("session", target.device, mode))
+    graph = zoo_graph("squeezenet_v1.1")
+    cpu = backend.OnnxRuntimeBackend().load(RunTarget(graph, "squeezenet_v1.1", 1, device="cpu"))
+    assert cpu == ("session", "cpu", "opt-all") and calls == []
+    backend.OnnxRuntimeBackend().load(RunTarget(graph, "squeezenet_v1.1", 1, device="cuda:0"))
+    assert calls == [{"cuda": True, "cudnn": True, "msvc": False}]
+    assert "Failed to load" not in capsys.readouterr().out
