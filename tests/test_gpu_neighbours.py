@@ -72,6 +72,26 @@ def test_workers_forked_by_other_warm_parents_are_lanes() -> None:
     assert set(table.lanes(100, lambda pid: pid != 120)) == {101}  # without knowing 60 is a warm parent
 
 
+def test_a_warm_parent_counts_with_its_own_ticks() -> None:
+    """Warm parent 70 reaped another lane's worker during the window: its children's ticks (cutime) jump by
+    the worker's whole life, which must not enter the window as lane time (it would hide others' load)."""
+    def table(reaped: int) -> ProcessTable:
+        return ProcessTable(parent={50: 1, 60: 50, 70: 50, 100: 60},
+                            ticks={50: 5, 60: 3, 70: 4 + reaped, 100: 10}, own={50: 5, 60: 3, 70: 4, 100: 10})
+
+    def warm(pid: int) -> bool:
+        return pid in (60, 70)
+
+    assert table(0).lanes(100, lambda pid: True, warm) == table(5000).lanes(100, lambda pid: True, warm)
+
+
+def test_the_worker_name_the_guard_knows_is_the_workers() -> None:
+    from harness.measure.contention import WORKER_PROCESS_NAME
+    from harness.worker import PROCESS_NAME
+
+    assert PROCESS_NAME.decode() == WORKER_PROCESS_NAME
+
+
 def test_lanes_cpu_time_is_recorded_and_not_counted_as_others() -> None:
     guard = ContentionGuard(0.25, 100.0, gpu=False)
     ticks = 1.0 / os.sysconf("SC_CLK_TCK")

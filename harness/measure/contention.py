@@ -169,15 +169,17 @@ def _stat_fields(pid: int | str) -> list[str] | None:
 @dataclass(frozen=True)
 class ProcessTable:
     """Every process now: pid -> parent pid, pid -> CPU ticks used (utime+stime, plus cutime+cstime: the
-    time of children it reaped)."""
+    time of children it reaped), and pid -> its own ticks (utime+stime)."""
 
     parent: dict[int, int]
     ticks: dict[int, int]
+    own: dict[int, int] = field(default_factory=dict)
 
     @classmethod
     def read(cls) -> ProcessTable:
         parent: dict[int, int] = {}
         ticks: dict[int, int] = {}
+        own: dict[int, int] = {}
         for entry in Path("/proc").iterdir():
             if not entry.name.isdigit():
                 continue
@@ -186,8 +188,9 @@ class ProcessTable:
                 continue
             pid = int(entry.name)
             parent[pid] = int(f[1])
-            ticks[pid] = int(f[11]) + int(f[12]) + int(f[13]) + int(f[14])
-        return cls(parent, ticks)
+            own[pid] = int(f[11]) + int(f[12])
+            ticks[pid] = own[pid] + int(f[13]) + int(f[14])
+        return cls(parent, ticks, own)
 
     def tree(self, root: int) -> dict[int, int]:
         """``root`` and all its descendants: pid -> CPU ticks."""
@@ -207,7 +210,9 @@ class ProcessTable:
         """The harness processes beside ``root`` under the same sweep, with their trees: the other lanes'
         workers of a multi-GPU sweep. A spawned worker's sweep is its parent; a forked worker's parent is a
         warm parent (``is_warm_parent``) and its sweep the one above that, so that the workers forked by the
-        warm parents of other backends (another lane running another backend) are lanes too, not others."""
+        warm parents of other backends (another lane running another backend) are lanes too, not others.
+        A warm parent counts with its own ticks only: a worker it reaps during a window would otherwise
+        bring its whole life's CPU time into that window."""
         parent = self.parent.get(root)
         if parent is None or parent <= 1:
             return {}
@@ -219,7 +224,7 @@ class ProcessTable:
         for pid, ppid in self.parent.items():
             if ppid == sweep and pid != root and is_harness(pid):
                 out.update((p, t) for p, t in self.tree(pid).items() if p not in ours)
-        return out
+        return {p: self.own.get(p, t) if is_warm_parent(p) else t for p, t in out.items()}
 
 
 def _argv_head(pid: int) -> list[bytes]:
@@ -236,9 +241,19 @@ def is_harness_process(pid: int) -> bool:
     return any(b"harness" in arg for arg in _argv_head(pid))
 
 
+#: the name a worker gives its process (harness.worker.PROCESS_NAME; a forked worker keeps its warm parent's
+#: command line, so the name tells them apart)
+WORKER_PROCESS_NAME = "harness-worker"
+
+
 def is_warm_parent_process(pid: int) -> bool:
     """Whether ``pid`` is a warm parent (:mod:`harness.forkserver`), the parent of forked workers."""
-    return b"harness.forkserver" in _argv_head(pid)
+    if b"harness.forkserver" not in _argv_head(pid):
+        return False
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip() != WORKER_PROCESS_NAME
+    except OSError:
+        return False
 
 
 def process_tree(root: int) -> dict[int, int]:
