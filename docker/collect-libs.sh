@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # collect-libs.sh DEST ELF... : copy the shared libraries the given ELF files load (as ldd resolves
-# them) into DEST, except those the runtime image provides itself: glibc, libstdc++/libgcc, libpython,
-# and the CUDA/cuDNN/driver libraries of the nvidia/cuda runtime base.
+# them) into DEST, except those the target provides itself: glibc, libstdc++/libgcc, libpython, the
+# driver, and the CUDA/cuDNN libraries of PyTorch's NVIDIA wheels.
 #
-# Why: docker/Dockerfile builds Caffe in the large CUDA *devel* image and runs it in the *runtime*
-# image; Caffe's own dependencies (boost, protobuf, glog, gflags, hdf5, openblas) come along this way
-# instead of installing their -dev packages (and compilers) a second time.
+# Why: docker/Dockerfile builds Caffe in a build stage with compilers and -dev packages and runs it in an
+# image without them; Caffe's own dependencies (boost, protobuf, glog, gflags, hdf5, openblas) come along
+# this way instead of installing their -dev packages (and compilers) a second time.
 set -euo pipefail
 
 [[ $# -ge 2 ]] || { echo "usage: $0 DEST ELF..." >&2; exit 2; }

@@ -70,7 +70,8 @@ def check_cuda_libraries(root: Path, gpu: bool) -> tuple[bool, str]:
                 found.setdefault(name, []).append(os.path.join(directory, name))
     paths = sorted(p for ps in found.values() for p in ps)
     if not gpu:
-        return (not paths, "no CUDA library in the image" if not paths else "CUDA libraries in the CPU image: "
+        return (not paths, "no CUDA runtime, cuBLAS, cuRAND or cuDNN library in the image" if not paths
+                else "CUDA libraries in the CPU image: "
                 + ", ".join(paths[:5]))
     twice = {name: ps for name, ps in found.items() if len(ps) > 1}
     elsewhere = [p for p in paths if WHEEL_LIBRARIES not in p]
@@ -111,7 +112,7 @@ def check_doctor(report: dict, backends: list[str], gpu_arch: str | None) -> tup
     names = sorted({Path(p).name.split(".so")[0] for p in libraries})
     return True, (f"{len(available)} backends available; Caffe GPU build (CUDA {caffe.get('cuda_version')}, "
                   f"sm {gpu_arch}, cuDNN {caffe.get('cudnn_version')}) loads {', '.join(names)} from the wheels "
-                  f"({Path(libraries[0]).parent})")
+                  f"({', '.join(sorted({str(Path(p).parent) for p in libraries}))})")
 
 
 def check_report(directory: Path) -> tuple[bool, str]:

@@ -23,7 +23,8 @@
 #           Caffe is the GPU + cuDNN build for SM and loaded its CUDA libraries from the NVIDIA wheels
 #   verify  docker run --rm IMAGE verify squeezenet_v1.1 exits 0 (every backend computes Caffe's outputs)
 #   report  harness report (in the image) on what the container wrote, into OUT_DIR/report
-#   owner   every file under OUT_DIR/results and OUT_DIR/report belongs to the calling user
+#   owner   every file under OUT_DIR/results and OUT_DIR/report belongs to the calling user (run as root: to the
+#           user the directories were given to, so that the entrypoint's switch of user is exercised)
 # Logs go to OUT_DIR/logs/. The verdicts on what the container wrote are docker/smoke-check.py's, run in the
 # image, so the host needs only bash and Docker.
 #
@@ -177,7 +178,7 @@ if "$docker" build --progress=plain -f "$repo/docker/Dockerfile" -t "$image" "${
   >"$logs/build.log" 2>&1; then
   build_s=$((SECONDS - start))
   size=$("$docker" image inspect -f '{{.Size}}' "$image" | awk '{printf "%.2f GB", $1 / 1e9}')
-  say ok build "$image: $size, $build_s s (BuildKit cache: $(grep -c ' CACHED$' "$logs/build.log") steps cached)${ca:+; secret ca=$ca}"
+  say ok build "$image: $size, $build_s s (BuildKit cache: $(grep -c ' CACHED$' "$logs/build.log") steps cached); WITH_NCU=0 (no Nsight Compute)${ca:+; secret ca=$ca}"
 else
   say FAIL build "docker build failed after $((SECONDS - start)) s: $(grep -E 'ERROR|error:' "$logs/build.log" | tail -n 1) (log: $logs/build.log)"
   finish
@@ -216,9 +217,16 @@ if [[ -n "$ca" ]]; then
   fi
 fi
 
-# what the container writes, owned by the calling user (created here, not by docker run as root)
+# what the container writes, owned by the calling user (created here, not by docker run as root). Run as root, the
+# directories are given to a user (nobody, 65534), as a user's own results directory is, so that the entrypoint's
+# switch to the directory's owner is what the owner step checks, on CI too.
 rm -rf "$out/results" "$out/report"
 mkdir -p "$out/results" "$out/report"
+owner_uid=$(id -u)
+if [[ $owner_uid -eq 0 ]]; then
+  owner_uid=65534
+  chown "$owner_uid:$owner_uid" "$out/results" "$out/report"
+fi
 check() {  # check CHECK ARGS... : docker/smoke-check.py in the image, the results and report mounted read-only
   "$docker" run --rm -v "$out/results:/results:ro" -v "$out/report:/report:ro" -v "$out/logs:/logs:ro" \
     -v "$repo/docker/smoke-check.py:/usr/local/lib/smoke-check.py:ro" --entrypoint python "$image" \
@@ -273,11 +281,12 @@ else
 fi
 
 # ---- owner --------------------------------------------------------------------------------------------------------
-others=$(find "$out/results" "$out/report" ! -user "$(id -u)" | head -n 3)
+others=$(find "$out/results" "$out/report" ! -user "$owner_uid" | head -n 3)
 total=$(find "$out/results" "$out/report" -type f | wc -l)
+whose=$([[ $owner_uid -eq $(id -u) ]] && echo "$(id -un) (uid $owner_uid)" || echo "the directories' owner (uid $owner_uid; run as root)")
 if [[ -z "$others" ]]; then
-  say ok owner "all $total files under results/ and report/ belong to $(id -un) (uid $(id -u))"
+  say ok owner "all $total files under results/ and report/ belong to $whose"
 else
-  say FAIL owner "not owned by uid $(id -u): $(echo "$others" | tr '\n' ' ')"
+  say FAIL owner "not owned by uid $owner_uid: $(echo "$others" | tr '\n' ' ')"
 fi
 finish

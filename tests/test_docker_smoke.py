@@ -245,7 +245,7 @@ def test_cuda_libraries_a_second_copy_a_stray_or_a_gap_fails(tmp_path: Path, ext
 
 def test_cuda_libraries_none_in_the_cpu_image(tmp_path: Path) -> None:
     assert smoke_check.check_cuda_libraries(libraries(tmp_path, "opt/caffe/lib/libopenblas.so.0"), gpu=False) == (
-        True, "no CUDA library in the image")
+        True, "no CUDA runtime, cuBLAS, cuRAND or cuDNN library in the image")
     ok, line = smoke_check.check_cuda_libraries(libraries(tmp_path, f"{SITE}/cu13/lib/libcudart.so.13"), gpu=False)
     assert not ok and "libcudart.so.13" in line
 

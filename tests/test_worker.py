@@ -230,6 +230,8 @@ def test_a_real_out_of_memory_is_recorded_oom_and_final(backend: str, tmp_path: 
     records = get_executor("local")().run(SweepRequest(spec, tmp_path / "res", on_start=lambda c: launched.append(c)))
     assert [r.status for r in records] == ["oom", "oom"], [r.message for r in records]
     assert records[1].inferred_from == records[0].key and [c.batch for c in launched] == [512]
+    if os.environ.get("HARNESS_FORK_SERVER", "1") != "0":  # a sweep's workers are forked from warm parents
+        assert records[0].metadata["worker_start"]["how"] == "forked"
 
 
 SYNTHETIC_NVML = Path(__file__).parent / "data" / "synthetic_nvml"
