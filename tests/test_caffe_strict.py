@@ -215,19 +215,37 @@ def test_real_caffe_agrees_with_every_reproducer(tmp_path: Path, oracle: Oracle)
     assert not disagree, "\n".join(disagree)
 
 
+def caffe_source() -> Path:
+    """The ``src/caffe`` tree of a Caffe build here (docker/build-caffe.sh keeps it in the prefix, and the
+    fetched source in its cache); skips (fails with HARNESS_REQUIRE_PYCAFFE) without one."""
+    candidates = [Path(os.environ.get("CAFFE_ROOT", "/opt/caffe")), Path.home() / ".cache/harness"]
+    trees = [p for root in candidates for p in [*root.glob("src/caffe"), *root.glob("caffe-source-*/tree/src/caffe")]
+             if (p / "proto/caffe.proto").is_file()]
+    if not trees:
+        if os.environ.get("HARNESS_REQUIRE_PYCAFFE"):
+            pytest.fail("no source tree of a Caffe build found")
+        pytest.skip("no source tree of a Caffe build here")
+    return trees[0]
+
+
 def test_the_schema_module_is_generated_from_caffes_proto() -> None:
     from harness.ir import caffe_schema
     from harness.ir.caffe_schema_gen import render
 
-    candidates = [Path(os.environ.get("CAFFE_ROOT", "/opt/caffe")), Path.home() / ".cache/harness"]
-    protos = [p for root in candidates for p in [*root.glob("src/caffe/proto/caffe.proto"),
-                                                 *root.glob("caffe-source-*/tree/src/caffe/proto/caffe.proto")]]
-    if not protos:
-        if os.environ.get("HARNESS_REQUIRE_PYCAFFE"):
-            pytest.fail("no caffe.proto of a Caffe build found")
-        pytest.skip("no caffe.proto of a Caffe build here")
-    text = protos[0].read_text(encoding="utf-8")
-    assert render(protos[0], text) == Path(caffe_schema.__file__).read_text(encoding="utf-8")
+    proto = caffe_source() / "proto/caffe.proto"
+    text = proto.read_text(encoding="utf-8")
+    assert render(proto, text) == Path(caffe_schema.__file__).read_text(encoding="utf-8")
+
+
+def test_the_handler_table_knows_every_layer_type_caffe_registers() -> None:
+    """docs/caffe-convention.md: every type BVLC Caffe registers (REGISTER_LAYER_CLASS / _CREATOR in its
+    source) has a handler."""
+    from harness.layers.base import known_types
+
+    registered = {m for path in caffe_source().rglob("*.c[pu]*")
+                  for m in re.findall(r"REGISTER_LAYER_(?:CLASS|CREATOR)\((\w+)", path.read_text(errors="replace"))}
+    assert len(registered) > 50
+    assert registered <= set(known_types()), sorted(registered - set(known_types()))
 
 
 def test_the_graph_is_read_once_for_both_conventions() -> None:
