@@ -195,6 +195,20 @@ def test_reproducer_gives_caffes_outcome(tmp_path: Path, name: str, text: str | 
             assert [tuple(s) for s in ours["params"][layer]] == shapes
 
 
+WHITESPACE = [r for r in REPRODUCERS if "as a space" in r[0]]
+
+
+@pytest.mark.parametrize(("name", "text", "expected"), WHITESPACE, ids=[r[0] for r in WHITESPACE])
+def test_odd_whitespace_is_refused_in_the_paper_convention_too(tmp_path: Path, capsys, name: str, text: str,
+                                                               expected: str) -> None:
+    from harness.cli.main import main
+
+    path = tmp_path / "net.prototxt"
+    path.write_text(text, encoding="utf-8")
+    assert main(["analyze", str(path), "--convention", "paper"]) == 2
+    assert re.search(expected, capsys.readouterr().err)
+
+
 @pytest.fixture(scope="module")
 def oracle():
     found = Oracle()
