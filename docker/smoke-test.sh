@@ -112,7 +112,8 @@ docker=$(pick_client)
 started=""
 if [[ -z "$docker" && $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
   { apt-get install -y -qq docker.io || { apt-get update -qq && apt-get install -y -qq docker.io; }; } \
-    >"$logs/apt-docker.log" 2>&1 || skip "docker.io could not be installed (log: $logs/apt-docker.log)"
+    >"$logs/apt-docker.log" 2>&1 ||
+    { say FAIL docker "docker.io could not be installed: $(tail -n 1 "$logs/apt-docker.log") (log: $logs/apt-docker.log)"; finish; }
   started="docker.io installed"
   docker=$(pick_client)
 fi
