@@ -25,7 +25,8 @@ A request is one SOCK_SEQPACKET message on the socket: JSON ``{"entry": ..., "en
 file descriptors (the child's stdin, stdout, stderr). Replies: ``{"pid": N, ...}`` or ``{"refused":
 why}``, then ``{"exit": returncode}`` when the child is gone (Popen's convention: -N for signal N).
 
-Standard library only at the top: this runs under pycaffe's interpreter too.
+Standard library only at the top (:mod:`harness.process_group` is too): this runs under pycaffe's
+interpreter too.
 """
 
 from __future__ import annotations
@@ -42,6 +43,8 @@ import sys
 import time
 import traceback
 from typing import Any
+
+from harness.process_group import kill_process_group
 
 #: the most a request may hold (the environment is the bulk of it)
 MAX_REQUEST = 1 << 20
@@ -214,7 +217,7 @@ class ForkServer:
             self.selector.unregister(conn)
             for pid, owner in list(self.children.items()):
                 if owner is conn:
-                    _kill_group(pid)
+                    kill_process_group(pid)
             conn.close()
             return
         try:
@@ -265,22 +268,13 @@ class ForkServer:
         if os.read(0, 4096):
             return True
         for pid in list(self.children):  # the harness is gone: nothing it started may outlive it
-            _kill_group(pid)
+            kill_process_group(pid)
         return False
 
     @staticmethod
     def _answer(conn: socket.socket, reply: dict[str, Any]) -> None:
         with contextlib.suppress(OSError):  # the client is gone; its end of file comes to _request
             conn.send(json.dumps(reply).encode())
-
-
-def _kill_group(pid: int) -> None:
-    for kill in (os.killpg, os.kill):
-        try:
-            kill(pid, signal.SIGKILL)
-            return
-        except (ProcessLookupError, PermissionError):
-            continue
 
 
 def warm_up(backend: str) -> dict[str, Any]:

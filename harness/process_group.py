@@ -9,10 +9,19 @@ import subprocess
 from typing import Any
 
 
+def kill_process_group(pid: int) -> None:
+    """Kill the process group ``pid`` leads, or the process alone where it leads none; nothing where it is gone.
+    Reaping it is its parent's business (a warm parent reaps its forked workers as they end)."""
+    for kill in (os.killpg, os.kill):
+        try:
+            kill(pid, signal.SIGKILL)
+            return
+        except (ProcessLookupError, PermissionError):
+            continue
+
+
 def kill_group(proc: subprocess.Popen[Any]) -> None:
     """Kill ``proc`` and its process group, and reap it."""
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        proc.kill()
+    if proc.returncode is None:  # reaped already: its pid may be another process's by now
+        kill_process_group(proc.pid)
     proc.wait()

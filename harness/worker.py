@@ -54,14 +54,12 @@ from harness.process_group import kill_group
 from harness.results.metadata import host_metadata, run_metadata
 from harness.results.records import Config, LatencyFigures, Placement, Record, utc_now
 from harness.results.store import ResultsStore, StoreWriteError
-from harness.worker_start import WorkerProcess, start_worker
+from harness.worker_start import LOG_TAIL_LINES, WorkerProcess, exit_unknown, how_started, start_worker
 
 #: a worker that has not replied by then is stuck: killed and recorded (``worker_timeout_s`` setting)
 BASE_TIMEOUT_S = 600.0
 #: exit status of a worker whose record could not be appended (it is in the fallback file it names)
 EXIT_NOT_STORED = 3
-#: how much of a dead worker's log a failure record quotes
-LOG_TAIL_LINES = 3
 #: the worker's process name (``ps -e``, /proc/PID/comm), however it started
 PROCESS_NAME = b"harness-worker"
 
@@ -327,15 +325,15 @@ def spawn_worker(job: Job, env_extra: dict[str, str] | None = None) -> WorkerOut
         record = job_kind(job.kind).record.from_dict(reply["record"])
         retry = bool(reply.get("retry"))
         return WorkerOutcome(record, stored="not_stored" not in reply and not retry, log_tail=tail, retry=retry)
+    started = how_started(proc)
     if timed_out:
         return _parent_record(job, "failed", f"worker stuck: no result within {deadline:.0f} s; killed it "
-                                             "(the worker_timeout_s setting sets the limit)", tail)
+                                             "(the worker_timeout_s setting sets the limit)", tail, started)
     explained = type(backend).explain_death(text)
     if explained is not None:
         status, message = explained
-        return _parent_record(job, status, message, tail)
-    return _parent_record(job, "failed", describe_exit(proc.returncode, tail, getattr(proc, "exit_unknown", None)),
-                          tail)
+        return _parent_record(job, status, message, tail, started)
+    return _parent_record(job, "failed", describe_exit(proc.returncode, tail, exit_unknown(proc)), tail, started)
 
 
 def _exchange(proc: WorkerProcess, job: bytes, timeout_s: float) -> tuple[dict[str, Any] | None, bool]:
@@ -385,11 +383,16 @@ def describe_exit(code: int | None, tail: list[str], unknown: str | None = None)
     return one_line(what + (": " + " | ".join(tail) if tail else ""))
 
 
-def _parent_record(job: Job, status: str, message: str, tail: list[str] | None = None) -> WorkerOutcome:
+def _parent_record(job: Job, status: str, message: str, tail: list[str] | None = None,
+                   started: dict[str, Any] | None = None) -> WorkerOutcome:
+    """The record of a configuration whose worker could not record it: it crashed or hung (``started``: how
+    that worker had started, as its own record would say), or none could start."""
     now = utc_now()
     kind = job_kind(job.kind)
     record = kind.record(config=job.config, status=status, message=one_line(message), started_at=now,
                          finished_at=now, metadata={**host_metadata(), "recorded_by": "parent"})
+    if started is not None:
+        record.metadata["worker_start"] = started
     if tail:
         record.metadata["worker_log_tail"] = tail
     placement = job.placement or Placement(executor="direct", host=socket.gethostname())

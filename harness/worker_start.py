@@ -16,10 +16,14 @@ its workers read (:func:`prepare_shared`: the converted prototxts, the weights, 
 first configuration starts once they are all ready, so no window is measured beside an importing parent.
 
 Every failure of this machinery falls back to what it replaces, never to a lost configuration: a warm
-parent that cannot start (its framework is not installed: the spawned worker then records why), one that
-refuses to fork (:func:`harness.forkserver.fork_hazards`), or one that dies (killed, out of memory) is
-replaced up to :data:`MAX_RESTARTS` times, and after that its backend's workers are spawned. A worker
-whose parent dies under it still replies and is recorded; only its exit status is then unknown.
+parent that cannot start (its framework is not installed) is not started again and its workers are spawned
+(the spawned worker then records why); one that refuses to fork (:func:`harness.forkserver.fork_hazards`:
+what it refuses for does not go away) or dies (killed, out of memory) is closed and replaced, up to
+:data:`MAX_RESTARTS` times in a sweep, and after that its workers are spawned. A worker whose parent dies
+under it still replies and is recorded; only its exit status is then unknown.
+
+Each parent has a lock of its own: a lane waiting for a replacement parent to import its framework stalls
+only the lanes of that parent, never those of another backend.
 
 ``HARNESS_FORK_SERVER=0`` (``harness bench --no-fork-server``) spawns every worker fresh.
 """
@@ -53,10 +57,12 @@ FORK_SERVER_ENV = "HARNESS_FORK_SERVER"
 LATE_ENV = frozenset({"CUDA_VISIBLE_DEVICES", "CUDA_DEVICE_ORDER", "NVIDIA_TF32_OVERRIDE"})
 #: how long a warm parent may take to import its framework
 READY_TIMEOUT_S = 600.0
-#: a warm parent that died this many times in one sweep is not started again: its backend's workers spawn
+#: a warm parent that died or refused to fork this many times in one sweep is not started again: its
+#: workers are spawned
 MAX_RESTARTS = 3
 #: a fork takes milliseconds; a warm parent that has not answered by then is stuck, and replaced
 FORK_TIMEOUT_S = 60.0
+#: how much of a log (a dead worker's, a warm parent's that did not start) a message quotes
 LOG_TAIL_LINES = 3
 
 
@@ -71,8 +77,6 @@ class WorkerProcess(Protocol):
     stdin: IO[bytes] | None
     stdout: IO[bytes] | None
     returncode: int | None
-
-    def poll(self) -> int | None: ...
 
     def wait(self, timeout: float | None = None) -> int | None: ...
 
@@ -97,15 +101,15 @@ class ParentKey:
 class ForkedWorker:
     """A worker forked by a warm parent: its pipes here, its exit status reported by the parent."""
 
-    def __init__(self, pid: int, stdin: IO[bytes], stdout: IO[bytes], conn: socket.socket) -> None:
+    def __init__(self, pid: int, stdin: IO[bytes], stdout: IO[bytes], conn: socket.socket,
+                 started: dict[str, Any]) -> None:
         self.pid, self.stdin, self.stdout, self.conn = pid, stdin, stdout, conn
+        #: how it started, as the parent of the sweep knows it (the worker records its own, the same)
+        self.started = started
         self.returncode: int | None = None
         #: why the exit status is unknown (its parent died while it ran), or None
         self.exit_unknown: str | None = None
         self._done = False
-
-    def poll(self) -> int | None:
-        return self.wait(0) if not self._done else self.returncode
 
     def wait(self, timeout: float | None = None) -> int | None:
         """The exit status (Popen's convention); subprocess.TimeoutExpired when it is not there in time."""
@@ -114,8 +118,6 @@ class ForkedWorker:
         with selectors.DefaultSelector() as sel:
             sel.register(self.conn, selectors.EVENT_READ)
             if not sel.select(timeout):
-                if timeout == 0:
-                    return None
                 raise subprocess.TimeoutExpired(f"worker {self.pid}", timeout or 0.0)
         try:
             data = self.conn.recv(4096)
@@ -133,6 +135,16 @@ class ForkedWorker:
     def kill(self) -> None:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.kill(self.pid, signal.SIGKILL)
+
+
+def how_started(proc: WorkerProcess) -> dict[str, Any]:
+    """How a worker process started, as its record says it (``metadata["worker_start"]``)."""
+    return dict(proc.started) if isinstance(proc, ForkedWorker) else {"how": "spawned"}
+
+
+def exit_unknown(proc: WorkerProcess) -> str | None:
+    """Why ``proc``'s exit status is unknown (a forked worker whose warm parent died under it), or None."""
+    return proc.exit_unknown if isinstance(proc, ForkedWorker) else None
 
 
 def _wait_gone(pid: int, timeout_s: float = 10.0) -> None:
@@ -205,18 +217,19 @@ class WarmParent:
                 os.close(stdout_w)
             conn.settimeout(None)
             reply = json.loads(data) if data else {}
+            if "refused" in reply:
+                raise ParentUnavailable(f"the warm parent of {self.key.backend} refused to fork: {reply['refused']}")
             if "pid" not in reply:
-                raise ParentUnavailable(reply.get("refused") or f"the warm parent of {self.key.backend} died ({why})"
-                                        + self._log_tail())
+                raise ParentUnavailable(f"the warm parent of {self.key.backend} died ({why})" + self._log_tail())
         except BaseException:
             conn.close()
             os.close(stdin_w)
             os.close(stdout_r)
             raise
-        return ForkedWorker(reply["pid"], os.fdopen(stdin_w, "wb"), os.fdopen(stdout_r, "rb"), conn)
-
-    def alive(self) -> bool:
-        return self.proc.poll() is None
+        warmed = {k: self.info[k] for k in ("parent_backend", "parent_warm_up_s") if k in self.info}
+        started = {**warmed, "how": "forked", "parent_pid": self.proc.pid,  # what the worker records of itself
+                   "parent_threads_at_fork": reply.get("parent_threads_at_fork")}
+        return ForkedWorker(reply["pid"], os.fdopen(stdin_w, "wb"), os.fdopen(stdout_r, "rb"), conn, started)
 
     def hang_up(self) -> None:
         if self.proc.stdin is not None:
@@ -246,59 +259,82 @@ class WarmParent:
 
 
 class WarmParents:
-    """The warm parents of one sweep, by key; thread-safe (the lanes of a multi-GPU sweep share them)."""
+    """The warm parents of one sweep, by key; thread-safe (the lanes of a multi-GPU sweep share them).
+
+    Each key has a lock of its own, held while its parent starts, gets ready, forks or is replaced: a lane
+    waits only for the parent it needs. ``registry`` guards the dictionaries, and is held only to read or
+    change them."""
 
     def __init__(self, note: Callable[[str], None] | None = None) -> None:
         self.note = note or (lambda text: None)
         self.parents: dict[ParentKey, WarmParent] = {}
         self.spawn_only: dict[ParentKey, str] = {}  # keys whose workers are spawned, and why
         self.restarts: dict[ParentKey, int] = {}
-        self.lock = threading.Lock()  # one fork, probe or replacement at a time
-        self.registry = threading.Lock()  # the parents dict, also while the lock is held elsewhere
+        self.locks: dict[ParentKey, threading.Lock] = {}  # one start, fork, probe or replacement per key at a time
+        self.registry = threading.Lock()
+
+    def _lock(self, key: ParentKey) -> threading.Lock:
+        with self.registry:
+            return self.locks.setdefault(key, threading.Lock())
+
+    def _parent(self, key: ParentKey) -> WarmParent | None:
+        """The parent to ask for ``key`` (started here where it has none), or None: spawn. Under key's lock."""
+        with self.registry:
+            if key in self.spawn_only:
+                return None
+            parent = self.parents.get(key)
+        if parent is None:
+            try:
+                parent = WarmParent(key)
+            except OSError as exc:  # no such interpreter: its spawned workers will say so
+                with self.registry:
+                    self.spawn_only[key] = f"cannot start {key.python}: {exc.strerror or exc}"
+                return None
+            with self.registry:
+                self.parents[key] = parent
+        return parent
 
     def prestart(self, keys: Sequence[ParentKey]) -> None:
         """Start the parents of ``keys`` without waiting for them; several threads may call this at once
-        (the lock is not held while a process starts, so their imports overlap from the first moment)."""
+        (each key's lock is held only while its process starts, so their imports overlap from the first moment)."""
         for key in keys:
-            with self.lock:
-                if key in self.parents or key in self.spawn_only:
-                    continue
-            with contextlib.suppress(ParentUnavailable):  # its workers are spawned, and say why
-                self._launch(key)
+            with self._lock(key):
+                self._parent(key)
 
     def wait_ready(self) -> None:
-        with self.lock:
-            for key, parent in list(self.parents.items()):
-                self._ready(key, parent)
+        with self.registry:
+            keys = list(self.parents)
+        for key in keys:
+            with self._lock(key):
+                with self.registry:
+                    parent = self.parents.get(key)
+                if parent is not None:
+                    self._ready(key, parent)
 
     def start(self, python: str, backend: str, env: dict[str, str], stderr: int,
               entry: str = "worker") -> ForkedWorker | None:
         """A worker forked from the parent of (python, backend, env), or None: spawn it instead."""
         key = ParentKey.of(python, backend, env)
-        with self.lock:
-            while key not in self.spawn_only:
-                parent = self.parents.get(key) or self._launch(key)
-                if not self._ready(key, parent):
-                    break
+        with self._lock(key):
+            while (parent := self._parent(key)) is not None and self._ready(key, parent):
                 try:
                     return parent.fork(env, stderr, entry)
-                except ParentUnavailable as exc:
-                    if parent.alive():  # it refused: this worker is spawned, the next asks again
-                        self.note(f"spawning a fresh worker for {backend}: the warm parent refused to fork ({exc})")
-                        return None
-                    self._died(key, str(exc))
+                except ParentUnavailable as exc:  # died or refused: replaced, and this worker asks the next
+                    self._replace(key, parent, str(exc))
         return None
 
     def call(self, key: ParentKey, entry: str, timeout_s: float = 300.0) -> Any:
         """What a child of ``key``'s parent running ``entry`` prints (JSON), or None where it could not."""
         with tempfile.TemporaryFile(prefix="harness-forkserver-call-") as log:
-            with self.lock:
-                parent = self.parents.get(key)
+            with self._lock(key):
+                with self.registry:
+                    parent = self.parents.get(key)
                 if parent is None or not self._ready(key, parent):
                     return None
                 try:
                     child = parent.fork(dict(key.env), log.fileno(), entry)
-                except ParentUnavailable:
+                except ParentUnavailable as exc:  # the next fork asks its replacement
+                    self._replace(key, parent, str(exc))
                     return None
             assert child.stdin is not None and child.stdout is not None
             child.stdin.close()
@@ -316,42 +352,44 @@ class WarmParents:
 
     def close(self, which: Callable[[ParentKey], bool] = lambda key: True) -> None:
         """End the parents ``which`` selects (all by default)."""
-        with self.lock:
-            closing = [self.parents.pop(key) for key in [k for k in self.parents if which(k)]]
-            for parent in closing:
-                parent.hang_up()  # all at once: they exit side by side
-            for parent in closing:
-                parent.close()
-
-    def _launch(self, key: ParentKey) -> WarmParent:
-        """A new parent for ``key`` (the lock may or may not be held: the registry is updated under it)."""
-        try:
-            parent = WarmParent(key)
-        except OSError as exc:  # no such interpreter: its spawned workers will say so
-            self.spawn_only[key] = f"cannot start {key.python}: {exc.strerror or exc}"
-            raise ParentUnavailable(self.spawn_only[key]) from None
         with self.registry:
-            earlier = self.parents.setdefault(key, parent)
-        if earlier is not parent:  # another thread started one meanwhile
+            keys = [k for k in self.parents if which(k)]
+        closing = []
+        for key in keys:
+            with self._lock(key), self.registry:  # none of them is forking now, nor starts to
+                parent = self.parents.pop(key, None)
+            if parent is not None:
+                closing.append(parent)
+        for parent in closing:
+            parent.hang_up()  # all at once: they exit side by side
+        for parent in closing:
             parent.close()
-        return earlier
 
     def _ready(self, key: ParentKey, parent: WarmParent) -> bool:
+        """Whether ``parent`` is ready (waited for, outside the registry); one that did not start is forgotten
+        and its key's workers are spawned. Under key's lock."""
         try:
             parent.wait_ready()
             return True
         except ParentUnavailable as exc:
-            del self.parents[key]
-            self.spawn_only[key] = str(exc)  # a framework that cannot be imported: the spawned worker records why
+            with self.registry:
+                if self.parents.get(key) is parent:
+                    del self.parents[key]
+                self.spawn_only[key] = str(exc)  # a framework that cannot be imported: the spawned worker records why
             return False
 
-    def _died(self, key: ParentKey, why: str) -> None:
-        parent = self.parents.pop(key)
+    def _replace(self, key: ParentKey, parent: WarmParent, why: str) -> None:
+        """``parent`` died or refused to fork: close it; the next request starts a new one, unless it was the
+        :data:`MAX_RESTARTS`-th of ``key`` (then its workers are spawned). Under key's lock."""
+        with self.registry:
+            if self.parents.get(key) is parent:
+                del self.parents[key]
+            self.restarts[key] = n = self.restarts.get(key, 0) + 1
+            if n >= MAX_RESTARTS:
+                self.spawn_only[key] = why
         parent.close()
-        self.restarts[key] = n = self.restarts.get(key, 0) + 1
         if n >= MAX_RESTARTS:
-            self.spawn_only[key] = why
-            self.note(f"{key.backend}: {why}; died {n} times, its workers are spawned fresh from now on")
+            self.note(f"{key.backend}: {why}; after {n} warm parents, its workers are spawned fresh from now on")
         else:
             self.note(f"{key.backend}: {why}; starting a new warm parent")
 
@@ -362,14 +400,9 @@ _active: WarmParents | None = None
 def start_worker(python: str, backend: str, env: dict[str, str], stderr: int) -> WorkerProcess:
     """The process of one worker (``harness.worker``) with ``env``, its stderr to the file ``stderr``: forked
     from the sweep's warm parent where there is one, else spawned fresh (``python -m harness.worker``)."""
-    parents = _active
-    if parents is not None:
-        try:
-            forked = parents.start(python, backend, env, stderr)
-        except ParentUnavailable:
-            forked = None
-        if forked is not None:
-            return forked
+    forked = _active.start(python, backend, env, stderr) if _active is not None else None
+    if forked is not None:
+        return forked
     return subprocess.Popen([python, "-m", "harness.worker"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=stderr, env=env, start_new_session=True)
 

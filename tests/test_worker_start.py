@@ -182,6 +182,11 @@ def test_crash_hang_and_kill_of_forked_workers_become_records(tmp_path: Path) ->
     assert records[0].message.startswith("worker killed by signal SIGKILL")
     assert records[1].message.startswith("worker stuck: no result within 4 s")
     assert records[2].metadata["worker_start"]["how"] == "forked"
+    for record in records[:2]:  # written by the parent, which knows the worker it lost was forked, and from where
+        assert record.metadata["recorded_by"] == "parent"
+        assert record.metadata["worker_start"] == {**records[2].metadata["worker_start"],
+                                                   "parent_threads_at_fork": record.metadata["worker_start"][
+                                                       "parent_threads_at_fork"]}
     assert [r.status for r in ResultsStore(out).records()][-3:] == ["failed", "failed", "ok"]
     assert not _workers_of(os.getpid())
 
@@ -233,6 +238,85 @@ def test_a_warm_parent_that_dies_is_replaced_and_the_sweep_goes_on(tmp_path: Pat
         killer.join()
     assert [first.status, second.status, third.status] == ["ok", "ok", "ok"], third.message
     assert len(ResultsStore(out).records()) == 3
+
+
+REFUSING_PARENT = textwrap.dedent("""
+    # A warm parent whose check before every fork finds a hazard (as one whose framework started a thread
+    # pool after its warm-up would): it stays alive and refuses every fork.
+    import os, sys, threading, time
+    def refuse():
+        for _ in range(6000):
+            main = sys.modules.get("__main__")
+            spec = getattr(main, "__spec__", None)
+            if spec is not None and spec.name != "harness.forkserver":
+                return
+            real = getattr(main, "fork_hazards", None)
+            if real is not None:
+                main.fork_hazards = lambda baseline: [*real(baseline), "a hazard the test made"]
+                return
+            time.sleep(0.005)
+    if os.environ.get("HARNESS_TEST_REFUSE"):
+        threading.Thread(target=refuse, daemon=True).start()
+""")
+
+
+def test_a_warm_parent_that_refuses_to_fork_is_replaced_then_given_up(tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """A parent that refuses to fork is closed and replaced as a dead one is (what it refuses for does not go
+    away); after MAX_RESTARTS of them its workers are spawned without asking again. A spawned worker that
+    hangs is recorded by the parent as spawned."""
+    needs("torch")
+    monkeypatch.setattr(worker_start, "MAX_RESTARTS", 2)
+    (net,) = tiny_nets(tmp_path, 1)
+    (tmp_path / "site").mkdir()
+    (tmp_path / "site" / "sitecustomize.py").write_text(REFUSING_PARENT)
+    env = {"PYTHONPATH": os.pathsep.join([str(tmp_path / "site"), os.environ.get("PYTHONPATH", "")]),
+           "HARNESS_TEST_REFUSE": "1"}
+    notes: list[str] = []
+    with sweep_workers(["pytorch"], notes.append):
+        parents = worker_start._active
+        assert parents is not None
+        first = spawn_worker(job(net, tmp_path / "res"), env_extra=env).record
+        refused = [n for n in notes if "refused to fork" in n and "a hazard the test made" in n]
+        assert len(refused) == len(notes) == 2, notes
+        assert refused[0].endswith("starting a new warm parent")
+        assert refused[1].endswith("after 2 warm parents, its workers are spawned fresh from now on")
+        (key,) = parents.spawn_only
+        assert parents.restarts[key] == 2 and key not in parents.parents
+        stuck = spawn_worker(job(net, tmp_path / "res", min_s=120, min_window_s=120, worker_timeout_s=4)).record
+        stuck_env = spawn_worker(job(net, tmp_path / "res", min_s=120, min_window_s=120, worker_timeout_s=4),
+                                 env_extra=env).record
+        assert len(notes) == 2  # not asked again
+    assert first.status == "ok" and first.metadata["worker_start"] == {"how": "spawned"}, first.message
+    assert stuck.metadata["worker_start"]["how"] == "forked"  # the other parent of pytorch was not affected
+    assert stuck_env.message.startswith("worker stuck") and stuck_env.metadata["recorded_by"] == "parent"
+    assert stuck_env.metadata["worker_start"] == {"how": "spawned"}
+
+
+SLOW_PARENT = "import os, time\ntime.sleep(float(os.environ.get('HARNESS_TEST_SLOW_START', 0)))\n"
+
+
+def test_a_parent_still_importing_stalls_no_other_parents_forks(tmp_path: Path) -> None:
+    """While a lane waits for one warm parent to get ready (a replacement importing its framework), a fork
+    from another parent goes ahead: each parent has its own lock."""
+    (tmp_path / "site").mkdir()
+    (tmp_path / "site" / "sitecustomize.py").write_text(SLOW_PARENT)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path / "site"), os.environ.get("PYTHONPATH", "")])}
+    fast = ParentKey.of(sys.executable, "opencv", env)
+    slow = ParentKey.of(sys.executable, "opencv", {**env, "HARNESS_TEST_SLOW_START": "15"})
+    parents = WarmParents()
+    try:
+        parents.prestart([fast])
+        parents.wait_ready()
+        waiting = threading.Thread(target=parents.call, args=(slow, "inherited-state"))
+        parents.prestart([slow])
+        waiting.start()
+        time.sleep(0.5)  # the slow parent's lock is held now, while it sleeps before importing anything
+        assert parents.call(fast, "inherited-state") is not None
+        assert waiting.is_alive(), "the fork from the ready parent waited for the slow one"
+        waiting.join()
+    finally:
+        parents.close()
 
 
 def test_a_backend_whose_parent_cannot_start_is_spawned(tmp_path: Path) -> None:
