@@ -26,7 +26,7 @@ import numpy as np
 
 from harness.analysis.analyzer import NetAnalysis, engine_analysis
 from harness.convert.cache import cache_dir, cache_key, cached, file_fingerprint, graph_fingerprint, write_atomic
-from harness.convert.caffemodel import SourceLayer, StoredBlob, match_blobs
+from harness.convert.caffemodel import SourceLayer, match_blobs
 from harness.errors import GraphError
 from harness.ir.graph import Graph, Layer, Shape
 from harness.layers.base import bool_field
@@ -261,12 +261,11 @@ def _read_only(array: np.ndarray) -> np.ndarray:
     return array
 
 
-def check_weights(graph: Graph, weights: Weights | list[SourceLayer], partial: bool = False,
+def check_weights(graph: Graph, weights: list[SourceLayer], partial: bool = False,
                   where: str = "the weights") -> Weights:
     """Weights matched to the graph's Caffe blob shapes as Caffe's CopyTrainedLayersFrom matches them
     (:func:`harness.convert.caffemodel.match_blobs`): ``weights`` are the layers of a .caffemodel
-    (:func:`~harness.convert.caffemodel.read_source_layers`), or arrays by layer name, whose shapes count as
-    explicit ones.
+    (:func:`~harness.convert.caffemodel.read_source_layers`).
 
     Layers the graph does not have are ignored (Caffe ignores them too); a layer the graph has with another
     number of blobs (none included), a blob of another shape or holding another number of values raises
@@ -278,9 +277,6 @@ def check_weights(graph: Graph, weights: Weights | list[SourceLayer], partial: b
     targets: dict[str, list[Shape]] = {}
     for layer, stats in zip(graph.layers, analysis.layers, strict=True):
         targets.setdefault(layer.name, [tuple(s) for s in stats.param_shapes])
-    if isinstance(weights, dict):
-        weights = [SourceLayer(name, [StoredBlob(tuple(a.shape), None, np.ravel(np.asarray(a, np.float32)), 0, 0)
-                                      for a in arrays], 0) for name, arrays in weights.items()]
     matched = match_blobs(targets, weights, where)
     if not partial:
         for layer, stats in zip(graph.layers, analysis.layers, strict=True):
