@@ -275,6 +275,27 @@ def test_a_mode_that_runs_no_layer_module_is_recorded_unsupported(tmp_path: Path
     assert record.status == "unsupported" and not (tmp_path / "results.jsonl").exists()
 
 
+@pytest.mark.parametrize("fork_server", [None, "0"])
+def test_layer_profile_workers_start_as_a_sweeps(fork_server: str | None, tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """Forked from a warm parent by default, spawned fresh with HARNESS_FORK_SERVER=0; the profile says which."""
+    from harness.worker_start import FORK_SERVER_ENV
+
+    if "opencv" not in available_backends("cpu"):
+        pytest.skip("opencv is not installed")
+    if fork_server is None:
+        monkeypatch.delenv(FORK_SERVER_ENV, raising=False)
+    else:
+        monkeypatch.setenv(FORK_SERVER_ENV, fork_server)
+    assert main(["layers", str(DATA / "tiny.prototxt"), "--backend", "opencv", "--out", str(tmp_path), *QUICK]) == 0
+    (profile,) = LayerProfileStore(tmp_path).read().records
+    assert profile.status == "ok", profile.message
+    how = profile.metadata["worker_start"]["how"]
+    assert how == ("forked" if fork_server is None else "spawned")
+    if how == "forked":
+        assert profile.metadata["worker_start"]["parent_backend"] == "opencv"  # a parent of its own backend
+
+
 @pytest.mark.parametrize(("argv", "message"), [
     (["layers", "no_such_net", "--backend", "opencv"], "no_such_net"),
     (["layers", "alexnet", "--backend", "nope"], "unknown backend"),
@@ -299,6 +320,10 @@ def test_a_sweep_file_can_ask_for_layer_profiles(tmp_path: Path, capsys) -> None
     assert "layer profiles: 1 taken" in capsys.readouterr().err
     (profile,) = LayerProfileStore(out).read().records
     assert profile.status == "ok" and [r.name for r in profile.rows][-1] == "fc"
+    assert profile.metadata["worker_start"]["how"] == "forked"  # from a warm parent, as the sweep's workers
+    assert main(["bench", "--config", str(sweep), "--out", str(out), "--force", "--no-fork-server"]) == 0
+    assert "layer profiles: 1 taken" in capsys.readouterr().err
+    assert LayerProfileStore(out).read().records[-1].metadata["worker_start"] == {"how": "spawned"}
     assert main(["bench", "--config", str(sweep), "--out", str(out), "--executor", "multi-gpu"]) == 2
     assert "'layer_profiles' runs with --executor local" in capsys.readouterr().err
     sweep.write_text("networks: [alexnet]\nlayer_profiles: yes please\n")

@@ -211,7 +211,8 @@ def run(args: argparse.Namespace) -> int:
     if not request.wait:
         return 0
     if data.get("layer_profiles"):
-        _layer_profiles(spec, args, console)
+        with _fork_server(not args.no_fork_server):  # their workers start as the sweep's did
+            _layer_profiles(spec, args, console)
     records = [r for r in store.records() if r.key in keys]
     stdout_console().print(summary_table(records))
     comparison = comparison_text(records)

@@ -1,5 +1,7 @@
 """The parent side of per-layer timing: one fresh worker per configuration (job kind ``layers``), planned
-as a sweep is planned, each profile stored as soon as it exists, finished ones skipped on a rerun.
+as a sweep is planned, each profile stored as soon as it exists, finished ones skipped on a rerun. The
+workers start as every sweep's do (:func:`harness.worker_start.sweep_workers`): forked from warm parents
+that have imported their framework, or spawned with ``HARNESS_FORK_SERVER=0``.
 
 Layer profiles run one after another on this machine (the local executor's way): per-layer timing is for
 understanding where a network's time goes, configuration by configuration, not for spreading a sweep over
@@ -20,6 +22,7 @@ from harness.layertime.store import LayerProfileStore
 from harness.measure.sweep import SweepSpec
 from harness.results.records import Config
 from harness.worker import spawn_and_store
+from harness.worker_start import sweep_workers
 
 #: the timing protocol of a layer profile where the user sets none (``--set`` overrides): more passes than
 #: a CPU timing run, since a row's median needs them and per-layer rows are short
@@ -47,25 +50,31 @@ def run_profiles(spec: SweepSpec, results_dir: Path, force: bool = False,
                  on_start: Callable[[Config], None] | None = None,
                  on_done: Callable[[LayerProfile | None, Config], None] | None = None) -> LayerRun:
     """Profile every configuration of ``spec`` that has no final layer profile in ``results_dir`` (all of
-    them with ``force``), each in a fresh worker on this machine."""
-    plan = plan_here(spec)
+    them with ``force``), each in a fresh worker on this machine. The notes: planning's, then what befell the
+    warm parents (one replaced, a backend's workers spawned)."""
     store = LayerProfileStore(results_dir)
     finished = set() if force else store.read().finished()
     host = socket.gethostname()
-    run = LayerRun([], [], list(plan.notes))
-    for config in (c for series in plan.series for c in series):
-        if config.key() in finished:
-            run.skipped.append(config)
+    started: list[str] = []  # what befell the warm parents
+    with sweep_workers(spec.backends, started.append) as workers:
+        plan = plan_here(spec, probe=workers.probe)
+        run = LayerRun([], [], list(plan.notes))
+        configs = [c for series in plan.series for c in series]
+        workers.ready([c for c in configs if c.key() not in finished])
+        for config in configs:
+            if config.key() in finished:
+                run.skipped.append(config)
+                if on_done is not None:
+                    on_done(None, config)
+                continue
+            identity = plan.identities[config.device]
+            request = SweepRequest(layer_spec(spec, config.device_kind), results_dir)
+            job = replace(make_job(config, request, identity, placement_for("local", host, identity)), kind="layers")
+            if on_start is not None:
+                on_start(config)
+            profile = spawn_and_store(job)
+            run.profiles.append(profile)
             if on_done is not None:
-                on_done(None, config)
-            continue
-        identity = plan.identities[config.device]
-        request = SweepRequest(layer_spec(spec, config.device_kind), results_dir)
-        job = replace(make_job(config, request, identity, placement_for("local", host, identity)), kind="layers")
-        if on_start is not None:
-            on_start(config)
-        profile = spawn_and_store(job)
-        run.profiles.append(profile)
-        if on_done is not None:
-            on_done(profile, config)
+                on_done(profile, config)
+    run.notes.extend(started)
     return run
