@@ -345,6 +345,8 @@ def test_latency_in_a_forked_worker_equals_a_fresh_spawns(tmp_path: Path, monkey
     out = tmp_path / "res"
     config_job = job("squeezenet_v1.1", out, min_s=1.0, min_window_s=1.0, min_iters=20)
     medians: dict[str, list[float]] = {"forked": [], "spawned": []}
+    # first set here, so that the end of the test puts back no sweep (not the one below, closed by then)
+    monkeypatch.setattr(worker_start, "_active", None)
     with sweep_workers(["pytorch"]) as workers:
         workers.ready([config_job.config])
         parents = worker_start._active
