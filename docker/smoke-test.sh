@@ -221,7 +221,7 @@ fi
 # what the container writes, owned by the calling user (created here, not by docker run as root). Run as root, the
 # directories are given to a user (nobody, 65534), as a user's own results directory is, so that the entrypoint's
 # switch to the directory's owner is what the owner step checks, on CI too.
-rm -rf "$out/results" "$out/report"
+rm -rf "$out/results" "$out/report" || { echo "smoke-test: cannot remove the earlier $out/results and $out/report" >&2; exit 2; }
 mkdir -p "$out/results" "$out/report"
 owner_uid=$(id -u)
 if [[ $owner_uid -eq 0 ]]; then

@@ -270,6 +270,7 @@ class WarmParents:
         self.parents: dict[ParentKey, WarmParent] = {}
         self.spawn_only: dict[ParentKey, str] = {}  # keys whose workers are spawned, and why
         self.restarts: dict[ParentKey, int] = {}
+        self.retired: list[WarmParent] = []  # replaced while alive: closed with the sweep (below)
         self.locks: dict[ParentKey, threading.Lock] = {}  # one start, fork, probe or replacement per key at a time
         self.registry = threading.Lock()
 
@@ -350,16 +351,20 @@ class WarmParents:
         except ValueError:
             return None
 
-    def close(self, which: Callable[[ParentKey], bool] = lambda key: True) -> None:
-        """End the parents ``which`` selects (all by default)."""
+    def close(self, which: Callable[[ParentKey], bool] | None = None) -> None:
+        """End the parents ``which`` selects (all, the retired ones too, by default)."""
         with self.registry:
-            keys = [k for k in self.parents if which(k)]
+            keys = [k for k in self.parents if which is None or which(k)]
         closing = []
         for key in keys:
             with self._lock(key), self.registry:  # none of them is forking now, nor starts to
                 parent = self.parents.pop(key, None)
             if parent is not None:
                 closing.append(parent)
+        with self.registry:
+            if which is None:
+                closing += self.retired
+                self.retired = []
         for parent in closing:
             parent.hang_up()  # all at once: they exit side by side
         for parent in closing:
@@ -379,15 +384,21 @@ class WarmParents:
             return False
 
     def _replace(self, key: ParentKey, parent: WarmParent, why: str) -> None:
-        """``parent`` died or refused to fork: close it; the next request starts a new one, unless it was the
-        :data:`MAX_RESTARTS`-th of ``key`` (then its workers are spawned). Under key's lock."""
+        """``parent`` died or refused to fork: the next request starts a new one, unless it was the
+        :data:`MAX_RESTARTS`-th of ``key`` (then its workers are spawned). A parent that refused is still
+        alive and may have children measuring in other lanes (closing it would kill them): it is retired,
+        and closed with the sweep. Under key's lock."""
+        alive = parent.proc.poll() is None
         with self.registry:
             if self.parents.get(key) is parent:
                 del self.parents[key]
             self.restarts[key] = n = self.restarts.get(key, 0) + 1
             if n >= MAX_RESTARTS:
                 self.spawn_only[key] = why
-        parent.close()
+            if alive:
+                self.retired.append(parent)
+        if not alive:
+            parent.close()
         if n >= MAX_RESTARTS:
             self.note(f"{key.backend}: {why}; after {n} warm parents, its workers are spawned fresh from now on")
         else:

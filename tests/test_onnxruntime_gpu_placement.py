@@ -85,7 +85,7 @@ def test_a_real_profile_of_an_lrn_network(tmp_path: Path) -> None:
 
 def test_a_cuda_session_loads_the_wheels_cuda_libraries_first(monkeypatch: pytest.MonkeyPatch, capsys) -> None:
     """The CUDA provider's library has no search path for pip's NVIDIA wheels and the worker imports no torch:
-    load() has onnxruntime preload them for a CUDA target (what preload_dlls prints is kept off the output),
+    load() has onnxruntime preload them for a CUDA target (what preload_dlls prints goes to the log, stderr),
     not for a CPU one."""
     import types
 
@@ -108,4 +108,5 @@ def test_a_cuda_session_loads_the_wheels_cuda_libraries_first(monkeypatch: pytes
     assert cpu == ("session", "cpu", "opt-all") and calls == []
     backend.OnnxRuntimeBackend().load(RunTarget(graph, "squeezenet_v1.1", 1, device="cuda:0"))
     assert calls == [{"cuda": True, "cudnn": True, "msvc": False}]
-    assert "Failed to load" not in capsys.readouterr().out
+    printed = capsys.readouterr()
+    assert "Failed to load" not in printed.out and "Failed to load libcudnn.so.9" in printed.err

@@ -262,8 +262,9 @@ REFUSING_PARENT = textwrap.dedent("""
 
 def test_a_warm_parent_that_refuses_to_fork_is_replaced_then_given_up(tmp_path: Path,
                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
-    """A parent that refuses to fork is closed and replaced as a dead one is (what it refuses for does not go
-    away); after MAX_RESTARTS of them its workers are spawned without asking again. A spawned worker that
+    """A parent that refuses to fork is replaced as a dead one is (what it refuses for does not go away), but
+    kept alive until the sweep ends (its children in other lanes go on measuring); after MAX_RESTARTS of them
+    its workers are spawned without asking again. A spawned worker that
     hangs is recorded by the parent as spawned."""
     needs("torch")
     monkeypatch.setattr(worker_start, "MAX_RESTARTS", 2)
@@ -283,10 +284,13 @@ def test_a_warm_parent_that_refuses_to_fork_is_replaced_then_given_up(tmp_path: 
         assert refused[1].endswith("after 2 warm parents, its workers are spawned fresh from now on")
         (key,) = parents.spawn_only
         assert parents.restarts[key] == 2 and key not in parents.parents
+        retired = list(parents.retired)
+        assert len(retired) == 2 and all(p.proc.poll() is None for p in retired)
         stuck = spawn_worker(job(net, tmp_path / "res", min_s=120, min_window_s=120, worker_timeout_s=4)).record
         stuck_env = spawn_worker(job(net, tmp_path / "res", min_s=120, min_window_s=120, worker_timeout_s=4),
                                  env_extra=env).record
         assert len(notes) == 2  # not asked again
+    assert all(p.proc.wait(timeout=30) is not None for p in retired)  # closed with the sweep
     assert first.status == "ok" and first.metadata["worker_start"] == {"how": "spawned"}, first.message
     assert stuck.metadata["worker_start"]["how"] == "forked"  # the other parent of pytorch was not affected
     assert stuck_env.message.startswith("worker stuck") and stuck_env.metadata["recorded_by"] == "parent"

@@ -25,9 +25,9 @@ loads them with onnxruntime's own ``preload_dlls`` (from the wheels' ``nvidia/cu
 from __future__ import annotations
 
 import contextlib
-import io
 import json
 import os
+import sys
 import tempfile
 from collections import Counter
 from pathlib import Path
@@ -101,11 +101,11 @@ class OnnxRuntimeBackend(Backend):
 
 def load_cuda_libraries(ort: Any) -> None:
     """CUDA and cuDNN loaded for the CUDA provider (module docstring). ``preload_dlls`` (onnxruntime >= 1.21)
-    prints what it could not load; a library still missing makes the session's own load fail with its
-    name, so its printing is kept off the worker's output."""
+    prints what it could not load to stdout: sent to stderr, the worker's log, whose tail a failed
+    configuration's record shows."""
     preload = getattr(ort, "preload_dlls", None)
     if preload is not None:
-        with contextlib.redirect_stdout(io.StringIO()):
+        with contextlib.redirect_stdout(sys.stderr):
             preload(cuda=True, cudnn=True, msvc=False)
 
 

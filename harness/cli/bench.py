@@ -174,7 +174,7 @@ def run(args: argparse.Namespace) -> int:
     counts: dict[str, int] = {}
     flagged: list[str] = []
     keys: set[str] = set()
-    ran: set[str] = set()  # the configurations measured by this call (not those an earlier run finished)
+    measured: list[Record] = []  # what this call measured (the store may hold an earlier run's final record)
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console, transient=False) as progress:
         task = progress.add_task("bench", total=None)  # the executor says how many, once it has planned
@@ -186,7 +186,7 @@ def run(args: argparse.Namespace) -> int:
         def on_done(record: Record | None, config: Config) -> None:
             keys.add(config.key())
             if record is not None:
-                ran.add(config.key())
+                measured.append(record)
             status = record.status if record else "skipped"
             counts[status] = counts.get(status, 0) + 1
             if record is not None and record.contended:
@@ -223,7 +223,7 @@ def run(args: argparse.Namespace) -> int:
                   + (f"; {len(flagged)} measured while other processes used the GPU or CPU (flagged contended, "
                      "left out of the report's verdicts; docs/cluster.md)" if flagged else "")
                   + f"; results in {store.dir}", markup=False)
-    overhead = sweep_overhead([r for r in records if r.key in ran], elapsed)
+    overhead = sweep_overhead(measured, elapsed)
     if overhead.windows:
         console.print(overhead.line(), markup=False, soft_wrap=True)
     attempted = sum(n for status, n in counts.items() if status != "skipped")
