@@ -34,7 +34,7 @@ def one_synthetic_gpu(synthetic_nvml, monkeypatch: pytest.MonkeyPatch) -> None: 
 def test_a_gpu_sweep_with_a_cpu_only_caffe_says_so_in_one_line(one_synthetic_gpu, monkeypatch) -> None:
     monkeypatch.setattr(CaffeBackend, "probe", classmethod(lambda cls: CPU_ONLY_CAFFE))
     # this machine's PyTorch is a CPU build: let it stand for the CUDA build a GPU machine has
-    monkeypatch.setattr(sweep, "available_backends", lambda device: ["pytorch"])
+    monkeypatch.setattr(sweep, "available_backends", lambda device, probe=None: ["pytorch"])
     plan = plan_here(SweepSpec(networks=["alexnet"], backends=[], batches=[1], devices=["cuda:0"]))
     caffe = [n for n in plan.notes if n.startswith("caffe:")]
     assert len(caffe) == 1 and "\n" not in caffe[0]

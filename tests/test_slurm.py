@@ -215,7 +215,10 @@ def test_ctrl_c_stops_waiting_not_the_job(slurm: SlurmCluster, tmp_path: Path) -
     (net,) = tiny_nets(tmp_path, 1)
     out = tmp_path / "res"
     argv = bench(net, "--backend", "pytorch", "--batch", "1", "--out", str(out), "--set", "min_s=2")
-    submitter = subprocess.Popen([sys.executable, "-m", "harness", *argv], stderr=subprocess.PIPE, text=True)
+    # SIGINT as a terminal delivers it: a shell that starts a script in the background (as a CI runner may)
+    # leaves its commands ignoring SIGINT, and the submitter would inherit that
+    submitter = subprocess.Popen([sys.executable, "-m", "harness", *argv], stderr=subprocess.PIPE, text=True,
+                                 preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     wait_for(lambda: list((out / "slurm").glob("*_harness.json")), 120, "the task to start")
     submitter.send_signal(signal.SIGINT)
     _, err = submitter.communicate(timeout=60)
