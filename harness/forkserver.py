@@ -22,8 +22,9 @@ What keeps a forked worker as clean as a spawned one:
   it; end of file on this process's stdin (the harness is gone) ends the parent and its children.
 
 A request is one SOCK_SEQPACKET message on the socket: JSON ``{"entry": ..., "env": {...}}`` with three
-file descriptors (the child's stdin, stdout, stderr). Replies: ``{"pid": N, ...}`` or ``{"refused":
-why}``, then ``{"exit": returncode}`` when the child is gone (Popen's convention: -N for signal N).
+file descriptors (the child's stdin, stdout, stderr). Replies: ``{"pid": N, "started": {...}}`` (what
+the child records of how it started) or ``{"refused": why}``, then ``{"exit": returncode}`` when the child is
+gone (Popen's convention: -N for signal N).
 
 Standard library only at the top (:mod:`harness.process_group` is too): this runs under pycaffe's
 interpreter too.
@@ -245,7 +246,7 @@ class ForkServer:
         for fd in fds:
             os.close(fd)
         self.children[pid] = conn
-        self._answer(conn, {"pid": pid, "parent_threads_at_fork": threads})
+        self._answer(conn, {"pid": pid, "started": started})  # what the child records of its start
 
     def _reap(self, _fd: int) -> None:
         try:

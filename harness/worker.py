@@ -80,9 +80,7 @@ class Job:
     kind: str = "timing"  # what the job measures: "timing" or a key of JOB_KINDS
 
     def to_json(self) -> str:
-        data = asdict(self)
-        data["settings"]["protocol"].pop("sync", None)
-        return json.dumps(data)
+        return json.dumps({**asdict(replace(self, settings=WindowSettings())), "settings": self.settings.as_dict()})
 
     @classmethod
     def from_json(cls, text: str) -> Job:
@@ -144,8 +142,7 @@ def run_config(config: Config, settings: WindowSettings, device: str | None = No
     from harness.analysis.analyzer import analysis_of
 
     record = Record(config=config, status="ok", started_at=utc_now())
-    settings_dict = asdict(replace(settings, protocol=replace(settings.protocol, sync=None)))
-    del settings_dict["protocol"]["sync"]
+    settings_dict = settings.as_dict()
     window = None
     try:
         graph = resolve(config.network)

@@ -226,10 +226,7 @@ class WarmParent:
             os.close(stdin_w)
             os.close(stdout_r)
             raise
-        warmed = {k: self.info[k] for k in ("parent_backend", "parent_warm_up_s") if k in self.info}
-        started = {**warmed, "how": "forked", "parent_pid": self.proc.pid,  # what the worker records of itself
-                   "parent_threads_at_fork": reply.get("parent_threads_at_fork")}
-        return ForkedWorker(reply["pid"], os.fdopen(stdin_w, "wb"), os.fdopen(stdout_r, "rb"), conn, started)
+        return ForkedWorker(reply["pid"], os.fdopen(stdin_w, "wb"), os.fdopen(stdout_r, "rb"), conn, reply["started"])
 
     def hang_up(self) -> None:
         if self.proc.stdin is not None:

@@ -15,7 +15,7 @@ Standard library and numpy at the top: under pycaffe's interpreter for Caffe, li
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass
 
 from harness.backends.base import LayerTimer, RunTarget, Session, get_backend
 from harness.convert.weights import INPUT_DISTRIBUTION
@@ -126,9 +126,8 @@ def measure_layers(config: Config, settings: WindowSettings, device: str | None 
         profile.instrumented = latency(passes.instrumented_s, config.batch, passes.warmup_iters, passes.warmup_s)
         profile.whole_s, profile.instrumented_s = passes.whole_s, passes.instrumented_s
         profile.pass_sums_s = [sum(p) for p in passes.rows_s]
-        protocol = asdict(replace(settings.protocol, sync=None))
-        del protocol["sync"]
-        profile.metadata = run_metadata(info, {}, {"protocol": protocol, "analysis": "caffe convention"})
+        profile.metadata = run_metadata(info, {}, {"protocol": settings.protocol.as_dict(),
+                                                   "analysis": "caffe convention"})
         profile.metadata["input_distribution"] = INPUT_DISTRIBUTION
         profile.metadata["contention"] = contention.observed
         profile.contended = contention.flag()

@@ -40,6 +40,10 @@ class TimingProtocol:
     sync: Callable[[], None] | None = field(default=None, compare=False)
 
     def __getstate__(self) -> dict[str, Any]:
+        return self.as_dict()
+
+    def as_dict(self) -> dict[str, Any]:
+        """The protocol as data (JSON, a record's settings): every field but ``sync``, a callable."""
         return {k: v for k, v in self.__dict__.items() if k != "sync"}
 
     def __post_init__(self) -> None:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from harness.backends.base import Session
@@ -52,6 +52,10 @@ class WindowSettings:
     #: (harness.measure.contention says why these levels)
     contention_cpu_share: float = 0.25
     contention_runnable_share: float = 0.5
+
+    def as_dict(self) -> dict[str, Any]:
+        """The settings as data (a job's JSON, a record's metadata): the protocol without its callable."""
+        return {**asdict(replace(self, protocol=TimingProtocol())), "protocol": self.protocol.as_dict()}
 
 
 @dataclass(frozen=True)
