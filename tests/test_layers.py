@@ -29,6 +29,7 @@ from harness.results.records import Config, LatencyFigures
 BAR_NETWORKS = ["squeezenet_v1.1", "mobilenet_v1"]
 ENGINES = ["caffe", "pytorch", "onnxruntime", "opencv"]
 QUICK = ["--set", "warmup_iters=1", "--set", "min_iters=5", "--set", "min_s=0.3"]
+BAR_SETTINGS = ["--set", "warmup_iters=1", "--set", "min_iters=5", "--set", "min_s=1.0"]  # medians of more passes
 DATA = Path(__file__).parent / "data"
 
 
@@ -48,7 +49,7 @@ def bar_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict, list[
     buffer = io.StringIO()
     with contextlib.redirect_stdout(buffer):
         code = main(["layers", *BAR_NETWORKS, "--backend", ",".join(engines), "--batch", "1", "--format", "json",
-                     "--out", str(out), *QUICK])
+                     "--out", str(out), *BAR_SETTINGS])
     assert code == 0, buffer.getvalue()[-2000:]
     return out, json.loads(buffer.getvalue()), engines
 
@@ -75,10 +76,15 @@ def test_the_bar_every_layer_has_a_time_or_its_group_and_the_rows_add_up(bar_run
             else:
                 assert entry["time_s"] >= 0
         assert p["sum_of_rows_ms"] > 0 and p["whole_forward_ms"]["median"] > 0
-        if not p["contended"]:
+        whole = p["whole_forward_ms"]
+        # a whole forward whose own interval is wider than the bar cannot judge it (a 2-core machine's noise
+        # the contention guard did not see: seen once with ONNX Runtime at 6.4-10.1 ms around 9.5 ms)
+        resolved = whole["ci_low"] >= 0.8 * whole["median"] and whole["ci_high"] <= 1.2 * whole["median"]
+        if not p["contended"] and resolved:
             judged.append(p["key"])
-            assert abs(p["gap_pct"]) <= 20, (p["key"], p["whole_forward_ms"], p["sum_of_rows_ms"])
-    print(f"sum of rows vs whole judged on {len(judged)} of {len(profiles)} profiles (others contended)")
+            assert abs(p["gap_pct"]) <= 20, (p["key"], whole, p["sum_of_rows_ms"])
+    assert 2 * len(judged) >= len(profiles), "most profiles were too disturbed to judge the bar"
+    print(f"sum of rows vs whole judged on {len(judged)} of {len(profiles)} profiles (others contended or noisy)")
 
 
 def test_engines_name_their_rows_as_they_ran_them(bar_run) -> None:
