@@ -5,32 +5,20 @@
 from __future__ import annotations
 
 import argparse
-import io
 import os
-import signal
 import subprocess
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager, redirect_stderr, redirect_stdout
 from pathlib import Path
 
 import pytest
+from cli_run import run_cli
 
-from harness.cli.main import COMMANDS, build_parser, main
+from harness.cli.main import COMMANDS, build_parser
 
 REPO = Path(__file__).resolve().parents[1]
 #: a value no typed option takes: not a number, not a choice, not a backend or device, holds control characters
 BAD = "x\n;$(touch y)`id`'\"\x1b[2J"
-
-
-def run_cli(argv: list[str]) -> tuple[int, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with redirect_stdout(out), redirect_stderr(err):
-        try:
-            rc = main(argv)
-        except SystemExit as exc:
-            rc = exc.code if isinstance(exc.code, int) else 2
-    return rc, err.getvalue()
 
 
 def typed_options(parser: argparse.ArgumentParser, path: list[str]) -> Iterator[tuple[list[str], str]]:
@@ -61,7 +49,7 @@ def one_line(argv: list[str], rc: int, err: str, usage_error: bool = True) -> st
 @pytest.mark.parametrize("words, option", all_typed_options(), ids=lambda v: v if isinstance(v, str) else " ".join(v))
 def test_a_bad_value_of_any_option_is_one_line(words: list[str], option: str) -> None:
     argv = [*words, option, BAD]
-    line = one_line(argv, *run_cli(argv))
+    line = one_line(argv, *run_cli(argv)[::2])
     assert "argument " in line and option in line.split(":")[2] and f"(see 'harness {' '.join(words)} --help')" in line
 
 
@@ -84,7 +72,7 @@ def test_every_command_has_typed_options_here() -> None:
     (["analyze", "alexnet", "--batch", "1\n2"], "expected a positive integer, got '1\\n2'"),
 ])
 def test_usage_errors_are_one_line(argv: list[str], words: str) -> None:
-    assert words in one_line(argv, *run_cli(argv))
+    assert words in one_line(argv, *run_cli(argv)[::2])
 
 
 def test_the_entry_point_prints_one_line_and_exit_2() -> None:
@@ -92,20 +80,6 @@ def test_the_entry_point_prints_one_line_and_exit_2() -> None:
                           text=True, timeout=120, cwd=REPO)
     assert proc.returncode == 2 and proc.stderr == \
         "harness bench: error: argument --batch: expected a positive integer, got 0 (see 'harness bench --help')\n"
-
-
-@contextmanager
-def time_limit(seconds: int) -> Iterator[None]:
-    def expire(signum: int, frame: object) -> None:
-        raise TimeoutError(f"still waiting after {seconds} s")
-
-    previous = signal.signal(signal.SIGALRM, expire)
-    signal.alarm(seconds)
-    try:
-        yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, previous)
 
 
 @pytest.mark.parametrize("argv_of, message", [
@@ -121,5 +95,5 @@ def test_a_file_option_naming_a_fifo_or_device_is_refused_at_once(tmp_path: Path
     fifo = tmp_path / "sweep.yaml"
     os.mkfifo(fifo)
     argv = argv_of(fifo)
-    with time_limit(60):  # reading the FIFO would wait for a writer forever
-        assert one_line(argv, *run_cli(argv), usage_error=False).endswith(message)
+    # reading the FIFO would wait for a writer forever
+    assert one_line(argv, *run_cli(argv, seconds=60)[::2], usage_error=False).endswith(message)

@@ -17,7 +17,6 @@ and leaves the input in the test's temporary folder.
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import io
 import json
@@ -25,7 +24,6 @@ import os
 import random
 import re
 import shutil
-import signal
 import sqlite3
 import subprocess
 import sys
@@ -35,8 +33,8 @@ from typing import Any
 
 import caffe_fuzz
 import pytest
+from cli_run import run_cli, time_limit
 
-from harness.cli.main import main
 from harness.errors import HarnessError
 from harness.measure.sweep_file import load_sweep_yaml
 
@@ -63,38 +61,13 @@ CSV_VALUES = ["", "x", "-1", "-0", "1e999", "nan", "NaN", "inf", "1,000", "99999
 JSON_VALUES = [None, True, "abc", -1, 1e308, [], {}, [1, 2], "\x00", 10**30, "inf"]
 
 
-class Hang(Exception):
-    """A case ran past CASE_SECONDS."""
-
-
-@contextlib.contextmanager
-def _limit(seconds: int) -> Iterator[None]:
-    def expire(signum: int, frame: object) -> None:
-        raise Hang(f"no result after {seconds} s")
-
-    previous = signal.signal(signal.SIGALRM, expire)
-    signal.alarm(seconds)
-    try:
-        yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, previous)
-
-
-def run_cli(argv: list[str]) -> tuple[int, str, str]:
-    """``harness argv`` in this process: (exit status, stdout, stderr); an exception escaping main() is a
-    traceback the user would have seen, and fails the case."""
-    out, err = io.StringIO(), io.StringIO()
-    with _limit(CASE_SECONDS), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            rc = main(argv)
-        except SystemExit as exc:  # argparse's usage errors
-            rc = exc.code if isinstance(exc.code, int) else 2
-    return rc, out.getvalue(), err.getvalue()
+def run_case(argv: list[str]) -> tuple[int, str, str]:
+    """``harness argv`` within CASE_SECONDS; an exception escaping main() fails the case."""
+    return run_cli(argv, seconds=CASE_SECONDS)
 
 
 def _checked_cli(argv: list[str]) -> None:
-    rc, _, err = run_cli(argv)
+    rc, _, err = run_case(argv)
     check_outcome(argv, rc, err)
 
 
@@ -241,7 +214,7 @@ def _report(failures: list[str]) -> None:
 
 def _analyze_totals(path: Path, convention: str) -> tuple[int, str]:
     argv = ["analyze", str(path), "--format", "csv", "--convention", convention]
-    rc, out, err = run_cli(argv)
+    rc, out, err = run_case(argv)
     check_outcome(argv, rc, err)
     return rc, out
 
@@ -284,7 +257,7 @@ def test_bvlc_caffe_agrees_with_the_caffe_convention(tmp_path: Path) -> None:
     try:
         for case in caffe_fuzz.cases(SEED + 4, ORACLE_CASES):
             path = caffe_fuzz.write_case(tmp_path, case)
-            with _limit(CASE_SECONDS * 3):
+            with time_limit(CASE_SECONDS * 3):
                 ours, theirs = caffe_fuzz.harness_outcome(path), oracle.judge(path)
             v = caffe_fuzz.verdict(ours, theirs, case.data)
             judged += v != "unknown"
@@ -331,7 +304,7 @@ def _attribute(path: Path) -> tuple[int, str]:
     argv = ["kernels", "attribute", "--format", "json", str(path)]
     if "metrics" in path.name:
         argv = ["kernels", "metrics", "--format", "json", str(path)]
-    rc, out, err = run_cli(argv)
+    rc, out, err = run_case(argv)
     check_outcome(argv, rc, err)
     return rc, out
 
@@ -396,7 +369,7 @@ def test_damaged_sweep_files(tmp_path: Path) -> None:
         path = tmp_path / "sweep.yaml"
         path.write_bytes(text.encode("utf-8", errors="surrogatepass"))
         try:
-            with _limit(CASE_SECONDS):
+            with time_limit(CASE_SECONDS):
                 load_sweep_yaml(path)
         except HarnessError as exc:
             if "\n" in str(exc) or not str(exc).startswith(str(path)):
@@ -500,7 +473,7 @@ def test_damaged_results_stores(tmp_path: Path) -> None:
 
         def check(folder: Path, goods: list[str] = goods, total: int = len(lines)) -> None:
             argv = ["results", str(folder), "--format", "json"]
-            rc, out, err = run_cli(argv)
+            rc, out, err = run_case(argv)
             check_outcome(argv, rc, err)
             assert rc == 0, err[-500:]
             exported = {json.loads(line)["network"] for line in out.splitlines() if line.strip()}
@@ -510,7 +483,7 @@ def test_damaged_results_stores(tmp_path: Path) -> None:
             assert len(merged.unreadable) == (int(skipped.group(1)) if skipped else 0), err[-500:]
             assert len(merged.records) + len(merged.superseded) + len(merged.unreadable) == total
             argv = ["results", str(folder), "--format", "parquet", "-o", str(folder / "export.parquet")]
-            rc, _, err = run_cli(argv)  # one type per column, whatever the free-form metadata holds
+            rc, _, err = run_case(argv)  # one type per column, whatever the free-form metadata holds
             check_outcome(argv, rc, err)
             assert rc == 0, err[-500:]
 
@@ -549,7 +522,7 @@ def test_profiler_numbers_and_cut_quotes(tmp_path: Path) -> None:
 
         def check(path: Path, cut_inside: bool = cut is not None and _ends_inside_quotes(text)) -> None:
             argv = ["kernels", "metrics" if "metrics" in path.name else "attribute", "--format", "json", str(path)]
-            rc, out, err = run_cli(argv)
+            rc, out, err = run_case(argv)
             check_outcome(argv, rc, err)
             if rc == 0 and cut_inside:  # the cut row is skipped and said so (attribute: in the JSON; metrics: stderr)
                 notes = err if "metrics" in path.name else " ".join(n for doc in json.loads(out) for n in doc["notes"])
@@ -609,7 +582,7 @@ def test_bad_command_line_values(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 
         def check(argv: list[str]) -> None:
             try:
-                rc, _, err = run_cli(argv)
+                rc, _, err = run_case(argv)
             except WouldRun:
                 return
             check_outcome(argv, rc, err)
@@ -650,7 +623,7 @@ def test_sweep_files_with_repeated_keys_and_hostile_slurm_values(tmp_path: Path,
         def check(path: Path, repeated: str | None = repeated) -> None:
             argv = ["bench", "--config", str(path), "--executor", "slurm", "--out", str(tmp_path / "out")]
             try:
-                rc, _, err = run_cli(argv)
+                rc, _, err = run_case(argv)
             except WouldRun:
                 assert repeated is None, f"key {repeated!r} given twice was taken"
                 return

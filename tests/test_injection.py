@@ -8,14 +8,12 @@ tests/test_slurm.py::test_hostile_characters_never_run_in_the_batch_script."""
 
 from __future__ import annotations
 
-import io
 import json
-from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
 import pytest
+from cli_run import run_cli
 
-from harness.cli.main import main
 from harness.errors import HarnessError
 from harness.executors import SweepRequest
 from harness.executors import slurm as slurm_executor
@@ -32,16 +30,6 @@ HOSTILE = ["debug\n#SBATCH --wrap=x", "debug\ntouch {marker}", "debug\rtouch {ma
 
 def hostile(marker: Path) -> list[str]:
     return [value.format(marker=marker) for value in HOSTILE]
-
-
-def run_cli(argv: list[str]) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with redirect_stdout(out), redirect_stderr(err):
-        try:
-            rc = main(argv)
-        except SystemExit as exc:
-            rc = exc.code if isinstance(exc.code, int) else 2
-    return rc, out.getvalue(), err.getvalue()
 
 
 def one_line_refusal(argv: list[str], rc: int, err: str) -> str:

@@ -4,16 +4,14 @@ damaged kernel-profile record, is named (file:line and field), counted and skipp
 
 from __future__ import annotations
 
-import io
 import json
 import shutil
-from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 from typing import Any, Literal
 
 import pytest
+from cli_run import run_cli
 
-from harness.cli.main import main
 from harness.kernels.profile_record import PROFILES_DIR, read_profiles
 from harness.results.records import Config, Record
 from harness.results.schema import SchemaError, build
@@ -103,13 +101,6 @@ def test_a_dataclass_of_another_kind_validates_by_its_own_hints() -> None:
         build(LayerTime, {"layer": "c1", "share": 1, "config": {"network": "n", "backend": "b", "batch": "x"}})
     with pytest.raises(SchemaError, match=r"^kind: expected one of 'conv', 'fc', got 'pool'$"):
         build(LayerTime, {"layer": "c1", "share": 1, "kind": "pool"})
-
-
-def run_cli(argv: list[str]) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with redirect_stdout(out), redirect_stderr(err):
-        rc = main(argv)
-    return rc, out.getvalue(), err.getvalue()
 
 
 def test_results_export_skips_and_names_every_damaged_line_and_loses_no_record(tmp_path: Path) -> None:
