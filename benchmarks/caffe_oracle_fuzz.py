@@ -38,13 +38,28 @@ def main() -> int:
     parser.add_argument("--keep", type=Path, default=None, help="folder for the inputs of the findings")
     parser.add_argument("--memory-mib", type=int, default=3072, help="memory Caffe may use per case")
     args = parser.parse_args()
-    folder = Path(tempfile.mkdtemp(prefix="caffe-oracle-fuzz-"))
     if args.keep:
         args.keep.mkdir(parents=True, exist_ok=True)
-    oracles = [Oracle(memory_mib=args.memory_mib) for _ in range(args.jobs)]
     todo = list(cases(args.seed, args.cases))
-    paths = [write_case(folder, case) for case in todo]
     start = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="caffe-oracle-fuzz-") as tmp:
+        verdicts = judge(todo, Path(tmp), args)
+    judged = sum(n for v, n in verdicts.items() if v != "unknown")
+    wrong = verdicts["wrong_success"] + verdicts["shape_mismatch"]
+    print(f"\nseed {args.seed}: {len(todo)} cases in {time.monotonic() - start:.0f} s; judged by Caffe: {judged} "
+          f"(unknown {verdicts['unknown']})")
+    for name in ("agree", "wrong_success", "shape_mismatch", "wrong_refusal", "traceback"):
+        print(f"  {name:15s} {verdicts[name]:6d}  {100 * verdicts[name] / max(judged, 1):6.2f}%")
+    print(f"  wrong successes (wrong_success + shape_mismatch): {wrong} = {100 * wrong / max(judged, 1):.2f}% "
+          "of the judged cases")
+    return 1 if verdicts["traceback"] or wrong >= 0.01 * max(judged, 1) else 0
+
+
+def judge(todo: list, folder: Path, args: argparse.Namespace) -> Counter[str]:
+    """Each case written under ``folder``, judged by Caffe and by the harness; one line per finding, with
+    file names relative to ``folder`` (the same output on every machine)."""
+    oracles = [Oracle(memory_mib=args.memory_mib) for _ in range(args.jobs)]
+    paths = [write_case(folder, case) for case in todo]
     verdicts: Counter[str] = Counter()
 
     def judge_all(index: int) -> list[dict]:
@@ -58,22 +73,14 @@ def main() -> int:
         v = verdict(ours, caffe, case.data)
         verdicts[v] += 1
         if v not in ("agree", "unknown"):
-            said = ours.get("error", "")[:160] if ours["rc"] else "accepted"
+            said = ours.get("error", "").replace(f"{folder}/", "")[:160] if ours["rc"] else "accepted"
             print(f"{v}: {case.name} ({case.how[:160]}) | caffe: {caffe.get('reason', 'built it')[:160]} | "
                   f"harness: {said}")
             if args.keep:
                 (args.keep / path.name).write_bytes(case.data)
     for oracle in oracles:
         oracle.close()
-    judged = sum(n for v, n in verdicts.items() if v != "unknown")
-    wrong = verdicts["wrong_success"] + verdicts["shape_mismatch"]
-    print(f"\nseed {args.seed}: {len(todo)} cases in {time.monotonic() - start:.0f} s; judged by Caffe: {judged} "
-          f"(unknown {verdicts['unknown']})")
-    for name in ("agree", "wrong_success", "shape_mismatch", "wrong_refusal", "traceback"):
-        print(f"  {name:15s} {verdicts[name]:6d}  {100 * verdicts[name] / max(judged, 1):6.2f}%")
-    print(f"  wrong successes (wrong_success + shape_mismatch): {wrong} = {100 * wrong / max(judged, 1):.2f}% "
-          "of the judged cases")
-    return 1 if verdicts["traceback"] or wrong >= 0.01 * max(judged, 1) else 0
+    return verdicts
 
 
 if __name__ == "__main__":
