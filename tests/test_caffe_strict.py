@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from caffe_fuzz import Oracle, harness_outcome, verdict
+from caffemodel_bytes import blob, model
 
 from harness.ir.build import load_graph
 
@@ -277,46 +278,25 @@ def test_the_graph_is_read_once_for_both_conventions() -> None:
 
 # ---- .caffemodel: refused where Caffe's CopyTrainedLayersFrom refuses it ---------------------------------
 
-def _varint(v: int) -> bytes:
-    out = bytearray()
-    while True:
-        out.append((v & 0x7F) | (0x80 if v > 0x7F else 0))
-        v >>= 7
-        if not v:
-            return bytes(out)
-
-
-def _ld(field: int, payload: bytes) -> bytes:
-    return _varint(field << 3 | 2) + _varint(len(payload)) + payload
-
-
-def _blob(shape: tuple[int, ...] | None, values: int, legacy: tuple[int, ...] = ()) -> bytes:
-    import numpy as np
-
-    out = b"" if shape is None else _ld(7, _ld(1, b"".join(_varint(d) for d in shape)) if shape else b"")
-    out += b"".join(_varint(f << 3) + _varint(v) for f, v in zip((1, 2, 3, 4), legacy, strict=False) if v >= 0)
-    return out + (_ld(5, np.full(values, 0.5, "<f4").tobytes()) if values else b"")
-
-
-def _model(*layers: tuple[str, list[bytes]]) -> bytes:
-    return b"".join(_ld(100, _ld(1, name.encode()) + b"".join(_ld(7, b) for b in blobs)) for name, blobs in layers)
-
-
 WEIGHTED = (INPUT + CONV + 'layer { name: "p" type: "PReLU" bottom: "conv" top: "p" '
             "prelu_param { channel_shared: true } }\n")
 W, B = (4, 3, 3, 3), (4,)
+LEGACY_W = {1: 4, 2: 3, 3: 3, 4: 3}
 MODELS = {
-    "exact shapes": (_model(("conv", [_blob(W, 108), _blob(B, 4)]), ("p", [_blob((), 1)])), True),
-    "legacy dims padded with 1s": (_model(("conv", [_blob(None, 108, W), _blob(None, 4, (1, 1, 1, 4))]),
-                                          ("p", [_blob(None, 1, (1, 1, 1, 1))])), True),
-    "an explicit shape padded with 1s": (_model(("conv", [_blob(W, 108), _blob((1, 1, 1, 4), 4)])), False),
-    "a legacy dimension left out (0)": (_model(("conv", [_blob(W, 108), _blob(None, 4, (-1, 1, 1, 4))])), False),
-    "an empty shape for a vector": (_model(("conv", [_blob(W, 108), _blob((), 1)])), False),
-    "a layer with no blobs": (_model(("conv", [_blob(W, 108), _blob(B, 4)]), ("p", [])), False),
-    "a blob too few": (_model(("conv", [_blob(W, 108)])), False),
-    "too few values": (_model(("conv", [_blob(W, 107), _blob(B, 4)])), False),
-    "a layer the net does not have": (_model(("conv", [_blob(W, 108), _blob(B, 4)]), ("fc9", [_blob((3,), 3)])),
-                                      True),
+    "exact shapes": (model(("conv", [blob(W, values=108), blob(B, values=4)]), ("p", [blob((), values=1)])), True),
+    "legacy dims padded with 1s": (model(("conv", [blob(legacy=LEGACY_W, values=108),
+                                                   blob(legacy={1: 1, 2: 1, 3: 1, 4: 4}, values=4)]),
+                                         ("p", [blob(legacy={1: 1, 2: 1, 3: 1, 4: 1}, values=1)])), True),
+    "an explicit shape padded with 1s": (model(("conv", [blob(W, values=108), blob((1, 1, 1, 4), values=4)])),
+                                         False),
+    "a legacy dimension left out (0)": (model(("conv", [blob(W, values=108),
+                                                        blob(legacy={2: 1, 3: 1, 4: 4}, values=4)])), False),
+    "an empty shape for a vector": (model(("conv", [blob(W, values=108), blob((), values=1)])), False),
+    "a layer with no blobs": (model(("conv", [blob(W, values=108), blob(B, values=4)]), ("p", [])), False),
+    "a blob too few": (model(("conv", [blob(W, values=108)])), False),
+    "too few values": (model(("conv", [blob(W, values=107), blob(B, values=4)])), False),
+    "a layer the net does not have": (model(("conv", [blob(W, values=108), blob(B, values=4)]),
+                                            ("fc9", [blob((3,), values=3)])), True),
 }
 
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from caffemodel_bytes import blob, ld, model, varint
 
 from harness.convert.caffemodel import (
     CaffemodelError,
@@ -45,47 +46,17 @@ def test_round_trip_is_bit_exact(tmp_path: Path) -> None:
             assert a.tobytes() == b.tobytes()
 
 
-def _varint(v: int) -> bytes:
-    out = bytearray()
-    while True:
-        out.append((v & 0x7F) | (0x80 if v > 0x7F else 0))
-        v >>= 7
-        if not v:
-            return bytes(out)
-
-
-def _ld(field: int, payload: bytes) -> bytes:
-    return _varint(field << 3 | 2) + _varint(len(payload)) + payload
-
-
 def test_reads_v1_layers_with_legacy_blob_dims(tmp_path: Path) -> None:
     data = np.arange(6, dtype="<f4")
-    legacy_blob = b"".join(_varint(f << 3) + _varint(v) for f, v in ((1, 1), (2, 1), (3, 2), (4, 3)))
+    legacy_blob = b"".join(varint(f << 3) + varint(v) for f, v in ((1, 1), (2, 1), (3, 2), (4, 3)))
     # unpacked floats (wire type 5), as old writers produced
-    legacy_blob += b"".join(_varint(5 << 3 | 5) + x.tobytes() for x in data)
-    layer = _ld(4, b"ip") + _varint(5 << 3) + _varint(14) + _ld(6, legacy_blob)  # type 14 = INNER_PRODUCT
+    legacy_blob += b"".join(varint(5 << 3 | 5) + x.tobytes() for x in data)
+    layer = ld(4, b"ip") + varint(5 << 3) + varint(14) + ld(6, legacy_blob)  # type 14 = INNER_PRODUCT
     path = tmp_path / "v1.caffemodel"
-    path.write_bytes(_ld(1, b"net") + _ld(2, layer))
+    path.write_bytes(ld(1, b"net") + ld(2, layer))
     weights = read_caffemodel(path)
     assert weights["ip"][0].shape == (1, 1, 2, 3)
     np.testing.assert_array_equal(weights["ip"][0].ravel(), data)
-
-
-def _blob(shape: tuple[int, ...] | None = None, legacy: dict[int, int] | None = None, values: int = 0,
-          doubles: bool = False, diff: int = 0) -> bytes:
-    """A BlobProto: explicit shape (packed dims), legacy num/channels/height/width (fields 1-4), values."""
-    out = b"" if shape is None else _ld(7, _ld(1, b"".join(_varint(d) for d in shape)) if shape else b"")
-    out += b"".join(_varint(f << 3) + _varint(v) for f, v in (legacy or {}).items())
-    if values:
-        dtype, field = ("<f8", 8) if doubles else ("<f4", 5)
-        out += _ld(field, np.arange(values, dtype=dtype).tobytes())
-    if diff:
-        out += _ld(6, np.zeros(diff, "<f4").tobytes())
-    return out
-
-
-def _model(*layers: tuple[str, list[bytes]]) -> bytes:
-    return b"".join(_ld(100, _ld(1, name.encode()) + b"".join(_ld(7, b) for b in blobs)) for name, blobs in layers)
 
 
 FC = (5, 144)  # the fc layer of NET: 5 outputs of 4x6x6 inputs
@@ -97,39 +68,39 @@ def _check(data: bytes, partial: bool = True) -> dict:
 
 def test_blobs_are_matched_as_caffe_copies_trained_layers() -> None:
     # legacy dims are the blob's last 4 axes padded with 1s; an explicit shape is never padded
-    assert _check(_model(("fc", [_blob(legacy={1: 1, 2: 1, 3: 5, 4: 144}, values=720), _blob((5,), values=5)])))[
+    assert _check(model(("fc", [blob(legacy={1: 1, 2: 1, 3: 5, 4: 144}, values=720), blob((5,), values=5)])))[
         "fc"][0].shape == FC
     with pytest.raises(CaffemodelMismatch, match=r"layer 'fc' blob 0 has shape \(1, 1, 5, 144\), the net needs "
                                                  r"\(5, 144\).*Cannot copy param 0"):
-        _check(_model(("fc", [_blob((1, 1, 5, 144), values=720), _blob((5,), values=5)])))
+        _check(model(("fc", [blob((1, 1, 5, 144), values=720), blob((5,), values=5)])))
     # a legacy dimension left out is caffe.proto's default 0, not 1
     with pytest.raises(CaffemodelMismatch, match=r"blob 1 has shape \(0, 0, 0, 5\) \(legacy"):
-        _check(_model(("fc", [_blob(FC, values=720), _blob(legacy={4: 5}, values=5)])))
+        _check(model(("fc", [blob(FC, values=720), blob(legacy={4: 5}, values=5)])))
     # an empty BlobShape is a 0-axis blob, not a vector
     with pytest.raises(CaffemodelMismatch, match=r"blob 1 has shape \(\), the net needs \(5,\)"):
-        _check(_model(("fc", [_blob(FC, values=720), _blob((), values=1)])))
+        _check(model(("fc", [blob(FC, values=720), blob((), values=1)])))
     # a layer given with no blobs, or another number of them, is refused (the layers the file lacks are not)
-    for blobs in ([], [_blob(FC, values=720)]):
+    for blobs in ([], [blob(FC, values=720)]):
         with pytest.raises(CaffemodelMismatch, match=rf"layer 'fc' has {len(blobs)} blob\(s\), the net's layer of "
                                                      "that name 2.*Incompatible number of blobs"):
-            _check(_model(("fc", blobs)))
-    assert _check(_model(("relu-not-in-net", []), ("conv9", [_blob((1,), values=1)]))) == {}
+            _check(model(("fc", blobs)))
+    assert _check(model(("relu-not-in-net", []), ("conv9", [blob((1,), values=1)]))) == {}
     # the values must fill the blob; double_data counts when given; a diff must fill it too
     with pytest.raises(CaffemodelMismatch, match=r"blob 1 holds 4 values for its 5 elements"):
-        _check(_model(("fc", [_blob(FC, values=720), _blob((5,), values=4)])))
-    assert _check(_model(("fc", [_blob(FC, values=720, doubles=True), _blob((5,), values=5)])))["fc"][0][0, 1] == 1
+        _check(model(("fc", [blob(FC, values=720), blob((5,), values=4)])))
+    assert _check(model(("fc", [blob(FC, values=720, doubles=True), blob((5,), values=5)])))["fc"][0][0, 1] == 1
     with pytest.raises(CaffemodelMismatch, match=r"blob 0 holds 3 diff values for its 720 elements"):
-        _check(_model(("fc", [_blob(FC, values=720, diff=3), _blob((5,), values=5)])))
+        _check(model(("fc", [blob(FC, values=720, diff=3), blob((5,), values=5)])))
     with pytest.raises(GraphError, match=r"layer 'conv1'.*no blobs for this layer"):
-        _check(_model(("fc", [_blob(FC, values=720), _blob((5,), values=5)])), partial=False)
+        _check(model(("fc", [blob(FC, values=720), blob((5,), values=5)])), partial=False)
 
 
 def test_protobuf_skips_what_it_does_not_know() -> None:
-    group = _varint(50 << 3 | 3) + _varint(1 << 3) + _varint(7) + _varint(50 << 3 | 4)  # an unknown group
-    data_as_varint = _varint(5 << 3) + _varint(1)  # a known field in a wire type its type does not have
-    blob = _blob((5,), values=5) + group + data_as_varint
-    assert _check(_model(("fc", [_blob(FC, values=720), blob])))["fc"][1].tolist() == [0, 1, 2, 3, 4]
-    both = _model(("fc", [])) + _ld(2, _ld(4, b"x"))
+    group = varint(50 << 3 | 3) + varint(1 << 3) + varint(7) + varint(50 << 3 | 4)  # an unknown group
+    data_as_varint = varint(5 << 3) + varint(1)  # a known field in a wire type its type does not have
+    odd_blob = blob((5,), values=5) + group + data_as_varint
+    assert _check(model(("fc", [blob(FC, values=720), odd_blob])))["fc"][1].tolist() == [0, 1, 2, 3, 4]
+    both = model(("fc", [])) + ld(2, ld(4, b"x"))
     with pytest.raises(CaffemodelError, match="both 'layer' and 'layers'"):
         parse_caffemodel(both, "m.caffemodel")
 
@@ -138,7 +109,7 @@ def test_unreadable_files_raise_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(CaffemodelError, match="cannot read"):
         read_caffemodel(tmp_path / "missing.caffemodel")
     truncated = tmp_path / "t.caffemodel"
-    truncated.write_bytes(_ld(100, _ld(1, b"conv1"))[:-2])
+    truncated.write_bytes(ld(100, ld(1, b"conv1"))[:-2])
     with pytest.raises(CaffemodelError, match="past the end"):
         read_caffemodel(truncated)
 
@@ -200,13 +171,13 @@ def test_every_flipped_byte_and_every_truncation_is_read_or_one_clear_error(tmp_
 
 
 def test_a_damaged_blob_names_the_field_and_the_offset(tmp_path: Path) -> None:
-    blob = _ld(7, _ld(1, _varint(2) + _varint(3))) + _ld(5, np.zeros(6, "<f4").tobytes()[:-1])  # 23 bytes, not 24
+    blob = ld(7, ld(1, varint(2) + varint(3))) + ld(5, np.zeros(6, "<f4").tobytes()[:-1])  # 23 bytes, not 24
     path = tmp_path / "odd.caffemodel"
-    path.write_bytes(_ld(100, _ld(1, b"conv1") + _ld(7, blob)))
+    path.write_bytes(ld(100, ld(1, b"conv1") + ld(7, blob)))
     with pytest.raises(CaffemodelError, match=r"odd.caffemodel: layer 'conv1' blob 0: BlobProto.data at byte \d+ "
                                               r"holds 23 bytes, not a whole number of 4-byte values"):
         read_caffemodel(path)
-    path.write_bytes(_ld(100, _ld(1, b"conv1") + _ld(7, _varint(5 << 3) + _varint(1))))  # data as a varint
+    path.write_bytes(ld(100, ld(1, b"conv1") + ld(7, varint(5 << 3) + varint(1))))  # data as a varint
     with pytest.raises(CaffemodelError, match=r"layer 'conv1': the blob at byte \d+ has shape \(\) but 0 values"):
         read_caffemodel(path)  # protobuf keeps the varint as an unknown field: the blob has no values
 
