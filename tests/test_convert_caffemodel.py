@@ -11,7 +11,7 @@ from caffemodel_bytes import blob, ld, model, varint
 from harness.convert.caffemodel import (
     CaffemodelError,
     CaffemodelMismatch,
-    parse_caffemodel,
+    parse_source_layers,
     read_caffemodel,
     write_caffemodel,
 )
@@ -63,7 +63,7 @@ FC = (5, 144)  # the fc layer of NET: 5 outputs of 4x6x6 inputs
 
 
 def _check(data: bytes, partial: bool = True) -> dict:
-    return check_weights(_graph(), parse_caffemodel(data, "m.caffemodel"), partial=partial)
+    return check_weights(_graph(), parse_source_layers(data, "m.caffemodel"), partial=partial)
 
 
 def test_blobs_are_matched_as_caffe_copies_trained_layers() -> None:
@@ -102,7 +102,7 @@ def test_protobuf_skips_what_it_does_not_know() -> None:
     assert _check(model(("fc", [blob(FC, values=720), odd_blob])))["fc"][1].tolist() == [0, 1, 2, 3, 4]
     both = model(("fc", [])) + ld(2, ld(4, b"x"))
     with pytest.raises(CaffemodelError, match="both 'layer' and 'layers'"):
-        parse_caffemodel(both, "m.caffemodel")
+        parse_source_layers(both, "m.caffemodel")
 
 
 def test_unreadable_files_raise_a_clear_error(tmp_path: Path) -> None:
@@ -161,7 +161,7 @@ def test_every_flipped_byte_and_every_truncation_is_read_or_one_clear_error(tmp_
     for pos in range(len(good)):
         for data in (good[:pos] + bytes([good[pos] ^ 0xFF]) + good[pos + 1:], good[:pos]):
             try:
-                check_weights(graph, parse_caffemodel(data, "d.caffemodel"))
+                check_weights(graph, parse_source_layers(data, "d.caffemodel"))
             except CaffemodelMismatch as exc:  # it parsed, but Caffe would not copy a layer's blobs
                 assert "layer '" in str(exc) and "\n" not in str(exc)
             except CaffemodelError as exc:

@@ -147,8 +147,7 @@ def analyze(graph: Graph, convention: Convention | str = Convention.PAPER, batch
             continue
         if isinstance(handler, PassThrough):
             warnings.append(f"{lay.where()}: unknown type treated as a zero-cost pass-through (--allow-unknown)")
-        elif not paper:
-            _check_fork(lay, handler, allow_unknown if forks is None else forks)
+        elif not paper:  # strict: every fork type and field was refused above; else they are counted, and named
             fork_features += [f"{lay.name}: type {lay.type} ({handler.fork})"] if handler.fork else []
             fork_features += [f"{lay.name}: {f}" for f in handler.fork_fields(lay)]
         if handler.cost_note:

@@ -26,7 +26,6 @@ Each refusal is one line naming the layer and giving Caffe's reason.
 from __future__ import annotations
 
 import math
-import struct
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -36,9 +35,8 @@ from harness.ir.graph import Graph, Layer, Shape
 from harness.ir.schema_check import check_message
 from harness.ir.textformat import NAME_CHARS, Enum, Field, Message, excerpt, gc_paused
 from harness.layers.base import canonical_type, handlers
-from harness.layers.caffe_rules import fill
+from harness.layers.caffe_rules import fill, to_float32
 
-FLT_MAX = 3.4028234663852886e38
 # The layer types BVLC Caffe 9b891540 registers (REGISTER_LAYER_CLASS/CREATOR in src/caffe/layers and
 # layer_factory.cpp), without Python, which exists only in builds WITH_PYTHON_LAYER and runs user code.
 BVLC_TYPES = frozenset({
@@ -58,15 +56,6 @@ _FILLERS = {
     "PReLU": [("prelu_param", "filler")],
     "Bias": [("bias_param", "filler")],
 }
-
-
-def float32(value: float) -> float:
-    """``value`` as the float32 protobuf stores (``SafeDoubleToFloat``: beyond the range is infinite)."""
-    if math.isnan(value) or math.isinf(value):
-        return value
-    if abs(value) > FLT_MAX:
-        return math.copysign(math.inf, value)
-    return struct.unpack("<f", struct.pack("<f", value))[0]
 
 
 @dataclass
@@ -101,6 +90,11 @@ class NetLayer:
         if self.at is None:
             return "the net's input fields"
         return f"layer {excerpt(self.name, NAME_CHARS)} ({excerpt(self.type, NAME_CHARS)[1:-1]}) at {self.at.loc}"
+
+    def as_layer(self) -> Layer:
+        """The graph's form of this layer, for the handlers' checks (whose messages then say where it is)."""
+        return Layer(self.name, self.type, self.bottoms, self.tops, self.spec or Message(),
+                     self.at.loc if self.at is not None else None)
 
 
 def _number(value: object) -> float:
@@ -240,8 +234,7 @@ def _check_net(graph: Graph, allow_unknown: bool) -> list[NetLayer]:
             produced.add(top)
         if handler is None:
             continue
-        bottoms, tops_allowed = handler.blob_counts(Layer(lay.name, lay.type, lay.bottoms, lay.tops,
-                                                          lay.spec or Message()))
+        bottoms, tops_allowed = handler.blob_counts(lay.as_layer())
         tops = len(lay.tops)
         if handler.auto_tops:
             tops = max(tops, tops_allowed[0])
@@ -278,7 +271,7 @@ def check_params(layers: Sequence[NetLayer], param_shapes: dict[int, list[Shape]
         if lay.type == "BatchNorm":  # BatchNormLayer::LayerSetUp
             for j, spec in enumerate(lay.params[:len(shapes)]):
                 lr = 1.0 if spec.lr_mult is None else spec.lr_mult
-                if float32(lr) != 0:
+                if to_float32(lr) != 0:
                     raise GraphError(f"{lay.where}: param {j} has lr_mult {lr:g}; BatchNorm's statistics are not "
                                      "learnable: give lr_mult: 0 (BVLC Caffe: \"Cannot configure batch normalization "
                                      "statistics as layer parameters\")")
@@ -307,7 +300,7 @@ def check_params(layers: Sequence[NetLayer], param_shapes: dict[int, list[Shape]
                 mine, theirs = getattr(spec, attr), getattr(shared, attr)
                 if mine is None:
                     continue
-                if theirs is not None and float32(mine) != float32(theirs):
+                if theirs is not None and to_float32(mine) != to_float32(theirs):
                     raise GraphError(f"{lay.where}: shared param {name} has {attr} {mine:g}, another sharer {theirs:g} "
                                      f"(BVLC Caffe: \"Shared param has mismatched {attr}\")")
                 setattr(shared, attr, mine)
@@ -325,6 +318,6 @@ def _check_fillers(lay: NetLayer, shapes: Sequence[Shape]) -> None:
     """The fillers that initialise the layer's parameter blobs (filler.hpp): their type and blob checks."""
     if lay.spec is None:
         return
-    layer = Layer(lay.name, lay.type, lay.bottoms, lay.tops, lay.spec)
+    layer = lay.as_layer()
     for (block, name), shape in zip(_fillers(lay, shapes), shapes, strict=False):
         fill(layer, layer.param(block).message(name), shape, f"parameter blob {tuple(shape)} ({block}.{name})")

@@ -343,11 +343,6 @@ def read_caffemodel(path: str | Path) -> dict[str, list[np.ndarray]]:
             for layer in read_source_layers(path) if layer.blobs}
 
 
-def parse_caffemodel(data: bytes, where: str) -> list[SourceLayer]:
-    """The layers of a .caffemodel's bytes (:func:`parse_source_layers`)."""
-    return parse_source_layers(data, where)
-
-
 def match_blobs(targets: dict[str, list[Shape]], source: list[SourceLayer], where: str) -> dict[str, list[np.ndarray]]:
     """Net::CopyTrainedLayersFrom: each source layer whose name a layer of the net has (the first of that
     name; ``targets`` maps every layer name of the net, in order, to its parameter shapes) must have exactly
@@ -388,5 +383,5 @@ class CaffemodelMismatch(CaffemodelError, GraphError):
     fault or the graph's, as the caller sees it."""
 
 
-__all__ = ["CaffemodelError", "CaffemodelMismatch", "SourceLayer", "StoredBlob", "match_blobs", "parse_caffemodel",
+__all__ = ["CaffemodelError", "CaffemodelMismatch", "SourceLayer", "StoredBlob", "match_blobs", "parse_source_layers",
            "read_caffemodel", "read_source_layers", "write_caffemodel"]

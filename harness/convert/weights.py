@@ -16,7 +16,6 @@ import functools
 import hashlib
 import json
 import math
-import re
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -28,6 +27,7 @@ from harness.analysis.analyzer import NetAnalysis, engine_analysis
 from harness.convert.cache import cache_dir, cache_key, cached, file_fingerprint, graph_fingerprint, write_atomic
 from harness.convert.caffemodel import SourceLayer, match_blobs
 from harness.errors import GraphError
+from harness.files import name_part
 from harness.ir.graph import Graph, Layer, Shape
 from harness.layers.base import bool_field
 from harness.layers.vision import conv_geometry
@@ -187,7 +187,7 @@ class WeightSource:
         return cached(cache_dir("weights") / f"{self._file_stem()}-{self.key()}.npy", write)
 
     def _file_stem(self) -> str:
-        return re.sub(r"[^A-Za-z0-9_.-]+", "_", self.graph.name)[:80] or "net"
+        return name_part(self.graph.name) or "net"
 
     def caffemodel(self) -> Path:
         """A .caffemodel holding these weights (what Caffe and OpenCV read): ``path`` once its blobs are

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from harness.errors import GraphError
 from harness.ir.graph import INT_MAX, Layer, Shape
 from harness.ir.textformat import Message, describe
-from harness.layers.base import bool_field, enum_field, float_field, int_field, int_list
+from harness.layers.base import bool_field, enum_field, float_field, int_field
 
 MAX_BLOB_AXES = 32  # kMaxBlobAxes (blob.hpp)
 
@@ -305,10 +305,6 @@ def pool_outputs(layer: Layer, ins: list[Shape]) -> list[Shape]:
 def float_value(layer: Layer, block: Message, name: str, default: float) -> float:
     """A float field as Caffe holds it (float32)."""
     return to_float32(float_field(layer, block, name, default))
-
-
-def int_values(layer: Layer, block: Message, name: str) -> list[int]:
-    return int_list(layer, block, name, minimum=None)
 
 
 def proto_fields(message: str) -> frozenset[str]:
