@@ -13,7 +13,6 @@ import hashlib
 import os
 import re
 import stat
-from pathlib import Path
 
 from harness.errors import HarnessError
 
@@ -49,18 +48,6 @@ def read_regular_file(path: str | os.PathLike[str], what: str) -> bytes:
         raise HarnessError(f"{path}: cannot read {what} ({exc.strerror or type(exc).__name__})") from None
     finally:
         os.close(fd)
-
-
-def check_regular_file(path: str | os.PathLike[str], what: str) -> Path:
-    """``path`` if it names a regular file (symbolic links followed); HarnessError naming what it is otherwise."""
-    try:
-        mode = os.stat(path).st_mode
-    except OSError as exc:
-        raise HarnessError(f"{path}: cannot read {what} ({exc.strerror or type(exc).__name__})") from None
-    kind = kind_of(mode)
-    if kind is not None:
-        raise HarnessError(f"{path}: cannot read {what} (it is {kind}, not a regular file)")
-    return Path(path)
 
 
 def name_part(text: str, limit: int = NAME_PART_LIMIT) -> str:

@@ -47,21 +47,21 @@ from harness.errors import (
     UnsupportedLayer,
 )
 from harness.ir.graph import Graph
-from harness.measure.contention import ContentionPolicy
+from harness.measure.contention import WORKER_PROCESS_NAME, ContentionPolicy
 from harness.measure.timer import TimingProtocol
 from harness.measure.window import GpuTarget, MeasurementWindow, WindowResult, WindowSettings
 from harness.process_group import kill_group
 from harness.results.metadata import host_metadata, run_metadata
 from harness.results.records import Config, LatencyFigures, Placement, Record, utc_now
 from harness.results.store import ResultsStore, StoreWriteError
-from harness.worker_start import LOG_TAIL_LINES, WorkerProcess, exit_unknown, how_started, start_worker
+from harness.worker_start import WorkerProcess, exit_unknown, how_started, log_tail, start_worker
 
 #: a worker that has not replied by then is stuck: killed and recorded (``worker_timeout_s`` setting)
 BASE_TIMEOUT_S = 600.0
 #: exit status of a worker whose record could not be appended (it is in the fallback file it names)
 EXIT_NOT_STORED = 3
 #: the worker's process name (``ps -e``, /proc/PID/comm), however it started
-PROCESS_NAME = b"harness-worker"
+PROCESS_NAME = WORKER_PROCESS_NAME.encode()
 
 
 @dataclass
@@ -317,7 +317,7 @@ def spawn_worker(job: Job, env_extra: dict[str, str] | None = None) -> WorkerOut
             raise
         log.seek(0)
         text = log.read().decode(errors="replace")
-    tail = [line for line in text.strip().splitlines() if line.strip()][-LOG_TAIL_LINES:]
+    tail = log_tail(text)
     if reply is not None and "record" in reply:
         record = job_kind(job.kind).record.from_dict(reply["record"])
         retry = bool(reply.get("retry"))

@@ -66,6 +66,11 @@ FORK_TIMEOUT_S = 60.0
 LOG_TAIL_LINES = 3
 
 
+def log_tail(text: str) -> list[str]:
+    """The last LOG_TAIL_LINES non-blank lines of a worker's or warm parent's log: what a failure says of it."""
+    return [line for line in text.splitlines() if line.strip()][-LOG_TAIL_LINES:]
+
+
 def fork_server_on() -> bool:
     return os.environ.get(FORK_SERVER_ENV, "1").strip().lower() not in ("0", "off", "no", "false")
 
@@ -249,10 +254,10 @@ class WarmParent:
     def _log_tail(self) -> str:
         try:
             self.log.seek(0)
-            lines = [ln for ln in self.log.read().decode(errors="replace").splitlines() if ln.strip()]
+            lines = log_tail(self.log.read().decode(errors="replace"))
         except (OSError, ValueError):
             return ""
-        return (": " + " | ".join(lines[-LOG_TAIL_LINES:])) if lines else ""
+        return (": " + " | ".join(lines)) if lines else ""
 
 
 class WarmParents:

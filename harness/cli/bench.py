@@ -12,7 +12,6 @@ import statistics
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +23,7 @@ from harness.measure.contention import CONTENTION_MODES, DEFAULT_RETRIES, Conten
 from harness.measure.sweep import CPU_BATCHES, PAPER_GPU_BATCHES, SweepSpec
 from harness.measure.sweep_file import load_sweep_yaml
 from harness.results.records import Config, Record
+from harness.results.schema import parse_timestamp
 from harness.results.store import ResultsStore
 from harness.worker_start import FORK_SERVER_ENV
 
@@ -210,9 +210,6 @@ def run(args: argparse.Namespace) -> int:
     elapsed = time.monotonic() - started  # the sweep's; layer profiles after it are timed on their own
     if not request.wait:
         return 0
-    if data.get("layer_profiles"):
-        with _fork_server(not args.no_fork_server):  # their workers start as the sweep's did
-            _layer_profiles(spec, args, console)
     records = [r for r in store.records() if r.key in keys]
     stdout_console().print(summary_table(records))
     comparison = comparison_text(records)
@@ -226,6 +223,9 @@ def run(args: argparse.Namespace) -> int:
     overhead = sweep_overhead(measured, elapsed)
     if overhead.windows:
         console.print(overhead.line(), markup=False, soft_wrap=True)
+    if data.get("layer_profiles"):  # after the sweep's summary, which a failing profile must not hold back
+        with _fork_server(not args.no_fork_server):  # their workers start as the sweep's did
+            _layer_profiles(spec, args, console)
     attempted = sum(n for status, n in counts.items() if status != "skipped")
     # Exit 1 only when configurations ran and none was measured; an OOM at a large batch is a result.
     return 1 if attempted and not counts.get("ok") else 0
@@ -300,22 +300,23 @@ def sweep_overhead(records: list[Record], wall_s: float) -> SweepOverhead:
     per backend the median start-up of a configuration: from the end of the configuration before it in its
     lane to its own end, less its window - a worker's start, its load, its exit and the harness's own work
     in between. A lane's first configuration also carries the sweep's set-up and is left out."""
-    ran = [r for r in records if r.inferred_from is None and r.started_at and r.finished_at]
-    lanes: dict[str | None, list[Record]] = {}
-    for record in sorted(ran, key=lambda r: r.started_at or ""):
-        lanes.setdefault(record.placement.shard if record.placement else None, []).append(record)
+    ran = [(end, r) for r in records
+           if r.inferred_from is None and r.started_at and (end := _end_s(r)) is not None]
+    lanes: dict[str | None, list[tuple[float, Record]]] = {}
+    for end, record in sorted(ran, key=lambda end_record: end_record[1].started_at or ""):
+        lanes.setdefault(record.placement.shard if record.placement else None, []).append((end, record))
     gaps: dict[str, list[float]] = {}
     for lane in lanes.values():
-        for before, record in itertools.pairwise(lane):
-            spent = _seconds(record.finished_at) - _seconds(before.finished_at) - window_s(record)
-            gaps.setdefault(record.config.backend, []).append(max(spent, 0.0))
-    return SweepOverhead(windows=sum(1 for r in ran if r.latency is not None),
-                         window_s=sum(map(window_s, ran)), wall_s=wall_s, lanes=max(len(lanes), 1),
+        for (end_before, _), (end, record) in itertools.pairwise(lane):
+            gaps.setdefault(record.config.backend, []).append(max(end - end_before - window_s(record), 0.0))
+    return SweepOverhead(windows=sum(1 for _, r in ran if r.latency is not None),
+                         window_s=sum(window_s(r) for _, r in ran), wall_s=wall_s, lanes=max(len(lanes), 1),
                          startup_s={b: statistics.median(v) for b, v in gaps.items()})
 
 
-def _seconds(timestamp: str | None) -> float:
-    return datetime.fromisoformat(timestamp or "").timestamp()
+def _end_s(record: Record) -> float | None:
+    stamp = parse_timestamp(record.finished_at or "")
+    return stamp.timestamp() if stamp is not None else None
 
 
 def summary_table(records: list[Record]):  # -> rich.table.Table

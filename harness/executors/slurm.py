@@ -47,6 +47,7 @@ from harness.executors.slurm_task import (
 )
 from harness.measure.sweep import SweepSpec
 from harness.results.records import Config, Placement, Record
+from harness.results.schema import shown
 from harness.results.store import Merged, ResultsStore, parse_lines, read_results
 
 DEFAULT_TIME_MIN = 60
@@ -113,7 +114,7 @@ class SlurmOptions:
                                                      else [value]))):
                 listed = ", comma-separated" if key == "partition" else ""
                 raise HarnessError(f"{where}: {key} must be a Slurm name (letters, digits, '_', '.', '+', '-'"
-                                   f"{listed}), got {_shown(value)}")
+                                   f"{listed}), got {shown(value)}")
         gpus = options.get("gpus_per_task")
         if gpus is not None and (isinstance(gpus, bool) or not isinstance(gpus, int) or gpus < 0):
             raise HarnessError(f"{where}: gpus_per_task must be an integer >= 0, got {gpus!r}")
@@ -136,17 +137,12 @@ class SlurmOptions:
         return {k: v for k, v in params.items() if v is not None}
 
 
-def _shown(value: object) -> str:
-    text = repr(value)  # a control character shows escaped
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
 def check_script_path(path: str, what: str) -> None:
     """Refuse a path Slurm would not take literally in the batch script: one with a control character
     (a line break would start a shell command) or a character of :data:`SCRIPT_PATH_FORBIDDEN`."""
     bad = sorted({*control_characters(path), *(c for c in path if c in SCRIPT_PATH_FORBIDDEN)})
     if bad:
-        raise HarnessError(f"--executor slurm: {what} {_shown(path)} holds {', '.join(map(_shown, bad))}, which "
+        raise HarnessError(f"--executor slurm: {what} {shown(path)} holds {', '.join(map(shown, bad))}, which "
                            "Slurm's batch script cannot carry as it is (a line break ends a '#SBATCH' line, "
                            "'%' is a file-name pattern, '\\' an escape): use a path without them")
 

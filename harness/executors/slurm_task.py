@@ -231,13 +231,12 @@ def run_task(plan: TaskPlan) -> dict[str, Any]:
             plan_here_["plan"] = planned = _plan(plan, summary["notes"], workers.probe)
             series = planned.series
             known = ResultsStore(plan.results_dir).read()
-            finished = set() if plan.force else known.finished()
             configs = [c for one in series for c in one]
-            state.update(planned=[c.plan_key() for c in configs],
-                         pending=sum(c.key() not in finished for c in configs))
+            pending = to_run(series, known, plan.force)
+            state.update(planned=[c.plan_key() for c in configs], pending=len(pending))
             write_state(path, state)
             summary["planned"] = len(configs)
-            workers.ready(to_run(series, known, plan.force))
+            workers.ready(pending)
             for one in series:
                 run_series(one, store, launch, known, plan.force)
     except HarnessError as exc:  # nothing to run here (no backend, no such GPU): said once, for the submitter

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, TypedDict
 
 from harness.errors import HarnessError
-from harness.files import name_part
+from harness.files import name_part, read_regular_file
 from harness.results.records import Config
 from harness.results.schema import SchemaError, StrictFloat, build, loads
 
@@ -154,10 +154,9 @@ def read_profiles(results_dir: str | os.PathLike[str], skipped: list[str] | None
 
 def read_profile(path: Path) -> ProfileRecord:
     """One kernel-profile record file, every value's type checked; HarnessError naming the file otherwise."""
-    if not path.is_file():  # a FIFO would block the read
-        raise HarnessError(f"{path}: not a regular file, so not a kernel-profile record")
+    data = read_regular_file(path, "kernel-profile record")  # a FIFO would block a plain read
     try:
-        doc = loads(path.read_bytes())
-    except (OSError, ValueError) as exc:
+        doc = loads(data)
+    except ValueError as exc:
         raise HarnessError(f"{path}: cannot read kernel-profile record ({' '.join(str(exc).split())[:200]})") from None
     return ProfileRecord.from_json(doc, str(path))

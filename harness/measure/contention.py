@@ -241,8 +241,8 @@ def is_harness_process(pid: int) -> bool:
     return any(b"harness" in arg for arg in _argv_head(pid))
 
 
-#: the name a worker gives its process (harness.worker.PROCESS_NAME; a forked worker keeps its warm parent's
-#: command line, so the name tells them apart)
+#: the name a worker gives its process (harness.worker.PROCESS_NAME is this, encoded; a forked worker keeps its
+#: warm parent's command line, so the name tells them apart)
 WORKER_PROCESS_NAME = "harness-worker"
 
 
