@@ -195,16 +195,21 @@ def test_a_record_round_trips_and_a_wrong_type_is_named() -> None:
     assert LayerProfile.from_dict(data) == profile
     bad = json.loads(json.dumps(data))
     bad["rows"][0]["macs"] = "ten"
-    with pytest.raises(TypeError, match=r"layer profile.rows\[0\].macs must be int"):
+    with pytest.raises(ValueError, match=r"^rows\[0\]\.macs: expected an integer, got 'ten'$"):
         LayerProfile.from_dict(bad)
     bad = json.loads(json.dumps(data))
     bad["whole"]["median_s"] = True
-    with pytest.raises(TypeError, match=r"whole\.median_s must be int or float"):
+    with pytest.raises(ValueError, match=r"^whole\.median_s: expected a number, got true$"):
         LayerProfile.from_dict(bad)
     with pytest.raises(ValueError, match="not a layer profile"):
         LayerProfile.from_dict({**data, "kind": None})
-    with pytest.raises(ValueError, match="status must be one of"):
+    with pytest.raises(ValueError, match="status: expected one of 'ok'"):
         LayerProfile.from_dict({**data, "status": "great"})
+    # well typed, and still not a profile: the pairs' lists of different lengths, a forward of no time
+    with pytest.raises(ValueError, match="one value per timed pair: 5, 5, 1 values"):
+        LayerProfile.from_dict({**data, "pass_sums_s": [0.1]})
+    with pytest.raises(ValueError, match="not above 0"):
+        LayerProfile.from_dict({**data, "whole_s": [0.0] * 5})
 
 
 def test_store_merges_by_the_one_rule_and_counts_bad_lines(tmp_path: Path) -> None:
@@ -214,12 +219,14 @@ def test_store_merges_by_the_one_rule_and_counts_bad_lines(tmp_path: Path) -> No
     failed = replace(first, status="failed", message="later failure", finished_at="2026-01-02T00:00:00.000+00:00")
     store.append(failed)
     with (tmp_path / PROFILES_FILE).open("a") as fh:
-        fh.write('{"kind": "layer-profile", "schema": 1, "config": 3}\n{"truncated": ')
+        short = {**first.to_dict(), "pass_sums_s": [0.1]}  # its gap would be a traceback in the report
+        fh.write('{"kind": "layer-profile", "schema": 1, "config": 3}\n' + json.dumps(short) + '\n{"truncated": ')
     merged = read_layer_profiles([tmp_path])
     assert [p.status for p in merged.records] == ["ok"]  # a newer failure never hides a measured profile
     assert [bad.reason for bad in merged.unreadable] == [
-        "TypeError: layer profile.config must be dict, got int", "truncated line"]
-    assert "skipped 2 unreadable line(s), kept on disk" in merged.warnings()[0]
+        "config: expected an object, got 3",
+        "whole_s, instrumented_s and pass_sums_s are one value per timed pair: 5, 5, 1 values", "truncated line"]
+    assert "skipped 3 unreadable line(s), kept on disk" in merged.warnings()[0]
 
 
 def test_categories_and_the_volume_of_a_fused_row() -> None:

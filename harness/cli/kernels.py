@@ -7,6 +7,7 @@ import sys
 
 from harness import jsonout
 from harness.errors import HarnessError, one_line
+from harness.kernels.synthetic import SYNTHETIC_TITLE
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -43,9 +44,6 @@ def _classify(args: argparse.Namespace) -> int:
         if name.strip():
             sys.stdout.write(f"{classify(name)}\t{name}\n")
     return 0
-
-
-SYNTHETIC_TITLE = "SYNTHETIC (made up, not a measurement): "
 
 
 def _attribute(args: argparse.Namespace) -> int:

@@ -20,7 +20,7 @@ from typing import Any
 from rich.markup import escape
 
 from harness import jsonout
-from harness.cli.argtypes import positive_int, positive_int_list
+from harness.cli.argtypes import output_path, positive_int, positive_int_list
 from harness.cli.bench import build_spec
 from harness.errors import HarnessError
 from harness.layertime.record import LayerProfile
@@ -42,7 +42,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "or cuda:0 where NVML sees a GPU)")
     p.add_argument("--batch", type=positive_int_list, default=[1], metavar="B,B,...", help="batch sizes (default 1)")
     p.add_argument("--format", choices=FORMATS, default="table")
-    p.add_argument("--out", type=Path, default=None, metavar="RESULTS_DIR",
+    p.add_argument("--out", type=output_path, default=None, metavar="RESULTS_DIR",
                    help="keep the layer profiles in this results directory (layer-profiles.jsonl; a rerun resumes, "
                         "`harness report` reads them); default: a temporary directory, removed afterwards")
     p.add_argument("--force", action="store_true", help="with --out: profile configurations again even if profiled")
@@ -131,7 +131,7 @@ def _print_tables(profiles: list[LayerProfile], spec: Any, top: int | None) -> N
     from rich.table import Table
 
     from harness.cli.console import stdout_console
-    from harness.layertime.join import category_summary, profile_doc, row_figures, side_by_side
+    from harness.layertime.join import profile_doc, side_by_side
 
     console = stdout_console()
     for profile in profiles:
@@ -148,7 +148,7 @@ def _print_tables(profiles: list[LayerProfile], spec: Any, top: int | None) -> N
             f"{doc['instrumented_pass_ms']:.3f} ms ({doc['timing_overhead_pct']:+.1f}%)\n"
             f"  per-layer time: {doc['mechanism']}"
             + (f"\n  CONTENDED: {'; '.join(doc['contended'])}" if doc["contended"] else "")), soft_wrap=True)
-        rows = [row_figures(profile, r, spec) for r in profile.rows]
+        rows = doc["rows"]
         if top is not None:
             rows = sorted(rows, key=lambda r: -r["median_ms"])[:top]
         table = Table(title=f"rows as {profile.config.backend} ran them" + (f" ({top} slowest)" if top else ""),
@@ -170,7 +170,7 @@ def _print_tables(profiles: list[LayerProfile], spec: Any, top: int | None) -> N
         summary = Table(title="where the time goes, by layer kind", title_justify="left")
         for column in ("kind", "rows", "ms", "% time", "% MACs"):
             summary.add_column(column, justify="left" if column == "kind" else "right")
-        kinds = category_summary(profile)
+        kinds = doc["summary"]
         for s in kinds:
             summary.add_row(escape(s["category"]), str(s["rows"]), _ms(s["time_ms"]), _ms(s["time_pct"], ".1f"),
                             _ms(s["macs_pct"], ".1f"))

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from harness.cli.argtypes import backend_name, output_path, positive_int
 from harness.errors import HarnessError
+from harness.kernels.synthetic import SYNTHETIC_TITLE
 
 if TYPE_CHECKING:
     from harness.kernels.attribution import Attribution
@@ -120,7 +121,7 @@ def run(args: argparse.Namespace) -> int:
     record.capture = os.path.relpath(capture, profiles_dir(out))
     title = f"{args.network} ({args.backend}, batch {args.batch}, {args.tool}, {device})"
     if record.synthetic:
-        title = f"SYNTHETIC (made up, not a measurement): {title}"
+        title = SYNTHETIC_TITLE + title
     if record.gpu_kernels:
         print_attribution(title, attribution, 10)
     else:

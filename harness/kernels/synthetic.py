@@ -16,6 +16,8 @@ MARKER = "HARNESS-SYNTHETIC-CAPTURE"
 MARKER_LINE = f"{MARKER}: made up by kernels_profiles/make_synthetic.py, not a measurement"
 #: the SQLite exports' table that holds MARKER_LINE
 MARKER_TABLE = "HARNESS_SYNTHETIC_CAPTURE"
+#: what a table or figure made from a synthetic capture says first
+SYNTHETIC_TITLE = "SYNTHETIC (made up, not a measurement): "
 
 _CHUNK = 1 << 20
 

@@ -16,8 +16,9 @@ latency result. It carries:
   the sum of its rows; the gap and the overhead are medians over the pairs (each pair saw the same moment of
   the machine).
 
-:meth:`LayerProfile.from_dict` checks every field's type: a record read from a file that is not one is an
-error naming the field, never a half-read record.
+:meth:`LayerProfile.from_dict` checks every field's type as a timing record's are checked
+(:func:`harness.results.schema.build`): a record read from a file that is not one is an error naming the
+field, never a half-read record.
 
 Standard library only (and the results records): the worker builds it under pycaffe's interpreter too.
 """
@@ -25,11 +26,11 @@ Standard library only (and the results records): the worker builds it under pyca
 from __future__ import annotations
 
 import statistics
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from harness.results.records import STATUSES, Config, LatencyFigures, Placement, Status
+from harness.results.schema import build
 
 KIND = "layer-profile"
 SCHEMA = 1
@@ -95,6 +96,11 @@ class LayerProfile:
     def __post_init__(self) -> None:
         if self.status not in STATUSES:
             raise ValueError(f"layer-profile status must be one of {STATUSES}, got {self.status!r}")
+        if not len(self.whole_s) == len(self.instrumented_s) == len(self.pass_sums_s):
+            raise ValueError(f"whole_s, instrumented_s and pass_sums_s are one value per timed pair: "
+                             f"{len(self.whole_s)}, {len(self.instrumented_s)}, {len(self.pass_sums_s)} values")
+        if not all(w > 0 for w in self.whole_s):
+            raise ValueError("whole_s holds a forward time that is not above 0")
 
     @property
     def key(self) -> str:
@@ -130,83 +136,13 @@ class LayerProfile:
 
     @classmethod
     def from_dict(cls, data: Any) -> LayerProfile:
-        """A record from its JSON form; TypeError or ValueError naming the field that is not as it should be."""
+        """A record from its JSON form, every value's type checked (:mod:`harness.results.schema`); ValueError
+        (SchemaError) naming the field that is not as it should be."""
         if not isinstance(data, dict):
             raise TypeError(f"a layer profile is a JSON object, not {type(data).__name__}")
         if data.get("kind") != KIND:
             raise ValueError(f"not a layer profile (kind {data.get('kind')!r}, expected {KIND!r})")
         if data.get("schema") != SCHEMA:
             raise ValueError(f"layer-profile schema {data.get('schema')!r}; this harness reads {SCHEMA}")
-        values = _checked(data, PROFILE_FIELDS, "layer profile")
-        return cls(**values)
+        return build(cls, data)
 
-
-# ---- the typed schema ---------------------------------------------------------------------------------
-
-Check = Callable[[Any, str], Any]  # (value, where) -> the value to use; raises TypeError/ValueError
-
-
-def _is(*types: type) -> Check:
-    def check(value: Any, where: str) -> Any:
-        if (isinstance(value, bool) and bool not in types) or not isinstance(value, types):
-            names = " or ".join("null" if t is type(None) else t.__name__ for t in types)
-            raise TypeError(f"{where} must be {names}, got {type(value).__name__}")
-        return value
-    return check
-
-
-NUMBER, INTEGER, TEXT = _is(int, float), _is(int), _is(str)
-OPTIONAL_NUMBER, OPTIONAL_TEXT, OPTIONAL_OBJECT = _is(int, float, type(None)), _is(str, type(None)), \
-    _is(dict, type(None))
-
-
-def _list_of(item: Check) -> Check:
-    def check(value: Any, where: str) -> list[Any]:
-        return [item(v, f"{where}[{i}]") for i, v in enumerate(_is(list)(value, where))]
-    return check
-
-
-def _object(cls: type, spec: dict[str, Check], optional: bool = False) -> Check:
-    def check(value: Any, where: str) -> Any:
-        if value is None and optional:
-            return None
-        return cls(**_checked(_is(dict)(value, where), spec, where))
-    return check
-
-
-def _checked(data: dict[str, Any], spec: dict[str, Check], where: str) -> dict[str, Any]:
-    """The fields of ``spec`` present in ``data``, each checked (unknown fields are left out; a required
-    field's absence is the dataclass's TypeError)."""
-    return {name: check(data[name], f"{where}.{name}") for name, check in spec.items() if name in data}
-
-
-def _status(value: Any, where: str) -> str:
-    if value not in STATUSES:
-        raise ValueError(f"{where} must be one of {', '.join(STATUSES)}, got {value!r}")
-    return value
-
-
-CONFIG_FIELDS: dict[str, Check] = {"network": TEXT, "backend": TEXT, "batch": INTEGER, "device": TEXT,
-                                   "mode": OPTIONAL_TEXT, "seed": INTEGER, "hardware": OPTIONAL_TEXT}
-LATENCY_FIELDS: dict[str, Check] = {f.name: OPTIONAL_NUMBER if f.name == "ci_coverage" else
-                                    INTEGER if f.name in ("iterations", "warmup_iters") else NUMBER
-                                    for f in fields(LatencyFigures)}
-PLACEMENT_FIELDS: dict[str, Check] = {f.name: TEXT if f.name in ("executor", "host") else
-                                      _is(int, type(None)) if f.name in ("worker_pid", "gpu_index") else
-                                      OPTIONAL_TEXT for f in fields(Placement)}
-LAYER_FIELDS: dict[str, Check] = {"name": TEXT, "type": TEXT, "category": TEXT, "macs": INTEGER,
-                                  "row": OPTIONAL_TEXT}
-ROW_FIELDS: dict[str, Check] = {
-    "name": TEXT, "layers": _list_of(TEXT), "types": _list_of(TEXT), "ops": _list_of(TEXT), "note": TEXT,
-    "category": TEXT, "median_s": NUMBER, "ci_low_s": NUMBER, "ci_high_s": NUMBER, "ci_coverage": OPTIONAL_NUMBER,
-    "mean_s": NUMBER, "min_s": NUMBER, "max_s": NUMBER, "macs": INTEGER, "params": INTEGER,
-    "input_elements": INTEGER, "output_elements": INTEGER, "bytes_moved": INTEGER}
-PROFILE_FIELDS: dict[str, Check] = {
-    "config": _object(Config, CONFIG_FIELDS), "status": _status, "message": OPTIONAL_TEXT,
-    "mechanism": OPTIONAL_TEXT, "precision": OPTIONAL_TEXT, "bytes_per_element": _is(int, type(None)),
-    "whole": _object(LatencyFigures, LATENCY_FIELDS, optional=True),
-    "instrumented": _object(LatencyFigures, LATENCY_FIELDS, optional=True),
-    "whole_s": _list_of(NUMBER), "instrumented_s": _list_of(NUMBER), "pass_sums_s": _list_of(NUMBER),
-    "rows": _list_of(_object(RowTime, ROW_FIELDS)), "layers": _list_of(_object(LayerEntry, LAYER_FIELDS)),
-    "metadata": _is(dict), "started_at": OPTIONAL_TEXT, "finished_at": OPTIONAL_TEXT, "contended": OPTIONAL_OBJECT,
-    "placement": _object(Placement, PLACEMENT_FIELDS, optional=True), "schema": INTEGER}

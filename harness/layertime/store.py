@@ -9,16 +9,15 @@ resumes as ``harness bench`` does.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from harness.errors import HarnessError
 from harness.files import name_part
 from harness.layertime.record import LayerProfile
-from harness.results.store import Merged, UnreadableLine, append_record, merge, read_lines
+from harness.results.schema import loads
+from harness.results.store import Merged, append_record, check_appendable, read_results
 
 PROFILES_FILE = "layer-profiles.jsonl"
 PROFILES_GLOB = "layer-profiles*.jsonl"
@@ -36,40 +35,16 @@ class LayerProfileStore:
         return append_record(self.path, profile)
 
     def check_writable(self) -> None:
-        """Fail now, with one line, if profiles could not be appended here (before anything runs)."""
-        try:
-            self.dir.mkdir(parents=True, exist_ok=True)
-            with self.path.open("a", encoding="utf-8"):
-                pass
-        except OSError as exc:
-            raise HarnessError(f"{self.path}: cannot write layer profiles here ({exc.strerror})") from None
+        check_appendable(self.path, "layer profiles")
 
     def read(self) -> Merged:
         return read_layer_profiles([self.dir])
 
 
 def read_layer_profiles(directories: Iterable[str | os.PathLike[str]]) -> Merged:
-    """Every layer-profile file of ``directories``, merged by the results store's one rule (``Merged.records``
+    """Every layer-profile file of ``directories``, read and merged as timing records are (``Merged.records``
     holds :class:`LayerProfile` records here)."""
-    merged = Merged()
-    everything: list[Any] = []
-    for directory in directories:
-        for path in sorted(p for p in Path(directory).glob(PROFILES_GLOB) if p.is_file()):
-            merged.files.append(path)
-            try:
-                lines = list(read_lines(path))
-            except OSError as exc:
-                raise HarnessError(f"{path}: cannot read layer profiles ({exc.strerror})") from None
-            for lineno, raw in lines:
-                if not raw.strip():
-                    continue
-                try:
-                    everything.append(LayerProfile.from_dict(json.loads(raw.decode("utf-8"))))
-                except (ValueError, TypeError, KeyError) as exc:
-                    reason = "truncated line" if not raw.endswith(b"\n") else f"{type(exc).__name__}: {exc}"[:160]
-                    merged.unreadable.append(UnreadableLine(path, lineno, reason))
-    merged.records, merged.superseded = merge(everything)
-    return merged
+    return read_results(directories, PROFILES_GLOB, lambda raw: LayerProfile.from_dict(loads(raw)), "layer profiles")
 
 
 def rows_frame(profiles: Iterable[LayerProfile]) -> Any:

@@ -172,10 +172,13 @@ def _left_out(inputs: Inputs, kind: str) -> str:
     return f"{count} contended record(s)" if count else ""
 
 
-def _scoped(claim: str, paper: str, rule: str, scope: str, setups: list[str],
-            check: Callable[[str], Outcome], left_out: str, quoted: list[str] | None = None) -> Claim:
+def scoped(claim: str, paper: str, rule: str, scope: str, setups: list[str], check: Callable[[str], Outcome],
+           left_out: str, quoted: list[str] | None = None, none_note: str | None = None) -> Claim:
+    """A claim's row for one scope (GPU or CPU): ``check`` judges each setup, the verdicts combine.
+    ``none_note`` says what is missing when no setup is there (default: no results of the scope)."""
     outcomes = {s: check(s) for s in setups}
-    notes = ([] if setups else [f"no {'GPU' if scope == GPU else 'CPU'} results"]) + (quoted or [])
+    missing = none_note or f"no {'GPU' if scope == GPU else 'CPU'} results"
+    notes = ([] if setups else [missing]) + (quoted or [])
     evidence = [f"{s}: {o.evidence} -> {o.verdict}" for s, o in outcomes.items()] + (quoted or [])
     if not setups:
         evidence.insert(0, notes[0])
@@ -187,10 +190,10 @@ def _scoped(claim: str, paper: str, rule: str, scope: str, setups: list[str],
 def _measured_claim(inputs: Inputs, claim: str, paper: str, rule: str, check: Callable[[str], Outcome],
                     cpu_analogue: bool = True) -> list[Claim]:
     """The claim's GPU row (always) and its CPU-analogue row (where CPU results exist)."""
-    rows = [_scoped(claim, paper, rule, GPU, _setups(inputs.frame, "gpu"), check, _left_out(inputs, "gpu"))]
+    rows = [scoped(claim, paper, rule, GPU, _setups(inputs.frame, "gpu"), check, _left_out(inputs, "gpu"))]
     cpu = _setups(inputs.frame, "cpu")
     if cpu_analogue and cpu:
-        rows.append(_scoped(claim, paper, rule, CPU, cpu, check, _left_out(inputs, "cpu")))
+        rows.append(scoped(claim, paper, rule, CPU, cpu, check, _left_out(inputs, "cpu")))
     return rows
 
 
@@ -456,7 +459,7 @@ def _kernel_claim(inputs: Inputs, claim: str, paper: str, rule: str, check: Call
     k = inputs.kernel_shares
     cpu = [] if k.empty else sorted(k.loc[k["device_kind"] == "cpu", "setup"].unique())
     quoted = [f"{s}: CPU profile(s), no GPU kernels (decide nothing)" for s in cpu]
-    row = _scoped(claim, paper, rule, GPU, setups, lambda s: check(profiles, s), "", quoted)
+    row = scoped(claim, paper, rule, GPU, setups, lambda s: check(profiles, s), "", quoted)
     if not setups:
         row = Claim(**{**row.__dict__, "evidence": row.evidence.replace("no GPU results",
                                                                        "no GPU kernel profile in the results"),

@@ -210,15 +210,11 @@ def claim_one_by_one(data: Measured) -> list[claims.Claim]:
         for s, p in mine:
             if not p.contended:
                 setups.setdefault(s, []).append(p)
-        outcomes = tuple((s, check(setups[s])) for s in setup_order(setups))
-        notes = () if outcomes else (f"no uncontended {'GPU' if kind == 'cuda' else 'CPU'} layer profile",)
-        evidence = "; ".join([f"{s}: {o.evidence} -> {o.verdict}" for s, o in outcomes] + list(notes))
         contended = len(mine) - sum(len(g) for g in setups.values())
-        records = tuple(k for _, o in outcomes for k in o.records)
-        rows.append(claims.Claim(claim, paper, scope, claims.combine([o.verdict for _, o in outcomes]), evidence,
-                                 rule, len(records), records,
-                                 f"{contended} contended layer profile(s)" if contended else "", outcomes,
-                                 notes=notes))
+        rows.append(claims.scoped(claim, paper, rule, scope, setup_order(setups),
+                                  lambda s, groups=setups: check(groups[s]),
+                                  f"{contended} contended layer profile(s)" if contended else "",
+                                  none_note=f"no uncontended {'GPU' if kind == 'cuda' else 'CPU'} layer profile"))
     return rows
 
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -117,8 +117,8 @@ def _finished(record: Record) -> datetime:
     return stamp or datetime.min.replace(tzinfo=timezone.utc)
 
 
-def results_files(directory: Path) -> list[Path]:
-    return sorted(p for p in directory.glob(SHARD_GLOB) if p.is_file())
+def results_files(directory: Path, glob: str = SHARD_GLOB) -> list[Path]:
+    return sorted(p for p in directory.glob(glob) if p.is_file())
 
 
 def read_lines(path: Path) -> Iterator[tuple[int, bytes]]:
@@ -132,14 +132,16 @@ def parse_line(raw: bytes) -> Record:
     return Record.from_dict(loads(raw))
 
 
-def parse_lines(path: Path, lines: Iterable[tuple[int, bytes]]) -> tuple[list[Record], list[UnreadableLine]]:
-    """The records among ``lines`` (numbered lines of ``path``), and the lines that are none, with why."""
+def parse_lines(path: Path, lines: Iterable[tuple[int, bytes]],
+                parse: Callable[[bytes], Any] = parse_line) -> tuple[list[Any], list[UnreadableLine]]:
+    """The records among ``lines`` (numbered lines of ``path``; ``parse`` reads one, ValueError when it is
+    none), and the lines that are none, with why."""
     records, unreadable = [], []
     for lineno, raw in lines:
         if not raw.strip():
             continue
         try:
-            records.append(parse_line(raw))
+            records.append(parse(raw))
         except ValueError as exc:
             reason = "truncated line" if not raw.endswith(b"\n") else _short(exc)
             unreadable.append(UnreadableLine(path, lineno, reason))
@@ -151,17 +153,20 @@ def file_records(path: Path) -> list[Record]:
     return parse_lines(path, read_lines(path))[0] if path.exists() else []
 
 
-def read_results(directories: Iterable[str | os.PathLike[str]]) -> Merged:
-    """Every results file of ``directories``, merged by the one rule (one directory, or several)."""
+def read_results(directories: Iterable[str | os.PathLike[str]], glob: str = SHARD_GLOB,
+                 parse: Callable[[bytes], Any] = parse_line, what: str = "results") -> Merged:
+    """Every results file of ``directories``, merged by the one rule (one directory, or several). Records of
+    another kind kept by the same rules (harness.layertime.store) give their files' ``glob``, how a line
+    is read and what they are called."""
     merged = Merged()
-    everything: list[Record] = []
+    everything: list[Any] = []
     for directory in directories:
-        for path in results_files(Path(directory)):
+        for path in results_files(Path(directory), glob):
             merged.files.append(path)
             try:
-                records, unreadable = parse_lines(path, list(read_lines(path)))
+                records, unreadable = parse_lines(path, list(read_lines(path)), parse)
             except OSError as exc:
-                raise HarnessError(f"{path}: cannot read results ({exc.strerror})") from None
+                raise HarnessError(f"{path}: cannot read {what} ({exc.strerror})") from None
             everything.extend(records)
             merged.unreadable.extend(unreadable)
     merged.records, merged.superseded = merge(everything)
@@ -220,19 +225,23 @@ class ResultsStore:
     # ---- writing -------------------------------------------------------------------------------
 
     def check_writable(self) -> None:
-        """Fail now, with one line, if records could not be appended here (before anything runs)."""
-        if self.dir.exists() and not self.dir.is_dir():
-            raise HarnessError(f"{self.dir}: results directory is a file")
-        try:
-            self.dir.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-            os.close(fd)
-        except OSError as exc:
-            raise HarnessError(f"{self.path}: cannot write results here ({exc.strerror})") from None
+        check_appendable(self.path, "results")
 
     def append(self, record: Record) -> Path:
         """Append one record as one line (:func:`append_record`)."""
         return append_record(self.path, record)
+
+
+def check_appendable(path: Path, what: str) -> None:
+    """Fail now, with one line, if ``what`` could not be appended to ``path`` (before anything runs)."""
+    if path.parent.exists() and not path.parent.is_dir():
+        raise HarnessError(f"{path.parent}: results directory is a file")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        os.close(fd)
+    except OSError as exc:
+        raise HarnessError(f"{path}: cannot write {what} here ({exc.strerror})") from None
 
 
 def append_record(path: Path, record: Any) -> Path:
