@@ -122,6 +122,9 @@ def test_rows_join_the_analyzer(bar_run) -> None:
         analysis = analysis_of(zoo.resolve(network), "caffe", batch=1)
         assert sum(r.macs for r in profile.rows) == analysis.totals.macs, (network, backend)
         assert profile.bytes_per_element == 4 and profile.precision == "fp32"
+        if backend == "onnxruntime":  # its two sessions stop spin-waiting after a run (OrtLayerTimer says why)
+            assert profile.metadata["backend_session_config"] == {"session.force_spinning_stop": "1"}
+            assert "stop spin-waiting when a run returns" in (profile.mechanism or "")
     frame = rows_frame(profiles.values())  # pandas: one row per engine row, with the rates
     assert len(frame) == sum(len(p.rows) for p in profiles.values())
     assert {"network", "backend", "row", "category", "median_ms", "gmacs_per_s", "ai_mac_per_byte"} <= set(frame)

@@ -213,13 +213,18 @@ class OnnxRuntimeSession(Session):
         if problem:
             raise BackendUnavailable(f"onnxruntime: {problem}")
 
-    def _session(self, path: Path, profile_prefix: Path | None = None, optimized_to: Path | None = None) -> Any:
+    def _session(self, path: Path, profile_prefix: Path | None = None, optimized_to: Path | None = None,
+                 stop_spinning: bool = False) -> Any:
         """A session of ``path`` in this configuration's mode and provider; profiled with ``profile_prefix``;
-        with ``optimized_to``, the graph it runs after optimisation is saved there (weights beside it)."""
+        with ``optimized_to``, the graph it runs after optimisation is saved there (weights beside it); with
+        ``stop_spinning``, its threads stop spin-waiting as soon as a run returns (they spin within a run, as
+        by default)."""
         import onnxruntime as ort
 
         options = ort.SessionOptions()
         options.graph_optimization_level = self.level
+        if stop_spinning:
+            options.add_session_config_entry("session.force_spinning_stop", "1")
         if profile_prefix is not None:
             options.enable_profiling = True
             options.profile_file_prefix = str(profile_prefix)
@@ -236,6 +241,13 @@ class OnnxRuntimeSession(Session):
                 raise
             message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise BackendFailed(f"onnxruntime could not load {path.name}: {message}") from None
+
+    def stop_spinning_after_runs(self) -> None:
+        """Run from now on in a session whose threads stop spin-waiting when a run returns (OrtLayerTimer says
+        why); the session's info says so."""
+        self.session = self._session(self.models.timing, stop_spinning=True)
+        self.binding = self.bind(self.session) if self.cuda else None
+        self.info["session_config"] = {"session.force_spinning_stop": "1"}
 
     def bind(self, session: Any) -> Any:
         """``session``'s inputs and output bound on the GPU, so that a run copies nothing to or from the host."""
@@ -286,17 +298,26 @@ class OnnxRuntimeSession(Session):
 
 class OrtLayerTimer(LayerTimer):
     """A second session of the same model, mode and provider with ONNX Runtime's profiler on (the timed
-    session stays unprofiled); its node events become per-row times when :meth:`passes` ends profiling."""
+    session stays unprofiled); its node events become per-row times when :meth:`passes` ends profiling.
+
+    The two sessions alternate in one process, each with its own intra-op thread pool, and by default ONNX
+    Runtime's threads go on spin-waiting after a run: one session's spinning threads took the cores from the
+    other's next run, by an amount that changed from one worker to the next (on the 2-core development VM,
+    MobileNet's median profiled/plain ratio over 140 pairs was 0.99, 1.14, 1.18 and 1.55 in four runs). Both
+    sessions here stop spinning when a run returns (``session.force_spinning_stop``; four runs: 1.08 to
+    1.09); the plain forward's session says so in the profile's metadata (``session_config``), where
+    ``harness bench`` keeps ONNX Runtime's defaults."""
 
     def __init__(self, timed: OnnxRuntimeSession) -> None:
         import onnx
 
         self.timed = timed
+        timed.stop_spinning_after_runs()
         self._folder = tempfile.TemporaryDirectory(prefix="harness-ort-layers-")
         folder = Path(self._folder.name)
         optimized_path = folder / "optimized.onnx"
         self.session = timed._session(timed.models.timing, profile_prefix=folder / "layers",
-                                      optimized_to=optimized_path)
+                                      optimized_to=optimized_path, stop_spinning=True)
         exported = onnx.load(str(timed.models.timing), load_external_data=False)
         optimized = onnx.load(str(optimized_path), load_external_data=False)
         self._units, self._row_of = node_units(timed.graph, exported, optimized)
@@ -304,7 +325,9 @@ class OrtLayerTimer(LayerTimer):
         self.mechanism = ("ONNX Runtime's profiler: the duration of each executed node of the optimised graph "
                           "(<node>_kernel_time events, microseconds), summed over the nodes a row's layers became"
                           + ("; on CUDA a node event times the host side of the node (its launches), not its "
-                             "kernels" if timed.cuda else ""))
+                             "kernels" if timed.cuda else "")
+                          + "; both sessions (this one and the plain forward's) stop spin-waiting when a run "
+                            "returns")
         self._passes: list[list[float]] | None = None
 
     def units(self) -> list[EngineLayer]:
